@@ -1,6 +1,6 @@
 import { createDefaultEsmPreset } from 'ts-jest';
 
-const preset = createDefaultEsmPreset({ tsconfig: 'tsconfig.json', diagnostics: { ignoreCodes: ['TS151001'] } });
+const preset = createDefaultEsmPreset({ tsconfig: 'tsconfig.test.json', diagnostics: { ignoreCodes: ['TS151001'] } });
 const common = {
   ...preset,
   testEnvironment: 'node',

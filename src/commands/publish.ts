@@ -1,0 +1,102 @@
+import { Args, Command, Errors, Flags } from '@oclif/core';
+import { runPublish, RunRefusal, type PublishRunResult } from '../core/publish-run.js';
+import { CutRefusedError } from '../core/cut.js';
+import { openJournal, newRunId } from '../core/journal.js';
+import { createConnector } from '../ports/difusor.js';
+import { systemClock } from '../ports/clock.js';
+import { onlyFlag, registryFlag } from '../ui/flags.js';
+import { requireRegistry } from '../ui/support.js';
+import { chooseRenderer, formatBytes } from '../ui/render.js';
+import { renderPublishSummary, viewFor } from '../ui/publish-view.js';
+
+export default class Publish extends Command {
+  static override summary = 'Publish a cut to every active difusor: staged, verified, switched together.';
+  static override description =
+    'Sends the cut into each difusor\'s staging (unchanged files hard-linked from its live release), verifies ' +
+    'every file sent with sha256sum on the difusor and that the release holds exactly the manifest, then ' +
+    'switches all the ready difusores together by renaming a new symlink over `current`. A difusor that fails ' +
+    'keeps its previous cut and is named in the summary.\n\n' +
+    'Exit codes: 0 all live (or nothing to do), 1 failed everywhere, 2 refused (usage, registry, cut), ' +
+    '3 partial, 4 outside the publication window, 5 another run holds the lock.';
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> /srv/prep/cortes/20220605_2015_PREP_DGO',
+    '<%= config.bin %> <%= command.id %> --latest /srv/prep/cortes',
+    '<%= config.bin %> <%= command.id %> --latest /srv/prep/cortes --dry-run',
+    '<%= config.bin %> <%= command.id %> --latest /srv/prep/cortes --simulacro --only ujed',
+  ];
+  static override enableJsonFlag = true;
+  static override args = {
+    cut: Args.string({ description: 'the cut directory (YYYYMMDD_HHMM[_SUFFIX]); with --latest, the directory of cuts' }),
+  };
+  static override flags = {
+    registry: registryFlag,
+    only: onlyFlag,
+    latest: Flags.string({ description: 'publish the newest ready cut in DIR (cron mode)', helpValue: 'DIR' }),
+    'dry-run': Flags.boolean({ description: 'connect and plan, change nothing on any difusor' }),
+    simulacro: Flags.boolean({ description: 'outside the window: publish during a declared simulacro' }),
+  };
+
+  async run(): Promise<PublishRunResult> {
+    const { args, flags } = await this.parse(Publish);
+    const cutArg = flags.latest ?? args.cut;
+    if (!cutArg || (flags.latest && args.cut)) {
+      this.error('give either a cut directory or --latest DIR', { exit: 2, suggestions: ['difusion publish --help'] });
+    }
+    const registry = await requireRegistry(this, flags.registry);
+    const tz = registry.publication.timezone;
+    let clock;
+    try {
+      clock = systemClock(process.env, { timezone: tz });
+    } catch (error) {
+      this.error((error as Error).message, { exit: 2 });
+    }
+    const kind = chooseRenderer({
+      isTTY: Boolean(process.stdout.isTTY),
+      json: this.jsonEnabled(),
+      noColor: 'NO_COLOR' in process.env,
+      ci: process.env.CI === 'true',
+    });
+    if (clock.fromEnv && !this.jsonEnabled()) this.logToStderr(`note: the clock is set by ${clock.setting}`);
+    const view = viewFor(kind, (line) => this.log(line), tz);
+
+    let result: PublishRunResult;
+    try {
+      result = await runPublish(
+        { registry, cutArg, latest: Boolean(flags.latest), only: flags.only ?? [], dryRun: flags['dry-run'], simulacro: flags.simulacro },
+        {
+          clock,
+          connect: (reg, targets) => createConnector(reg, targets),
+          openJournal,
+          newRunId: () => newRunId(),
+          observer: view.observer,
+          onStart: (info) => {
+            if (kind !== 'silent') {
+              const mode = info.mode === 'window' ? '' : ` (${info.mode})`;
+              this.log(`${info.cut}${mode}: ${info.files} files, ${formatBytes(info.bytes)} → ${info.targets.length} difusores`);
+              if (info.wouldRefuse) this.log(`note: a real run would be refused now: ${info.wouldRefuse}`);
+            }
+            view.start(info.targets);
+          },
+        },
+      );
+    } catch (error) {
+      await view.finish();
+      if (error instanceof RunRefusal) this.error(error.message, { exit: error.exitCode, suggestions: error.suggestions });
+      if (error instanceof CutRefusedError) this.error(error.message, { exit: 2 });
+      throw error;
+    }
+    await view.finish();
+    if (!this.jsonEnabled()) this.log(`\n${renderPublishSummary(result)}`);
+    // JSON mode prints the report first; the exit code still tells cron what happened.
+    if (result.exitCode !== 0) {
+      if (this.jsonEnabled()) process.exitCode = result.exitCode;
+      else this.exit(result.exitCode);
+    }
+    return result;
+  }
+
+  protected override async catch(error: Errors.CLIError): Promise<unknown> {
+    if (error instanceof Errors.ExitError) throw error;
+    return super.catch(error);
+  }
+}

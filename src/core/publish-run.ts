@@ -1,0 +1,201 @@
+import { readdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import type { Difusor, Registry } from './types.js';
+import { scanCut } from './cut.js';
+import { HashCache, buildManifest } from './manifest.js';
+import { parseCutId, newestCut } from './cut-id.js';
+import { checkPublication, formatLocal, type PublicationMode } from './window.js';
+import { acquireLock, currentUser, describeHolder, isLockHeld } from './lock.js';
+import { publishCut, type PublishObserver, type PublishReport } from './publish.js';
+import { StateStore } from './state.js';
+import type { DifusorConnector } from '../ports/difusor.js';
+import type { Clock } from '../ports/clock.js';
+import type { Journal, JournalContext } from './journal.js';
+
+/**
+ * A publish run around the core: which cut, which difusores, the legal window, the lock, the
+ * manifest, the journal. Every refusal here happens before anything is sent.
+ */
+
+export class RunRefusal extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: 2 | 4 | 5,
+    readonly suggestions: string[] = [],
+  ) {
+    super(message);
+    this.name = 'RunRefusal';
+  }
+}
+
+
+export interface PublishRunOptions {
+  registry: Registry;
+  /** A cut directory, or with `latest` the directory holding the cuts. */
+  cutArg: string;
+  latest: boolean;
+  only: string[];
+  dryRun: boolean;
+  simulacro: boolean;
+}
+
+export interface PublishRunPorts {
+  clock: Clock;
+  connect(registry: Registry, targets: Difusor[]): Promise<DifusorConnector>;
+  openJournal(stateDir: string, ctx: JournalContext): Promise<Journal>;
+  newRunId(): string;
+  observer?: PublishObserver;
+  /** Told once the cut and its targets are known, before anything is sent (the UI builds its rows). */
+  onStart?(info: { cut: string; cutDir: string; targets: Difusor[]; mode: PublicationMode; wouldRefuse?: string; files: number; bytes: number }): void;
+  onManifestProgress?(done: number, total: number): void;
+}
+
+export interface PublishRunResult extends PublishReport {
+  run: string;
+  mode: PublicationMode;
+  clock?: string;
+  wouldRefuse?: string;
+  targets: string[];
+  skipped: Array<{ id: string; reason: string }>;
+}
+
+export function selectTargets(registry: Registry, only: string[]): { targets: Difusor[]; skipped: Array<{ id: string; reason: string }> } {
+  const known = new Set(registry.difusores.map((d) => d.id));
+  const unknown = only.filter((id) => !known.has(id));
+  if (unknown.length > 0) {
+    throw new RunRefusal(`unknown difusor ${unknown.map((id) => `"${id}"`).join(', ')} in --only`, 2, [
+      `known ids: ${[...known].join(', ')}`,
+    ]);
+  }
+  const chosen = registry.difusores.filter((d) => only.length === 0 || only.includes(d.id));
+  return {
+    targets: chosen.filter((d) => d.status === 'active'),
+    skipped: chosen.filter((d) => d.status !== 'active').map((d) => ({ id: d.id, reason: 'suspended' })),
+  };
+}
+
+export async function resolveCut(cutArg: string, latest: boolean): Promise<{ cut: string; cutDir: string }> {
+  if (latest) {
+    const entries = await readdir(cutArg, { withFileTypes: true }).catch((error: Error) => {
+      throw new RunRefusal(`cannot read the cuts directory ${cutArg}: ${error.message}`, 2);
+    });
+    // A producer writes under another name and renames into place: only finished names match the pattern.
+    const cut = newestCut(entries.filter((e) => e.isDirectory()).map((e) => e.name));
+    if (!cut) throw new RunRefusal(`no cut in ${cutArg}: no directory named YYYYMMDD_HHMM[_SUFFIX]`, 2);
+    return { cut, cutDir: path.resolve(cutArg, cut) };
+  }
+  const cutDir = path.resolve(cutArg);
+  const cut = path.basename(cutDir);
+  if (!parseCutId(cut)) {
+    throw new RunRefusal(`${cutArg}: a cut directory is named YYYYMMDD_HHMM[_SUFFIX] (e.g. 20220605_2015_PREP_DGO)`, 2);
+  }
+  return { cut, cutDir };
+}
+
+export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts): Promise<PublishRunResult> {
+  const { registry } = opts;
+  const publication = registry.publication;
+  const { cut, cutDir } = await resolveCut(opts.cutArg, opts.latest);
+  const { targets, skipped } = selectTargets(registry, opts.only);
+
+  const now = ports.clock.now();
+  const decision = checkPublication({
+    publication,
+    now,
+    cutWall: (parseCutId(cut) as { wall: string }).wall,
+    simulacro: opts.simulacro,
+    dryRun: opts.dryRun,
+  });
+  if (!decision.allowed) {
+    throw new RunRefusal(decision.reason, 4, ['a rehearsal can always run with --dry-run']);
+  }
+
+  const run = ports.newRunId();
+  const operator = `${currentUser()}@${hostname()}`;
+  const command = `publish ${opts.latest ? '--latest ' : ''}${opts.cutArg}${opts.dryRun ? ' --dry-run' : ''}${opts.simulacro ? ' --simulacro' : ''}`;
+  const lock = await acquireLock(publication.state_dir, { runId: run, command });
+  if (isLockHeld(lock)) {
+    throw new RunRefusal(`another run holds the lock: ${describeHolder(lock.held)}`, 5, [
+      'wait for it to finish; a lock whose holder died is taken over automatically',
+    ]);
+  }
+  try {
+    const journal = await ports.openJournal(publication.state_dir, { run, operator, command, clock: ports.clock });
+    if (lock.tookOverFrom || lock.takeoverReason) {
+      await journal.append({ phase: 'lock', result: 'info', detail: { tookOverFrom: lock.tookOverFrom, reason: lock.takeoverReason } });
+    }
+    await journal.append({
+      cut,
+      phase: 'start',
+      result: 'info',
+      detail: { mode: decision.mode, at: formatLocal(now, publication.timezone), targets: targets.map((d) => d.id) },
+    });
+
+    const files = await scanCut(cutDir);
+    const state = new StateStore(publication.state_dir);
+    const cache = new HashCache(state.hashCacheFile());
+    await cache.load();
+    const manifest = await buildManifest(cutDir, files, cache, ports.onManifestProgress);
+    await cache.save();
+    if (!opts.dryRun) await state.saveManifest(cut, manifest.text);
+
+    ports.onStart?.({
+      cut,
+      cutDir,
+      targets,
+      mode: decision.mode,
+      wouldRefuse: 'wouldRefuse' in decision ? decision.wouldRefuse : undefined,
+      files: manifest.entries.length,
+      bytes: manifest.totalBytes,
+    });
+
+    const connector = await ports.connect(registry, targets);
+    let report: PublishReport;
+    try {
+      report = await publishCut(
+        {
+          cut,
+          cutDir,
+          manifest,
+          targets,
+          concurrency: publication.concurrency,
+          keepReleases: publication.keep_releases,
+          dryRun: opts.dryRun,
+        },
+        {
+          connector,
+          state,
+          observer: ports.observer,
+          journal: { record: async (entry) => void (await journal.append(entry)) },
+        },
+      );
+    } finally {
+      await connector.dispose();
+    }
+    if (!opts.dryRun) {
+      const at = new Date().toISOString();
+      for (const o of report.outcomes) {
+        await state.recordResult(o.id, {
+          at,
+          cut,
+          result: o.result,
+          error: o.error,
+          live: o.result === 'live' || o.result === 'up-to-date' ? cut : o.previous,
+        });
+      }
+    }
+    await journal.append({ cut, phase: 'end', result: report.exitCode === 0 ? 'ok' : 'failed', detail: { exitCode: report.exitCode } });
+    return {
+      ...report,
+      run,
+      mode: decision.mode,
+      clock: ports.clock.fromEnv ? ports.clock.setting : undefined,
+      wouldRefuse: 'wouldRefuse' in decision ? decision.wouldRefuse : undefined,
+      targets: targets.map((d) => d.id),
+      skipped,
+    };
+  } finally {
+    await lock.release();
+  }
+}

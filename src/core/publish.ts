@@ -1,0 +1,365 @@
+import type { Difusor } from './types.js';
+import type { Manifest } from './manifest.js';
+import { manifestText, sha256Hex } from './manifest.js';
+import {
+  MANIFEST_NAME,
+  SIGNATURE_NAME,
+  checkInventory,
+  parsePrepare,
+  parseVerify,
+  planTransfer,
+  type PlanKind,
+  type TransferPlan,
+} from './plan.js';
+import type { DifusorConnector, DifusorSession, HelperOutput } from '../ports/difusor.js';
+
+/**
+ * What happens on publish, for every targeted difusor:
+ *   1. stage (bounded by publication.concurrency): connect, prepare, hard-link the unchanged files
+ *      from the live release, send the changed ones, verify them with sha256sum on the difusor and
+ *      check the release holds exactly the manifest, then move it to releases/<cut>;
+ *   2. switch: all the ready difusores together, each by renaming a new symlink over `current`;
+ *   3. prune old releases, keeping publication.keep_releases and always the live one.
+ * A failing difusor keeps its previous cut and never holds the others back.
+ */
+
+export type Phase =
+  | 'waiting'
+  | 'connecting'
+  | 'preparing'
+  | 'linking'
+  | 'staging'
+  | 'verifying'
+  | 'ready'
+  | 'switching'
+  | 'live'
+  | 'up-to-date'
+  | 'planned'
+  | 'failed';
+
+export type OutcomeResult = 'live' | 'up-to-date' | 'failed' | 'planned';
+
+export interface DifusorOutcome {
+  id: string;
+  name: string;
+  result: OutcomeResult;
+  cut: string;
+  plan?: PlanKind;
+  /** The cut the difusor served before this run (and still serves if it failed). */
+  previous?: string;
+  filesToSend: number;
+  bytesToSend: number;
+  filesLinked: number;
+  filesSent: number;
+  bytesSent: number;
+  seconds: number;
+  failedPhase?: Phase;
+  error?: string;
+  /** Epoch ms at which `current` was switched. */
+  switchedAt?: number;
+}
+
+export interface PublishReport {
+  cut: string;
+  dryRun: boolean;
+  outcomes: DifusorOutcome[];
+  /** Between the first and the last switch, across difusores. */
+  switchSpreadMs?: number;
+  exitCode: 0 | 1 | 3;
+}
+
+export interface PublishObserver {
+  phase(id: string, phase: Phase, detail?: string): void;
+  progress?(id: string, bytes: number, percent: number): void;
+}
+
+export interface PublishStatePort {
+  manifestHashes(cut: string, digest: string | undefined): Promise<Map<string, string> | undefined>;
+}
+
+export interface PublishJournalPort {
+  record(entry: {
+    difusor: string;
+    cut: string;
+    phase: string;
+    result: 'ok' | 'failed' | 'skipped' | 'info';
+    bytes?: number;
+    seconds?: number;
+    error?: string;
+    detail?: Record<string, unknown>;
+  }): Promise<void>;
+}
+
+export interface PublishRequest {
+  cut: string;
+  cutDir: string;
+  manifest: Manifest;
+  /** base64 Ed25519 signature of the manifest's bytes, when the registry names a signing key. */
+  signature?: string;
+  targets: Difusor[];
+  concurrency: number;
+  keepReleases: number;
+  dryRun: boolean;
+}
+
+export interface PublishPorts {
+  connector: DifusorConnector;
+  state: PublishStatePort;
+  journal?: PublishJournalPort;
+  observer?: PublishObserver;
+  now?: () => number;
+}
+
+export class StepError extends Error {
+  constructor(
+    readonly phase: Phase,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function firstLine(text: string): string {
+  return text.trim().split('\n').filter(Boolean).slice(-2).join(' | ');
+}
+
+async function step(
+  session: DifusorSession,
+  phase: Phase,
+  verb: string,
+  args: string[],
+  opts: { stdin?: string; timeoutMs?: number } = {},
+): Promise<HelperOutput> {
+  const out = await session.helper(verb, args, opts).catch((error: Error) => {
+    throw new StepError(phase, error.message);
+  });
+  if (out.code !== 0) {
+    throw new StepError(phase, `${verb} failed (exit ${out.code}): ${firstLine(out.stderr || out.stdout) || 'no message'}`);
+  }
+  return out;
+}
+
+interface Staged {
+  difusor: Difusor;
+  session: DifusorSession;
+  outcome: DifusorOutcome;
+  startedAt: number;
+  needsSwitch: boolean;
+}
+
+async function runPool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+}
+
+function blankOutcome(d: Difusor, cut: string): DifusorOutcome {
+  return {
+    id: d.id,
+    name: d.name,
+    result: 'failed',
+    cut,
+    filesToSend: 0,
+    bytesToSend: 0,
+    filesLinked: 0,
+    filesSent: 0,
+    bytesSent: 0,
+    seconds: 0,
+  };
+}
+
+/** Stage one difusor up to "ready to switch". Never throws: a failure becomes the outcome. */
+async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): Promise<Staged | DifusorOutcome> {
+  const now = ports.now ?? Date.now;
+  const observe = (phase: Phase, detail?: string): void => ports.observer?.phase(d.id, phase, detail);
+  const startedAt = now();
+  const outcome = blankOutcome(d, req.cut);
+  let phase: Phase = 'connecting';
+  let session: DifusorSession | undefined;
+  const signed = req.signature !== undefined;
+  try {
+    observe('connecting');
+    session = await ports.connector.open(d).catch((error: Error) => {
+      throw new StepError('connecting', error.message);
+    });
+
+    phase = 'preparing';
+    observe(phase);
+    const report = parsePrepare((await step(session, phase, req.dryRun ? 'inspect' : 'prepare', [req.cut])).stdout);
+    outcome.previous = report.live;
+    const baseHashes = report.base ? await ports.state.manifestHashes(report.base, report.baseManifestDigest) : undefined;
+    const plan: TransferPlan = planTransfer({ cut: req.cut, manifest: req.manifest, report, baseHashes, signed });
+    outcome.plan = plan.kind;
+    outcome.filesToSend = plan.send.length;
+    outcome.bytesToSend = plan.bytesToSend;
+    outcome.filesLinked = plan.linked;
+
+    if (req.dryRun) {
+      outcome.result = 'planned';
+      outcome.seconds = (now() - startedAt) / 1000;
+      observe('planned', describePlan(plan));
+      session.close();
+      return outcome;
+    }
+    if (plan.kind === 'up-to-date') {
+      outcome.result = 'up-to-date';
+      outcome.seconds = (now() - startedAt) / 1000;
+      observe('up-to-date');
+      session.close();
+      return outcome;
+    }
+    if (plan.kind === 'switch-only') {
+      observe('ready', 'already staged');
+      return { difusor: d, session, outcome, startedAt, needsSwitch: true };
+    }
+    if (report.freeKb !== undefined && plan.bytesToSend > report.freeKb * 1024) {
+      throw new StepError(
+        'preparing',
+        `not enough free disk: ${Math.ceil(plan.bytesToSend / 1024)} KB to send, ${report.freeKb} KB free under ${d.path}`,
+      );
+    }
+
+    phase = 'linking';
+    observe(phase, `${plan.linked} unchanged files`);
+    await step(session, phase, 'link', [req.cut, plan.base ?? '-'], { stdin: plan.drop.map((p) => `${p}\n`).join('') });
+
+    phase = 'staging';
+    observe(phase, `${plan.send.length} files`);
+    if (plan.send.length > 0) {
+      const sent = await session
+        .transfer(
+          req.cutDir,
+          req.cut,
+          plan.send.map((e) => e.path),
+          (bytes, percent) => ports.observer?.progress?.(d.id, bytes, percent),
+        )
+        .catch((error: Error) => {
+          throw new StepError('staging', error.message);
+        });
+      outcome.filesSent = sent.filesSent;
+      outcome.bytesSent = sent.bytesSent;
+    }
+    await step(session, phase, 'put', [req.cut, MANIFEST_NAME], { stdin: req.manifest.text });
+    if (signed) await step(session, phase, 'put', [req.cut, SIGNATURE_NAME], { stdin: req.signature });
+
+    phase = 'verifying';
+    observe(phase);
+    const checks =
+      manifestText(plan.send) + manifestText([{ path: MANIFEST_NAME, sha256: sha256Hex(req.manifest.text) }]);
+    const verified = parseVerify((await step(session, phase, 'verify', [req.cut], { stdin: checks })).stdout);
+    if (verified.checkExit !== 0) {
+      const failed = verified.failures.slice(0, 5).join('; ');
+      throw new StepError(phase, `sha256sum found ${verified.failures.length} bad file(s) in staging: ${failed}`);
+    }
+    const problems = checkInventory(req.manifest, verified, signed);
+    if (problems.length > 0) {
+      throw new StepError(phase, `staging differs from the manifest: ${problems.slice(0, 5).join('; ')}`);
+    }
+
+    const keep = new Set([...req.manifest.entries.map((e) => e.path), MANIFEST_NAME, ...(signed ? [SIGNATURE_NAME] : [])]);
+    const promoteLines =
+      plan.kind === 'repair'
+        ? [
+            ...[...plan.send.map((e) => e.path), MANIFEST_NAME, ...(signed ? [SIGNATURE_NAME] : [])].map((p) => `M ${p}\n`),
+            ...[...report.files.keys(), ...report.others].filter((p) => !keep.has(p)).map((p) => `D ${p}\n`),
+          ]
+        : [];
+    await step(session, phase, 'promote', [req.cut], { stdin: promoteLines.join('') });
+
+    observe('ready');
+    return { difusor: d, session, outcome, startedAt, needsSwitch: report.live !== req.cut };
+  } catch (error) {
+    session?.close();
+    outcome.result = 'failed';
+    outcome.failedPhase = error instanceof StepError ? error.phase : phase;
+    outcome.error = error instanceof Error ? error.message : String(error);
+    outcome.seconds = (now() - startedAt) / 1000;
+    observe('failed', outcome.error);
+    return outcome;
+  }
+}
+
+function describePlan(plan: TransferPlan): string {
+  if (plan.kind === 'up-to-date') return 'already live';
+  if (plan.kind === 'switch-only') return 'switch only';
+  return `${plan.kind}: send ${plan.send.length} files (${plan.bytesToSend} bytes), link ${plan.linked}`;
+}
+
+async function switchOne(staged: Staged, req: PublishRequest, ports: PublishPorts): Promise<void> {
+  const now = ports.now ?? Date.now;
+  const { difusor: d, session, outcome } = staged;
+  try {
+    if (staged.needsSwitch) {
+      ports.observer?.phase(d.id, 'switching');
+      const out = await step(session, 'switching', 'switch', [req.cut]);
+      outcome.switchedAt = now();
+      // Confirm with readlink what Apache will now serve.
+      if (out.stdout.trim() !== `live releases/${req.cut}`) {
+        throw new StepError('switching', `current points to ${out.stdout.trim() || 'nothing'} after the switch`);
+      }
+    }
+    outcome.result = 'live';
+    outcome.seconds = (now() - staged.startedAt) / 1000;
+    ports.observer?.phase(d.id, 'live');
+  } catch (error) {
+    outcome.result = 'failed';
+    outcome.failedPhase = 'switching';
+    outcome.error = error instanceof Error ? error.message : String(error);
+    outcome.seconds = (now() - staged.startedAt) / 1000;
+    ports.observer?.phase(d.id, 'failed', outcome.error);
+  }
+}
+
+export function exitCodeFor(outcomes: DifusorOutcome[]): 0 | 1 | 3 {
+  const failed = outcomes.filter((o) => o.result === 'failed').length;
+  if (failed === 0) return 0;
+  return failed === outcomes.length ? 1 : 3;
+}
+
+export async function publishCut(req: PublishRequest, ports: PublishPorts): Promise<PublishReport> {
+  for (const d of req.targets) ports.observer?.phase(d.id, 'waiting');
+  const results = new Map<string, Staged | DifusorOutcome>();
+  await runPool(req.targets, req.concurrency, async (d) => {
+    results.set(d.id, await stageOne(req, ports, d));
+  });
+  const staged = [...results.values()].filter((r): r is Staged => 'session' in r);
+
+  // Everyone ready switches together, so difusores go live within moments of each other.
+  await Promise.all(staged.map((s) => switchOne(s, req, ports)));
+  await Promise.all(
+    staged.map(async (s) => {
+      if (s.outcome.result === 'live') {
+        // Pruning only frees disk; a failure here never undoes a publication.
+        await s.session.helper('prune', [String(req.keepReleases)]).catch(() => undefined);
+      }
+      s.session.close();
+    }),
+  );
+
+  const outcomes = req.targets.map((d) => {
+    const r = results.get(d.id) as Staged | DifusorOutcome;
+    return 'session' in r ? r.outcome : r;
+  });
+  for (const o of outcomes) {
+    await ports.journal?.record({
+      difusor: o.id,
+      cut: req.cut,
+      phase: req.dryRun ? 'plan' : o.result === 'failed' ? (o.failedPhase ?? 'publish') : 'publish',
+      result: o.result === 'failed' ? 'failed' : o.result === 'planned' ? 'info' : o.result === 'up-to-date' ? 'skipped' : 'ok',
+      bytes: o.bytesSent,
+      seconds: Math.round(o.seconds * 1000) / 1000,
+      error: o.error,
+      detail: { plan: o.plan, previous: o.previous, filesSent: o.filesSent, filesLinked: o.filesLinked, result: o.result },
+    });
+  }
+  const switched = outcomes.map((o) => o.switchedAt).filter((t): t is number => t !== undefined);
+  return {
+    cut: req.cut,
+    dryRun: req.dryRun,
+    outcomes,
+    switchSpreadMs: switched.length > 0 ? Math.max(...switched) - Math.min(...switched) : undefined,
+    exitCode: req.dryRun ? 0 : exitCodeFor(outcomes),
+  };
+}

@@ -1,0 +1,76 @@
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseManifest, sha256Hex } from './manifest.js';
+
+/**
+ * What this host published, under publication.state_dir. Nothing here is needed to serve a difusor:
+ * losing it loses history and hard-link sharing for one run, never content.
+ */
+export interface DifusorRecord {
+  id: string;
+  live?: string;
+  liveSince?: string;
+  lastResult?: { at: string; cut: string; result: string; error?: string };
+  history: Array<{ at: string; cut: string; result: string }>;
+}
+
+const HISTORY_LIMIT = 200;
+
+async function writeAtomically(file: string, data: string | Buffer): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, data);
+  await rename(tmp, file);
+}
+
+export class StateStore {
+  constructor(readonly dir: string) {}
+
+  manifestFile(cut: string): string {
+    return path.join(this.dir, 'cuts', cut, 'MANIFEST.sha256');
+  }
+
+  async saveManifest(cut: string, text: string, signature?: string): Promise<void> {
+    await writeAtomically(this.manifestFile(cut), text);
+    if (signature !== undefined) await writeAtomically(`${this.manifestFile(cut)}.sig`, signature);
+  }
+
+  /** The hashes of a cut we published, only when the copy we hold has the given digest. */
+  async manifestHashes(cut: string, digest: string | undefined): Promise<Map<string, string> | undefined> {
+    if (!digest) return undefined;
+    const text = await readFile(this.manifestFile(cut), 'utf8').catch(() => undefined);
+    if (text === undefined || sha256Hex(text) !== digest) return undefined;
+    return parseManifest(text);
+  }
+
+  hashCacheFile(): string {
+    return path.join(this.dir, 'hash-cache');
+  }
+
+  private recordFile(id: string): string {
+    return path.join(this.dir, 'difusores', `${id}.json`);
+  }
+
+  async readRecord(id: string): Promise<DifusorRecord> {
+    const text = await readFile(this.recordFile(id), 'utf8').catch(() => undefined);
+    if (text) {
+      try {
+        return JSON.parse(text) as DifusorRecord;
+      } catch {
+        // A torn record is history lost, not a reason to stop publishing.
+      }
+    }
+    return { id, history: [] };
+  }
+
+  async recordResult(id: string, entry: { at: string; cut: string; result: string; error?: string; live?: string }): Promise<void> {
+    const record = await this.readRecord(id);
+    if (entry.live && entry.live !== record.live) {
+      record.live = entry.live;
+      record.liveSince = entry.at;
+    }
+    record.lastResult = { at: entry.at, cut: entry.cut, result: entry.result, ...(entry.error ? { error: entry.error } : {}) };
+    record.history = [...record.history, { at: entry.at, cut: entry.cut, result: entry.result }].slice(-HISTORY_LIMIT);
+    await writeAtomically(this.recordFile(id), JSON.stringify(record, null, 2) + '\n');
+  }
+}

@@ -1,0 +1,168 @@
+import { readFileSync } from 'node:fs';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { execa } from 'execa';
+import type { Difusor, Registry } from '../core/types.js';
+import { connectSsh, shCommand, type RemoteShell } from './ssh.js';
+import { prepareOpenSsh, type OpenSshRun } from './openssh.js';
+import { runRsync, type RsyncResult } from './rsync.js';
+
+/**
+ * The one door to a difusor: every remote step is a verb of templates/difusion-helper.sh, run over
+ * one SSH connection kept open for the whole run (or locally for `transport: local`), plus the
+ * rsync transfer into staging.
+ */
+export interface HelperOutput {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface DifusorSession {
+  helper(verb: string, args: string[], opts?: { stdin?: string; timeoutMs?: number }): Promise<HelperOutput>;
+  transfer(
+    sourceDir: string,
+    cut: string,
+    files: string[],
+    onProgress?: (bytes: number, percent: number) => void,
+  ): Promise<RsyncResult>;
+  close(): void;
+}
+
+export interface DifusorConnector {
+  open(difusor: Difusor): Promise<DifusorSession>;
+  dispose(): Promise<void>;
+}
+
+let cachedScript: string | undefined;
+export function helperScript(): string {
+  cachedScript ??= readFileSync(new URL('../../templates/difusion-helper.sh', import.meta.url), 'utf8');
+  return cachedScript;
+}
+
+const TOKEN = /^[A-Za-z0-9_.,=/:+-]+$/;
+
+/** What the remote side runs for a verb: the inline helper on a shell account, plain tokens on a restricted one. */
+export function helperCommand(difusor: Difusor, verb: string, args: string[]): string {
+  if (difusor.access === 'restricted') {
+    for (const token of [verb, ...args]) {
+      if (!TOKEN.test(token)) throw new Error(`cannot send ${JSON.stringify(token)} to a restricted account`);
+    }
+    return [verb, ...args].join(' ');
+  }
+  return shCommand(['sh', '-c', helperScript(), 'difusion-helper', difusor.path, verb, ...args]);
+}
+
+/** rsync's remote command: the helper's rsync verb, so the receiving end is checked like every other step. */
+export function remoteRsyncPath(difusor: Difusor): string {
+  if (difusor.access === 'restricted') return 'rsync';
+  return shCommand(['sh', '-c', helperScript(), 'difusion-helper', difusor.path, 'rsync']);
+}
+
+export class IdentityFileError extends Error {}
+
+/** A private key others can read is a key others may have copied: refuse it. */
+export async function readIdentity(file: string | undefined): Promise<Buffer> {
+  if (!file) {
+    throw new IdentityFileError('publication.ssh.identity_file is not set: ssh difusores need the institute\'s private key');
+  }
+  const st = await stat(file).catch(() => {
+    throw new IdentityFileError(`identity file ${file} cannot be read`);
+  });
+  if ((st.mode & 0o077) !== 0) {
+    throw new IdentityFileError(
+      `identity file ${file} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${file}`,
+    );
+  }
+  return readFile(file);
+}
+
+const MINUTE = 60_000;
+
+export async function createConnector(
+  registry: Registry,
+  targets: Difusor[],
+  opts: { transferTimeoutMs?: number } = {},
+): Promise<DifusorConnector> {
+  const sshTargets = targets.filter((d) => d.transport === 'ssh');
+  const connectTimeoutS = registry.publication.ssh.connect_timeout_s;
+  let privateKey: Buffer | undefined;
+  let openssh: OpenSshRun | undefined;
+  if (sshTargets.length > 0) {
+    privateKey = await readIdentity(registry.publication.ssh.identity_file);
+    openssh = await prepareOpenSsh({
+      difusores: sshTargets,
+      identityFile: registry.publication.ssh.identity_file,
+      connectTimeoutS,
+    });
+  }
+  const transferTimeoutMs = opts.transferTimeoutMs ?? 30 * MINUTE;
+
+  const open = async (difusor: Difusor): Promise<DifusorSession> => {
+    if (difusor.transport === 'local') return localSession(difusor, transferTimeoutMs);
+    const shell = await connectSsh({
+      host: difusor.host as string,
+      port: difusor.port,
+      user: difusor.user as string,
+      hostKey: difusor.host_key as string,
+      privateKey: privateKey as Buffer,
+      connectTimeoutMs: connectTimeoutS * 1000,
+      keepaliveIntervalMs: 5000,
+    });
+    return sshSession(difusor, shell, openssh as OpenSshRun, connectTimeoutS, transferTimeoutMs);
+  };
+  return { open, dispose: async () => openssh?.dispose() };
+}
+
+function sshSession(
+  difusor: Difusor,
+  shell: RemoteShell,
+  openssh: OpenSshRun,
+  connectTimeoutS: number,
+  transferTimeoutMs: number,
+): DifusorSession {
+  return {
+    helper: (verb, args, opts = {}) =>
+      shell.exec(helperCommand(difusor, verb, args), { stdin: opts.stdin ?? '', timeoutMs: opts.timeoutMs ?? 5 * MINUTE }),
+    transfer: (sourceDir, cut, files, onProgress) =>
+      runRsync(
+        {
+          sourceDir,
+          cut,
+          ioTimeoutS: Math.max(30, connectTimeoutS * 3),
+          destination: {
+            kind: 'ssh',
+            alias: openssh.aliasOf(difusor),
+            sshConfigFile: openssh.configFile,
+            remoteRsyncPath: remoteRsyncPath(difusor),
+          },
+        },
+        files,
+        { timeoutMs: transferTimeoutMs, onProgress },
+      ),
+    close: () => shell.close(),
+  };
+}
+
+function localSession(difusor: Difusor, transferTimeoutMs: number): DifusorSession {
+  return {
+    helper: async (verb, args, opts = {}) => {
+      // A local mirror is a directory of ours: create it, where a remote one is the difusor's to provide.
+      await mkdir(difusor.path, { recursive: true });
+      const r = await execa('sh', ['-c', helperScript(), 'difusion-helper', difusor.path, verb, ...args], {
+        input: opts.stdin ?? '',
+        reject: false,
+        timeout: opts.timeoutMs ?? 5 * MINUTE,
+        env: { LC_ALL: 'C' },
+        stripFinalNewline: false,
+      });
+      return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+    },
+    transfer: (sourceDir, cut, files, onProgress) =>
+      runRsync(
+        { sourceDir, cut, ioTimeoutS: 60, destination: { kind: 'local', root: difusor.path } },
+        files,
+        { timeoutMs: transferTimeoutMs, onProgress },
+      ),
+    close: () => undefined,
+  };
+}

@@ -1,0 +1,101 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Difusor } from '../core/types.js';
+import { parseHostKey } from '../core/hostkey.js';
+
+/**
+ * The OpenSSH side (used by rsync): a config and a known_hosts written for one run, so the pinned
+ * host key is enforced exactly as on the ssh2 side and nothing from ~/.ssh is consulted.
+ */
+export interface OpenSshRun {
+  configFile: string;
+  aliasOf(difusor: Difusor): string;
+  dispose(): Promise<void>;
+}
+
+export function hostAlias(difusor: Difusor): string {
+  return `difusor-${difusor.id}`;
+}
+
+function quoteConfig(value: string): string {
+  if (/["\n\r]/.test(value)) throw new Error(`cannot use ${JSON.stringify(value)} in an ssh_config`);
+  return `"${value}"`;
+}
+
+/** The known_hosts file: one line per difusor, keyed by its alias (HostKeyAlias), holding only its pinned key. */
+export function formatKnownHosts(difusores: Difusor[]): string {
+  return difusores
+    .filter((d) => d.transport === 'ssh' && d.host_key)
+    .map((d) => {
+      const key = parseHostKey(d.host_key as string);
+      if (typeof key === 'string') throw new Error(`difusor ${d.id}: host_key: ${key}`);
+      return `${hostAlias(d)} ${key.type} ${key.blob.toString('base64')}\n`;
+    })
+    .join('');
+}
+
+export function formatSshConfig(args: {
+  difusores: Difusor[];
+  knownHostsFile: string;
+  identityFile?: string;
+  connectTimeoutS: number;
+}): string {
+  const blocks = args.difusores
+    .filter((d) => d.transport === 'ssh')
+    .map((d) => {
+      const key = parseHostKey(d.host_key as string);
+      const keyType = typeof key === 'string' ? 'ssh-ed25519' : key.type;
+      const lines = [
+        `Host ${hostAlias(d)}`,
+        `  HostName ${d.host}`,
+        `  Port ${d.port}`,
+        `  User ${d.user}`,
+        `  HostKeyAlias ${hostAlias(d)}`,
+        `  HostKeyAlgorithms ${keyType}`,
+      ];
+      return lines.join('\n');
+    });
+  const common = [
+    'Host *',
+    `  UserKnownHostsFile ${quoteConfig(args.knownHostsFile)}`,
+    '  GlobalKnownHostsFile /dev/null',
+    // Never trust on first use and never ask: a difusor that offers another key gets nothing.
+    '  StrictHostKeyChecking yes',
+    '  UpdateHostKeys no',
+    '  CheckHostIP no',
+    '  BatchMode yes',
+    '  PasswordAuthentication no',
+    '  KbdInteractiveAuthentication no',
+    ...(args.identityFile ? [`  IdentityFile ${quoteConfig(args.identityFile)}`, '  IdentitiesOnly yes'] : []),
+    `  ConnectTimeout ${args.connectTimeoutS}`,
+    '  ServerAliveInterval 5',
+    '  ServerAliveCountMax 3',
+    // JPEG and zip do not compress; AES-GCM runs on the CPU's AES instructions, cheaper than the default.
+    '  Compression no',
+    '  Ciphers aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr',
+    '  ForwardAgent no',
+    '  ForwardX11 no',
+    '  ClearAllForwardings yes',
+    '  ControlMaster no',
+    '  LogLevel ERROR',
+  ];
+  return [...blocks, common.join('\n')].join('\n\n') + '\n';
+}
+
+export async function prepareOpenSsh(args: {
+  difusores: Difusor[];
+  identityFile?: string;
+  connectTimeoutS: number;
+}): Promise<OpenSshRun> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'difusion-ssh-'));
+  const knownHostsFile = path.join(dir, 'known_hosts');
+  const configFile = path.join(dir, 'ssh_config');
+  await writeFile(knownHostsFile, formatKnownHosts(args.difusores), { mode: 0o600 });
+  await writeFile(configFile, formatSshConfig({ ...args, knownHostsFile }), { mode: 0o600 });
+  return {
+    configFile,
+    aliasOf: hostAlias,
+    dispose: () => rm(dir, { recursive: true, force: true }),
+  };
+}

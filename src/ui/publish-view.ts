@@ -1,0 +1,135 @@
+import { Listr, type ListrTaskWrapper } from 'listr2';
+import type { Difusor } from '../core/types.js';
+import type { Phase, PublishObserver } from '../core/publish.js';
+import type { PublishRunResult } from '../core/publish-run.js';
+import { formatBytes, localStamp, renderTable, type RendererKind } from './render.js';
+
+const TERMINAL: ReadonlySet<Phase> = new Set(['live', 'up-to-date', 'planned', 'failed']);
+
+export interface PublishView {
+  observer: PublishObserver;
+  start(targets: Difusor[]): void;
+  /** Waits for the live display to settle before the summary is printed. */
+  finish(): Promise<void>;
+}
+
+/** Without a terminal: one timestamped line per phase change, readable in a cron log. */
+export function plainView(write: (line: string) => void, timeZone: string, now: () => Date = () => new Date()): PublishView {
+  const lastPercent = new Map<string, number>();
+  return {
+    start: () => undefined,
+    finish: async () => undefined,
+    observer: {
+      phase(id, phase, detail) {
+        if (phase === 'waiting') return;
+        write(`${localStamp(now(), timeZone)}  ${id}  ${phase}${detail ? `  ${detail}` : ''}`);
+      },
+      progress(id, bytes, percent) {
+        const bucket = Math.floor(percent / 25) * 25;
+        if (bucket > (lastPercent.get(id) ?? -1) && bucket > 0) {
+          lastPercent.set(id, bucket);
+          write(`${localStamp(now(), timeZone)}  ${id}  staging  ${percent}% ${formatBytes(bytes)}`);
+        }
+      },
+    },
+  };
+}
+
+export function silentView(): PublishView {
+  return { start: () => undefined, finish: async () => undefined, observer: { phase: () => undefined } };
+}
+
+type Row = { task?: ListrTaskWrapper<unknown, never, never>; settle?: (error?: Error) => void; pending: Array<() => void> };
+
+/** On a terminal: one listr2 row per difusor, its phase in the title and transfer progress below. */
+export function liveView(): PublishView {
+  const rows = new Map<string, Row>();
+  let running: Promise<unknown> = Promise.resolve();
+  const row = (id: string): Row => {
+    let r = rows.get(id);
+    if (!r) {
+      r = { pending: [] };
+      rows.set(id, r);
+    }
+    return r;
+  };
+  const apply = (id: string, fn: (r: Row) => void): void => {
+    const r = row(id);
+    if (r.task) fn(r);
+    else r.pending.push(() => fn(r));
+  };
+  return {
+    start(targets) {
+      const list = new Listr(
+        targets.map((d) => ({
+          title: `${d.id}  waiting`,
+          task: (_ctx: unknown, task: ListrTaskWrapper<unknown, never, never>) =>
+            new Promise<void>((resolve, reject) => {
+              const r = row(d.id);
+              r.task = task;
+              r.settle = (error) => (error ? reject(error) : resolve());
+              for (const fn of r.pending.splice(0)) fn();
+            }),
+        })),
+        {
+          concurrent: true,
+          exitOnError: false,
+          collectErrors: 'minimal',
+        },
+      );
+      running = list.run().catch(() => undefined);
+    },
+    finish: async () => {
+      await running;
+    },
+    observer: {
+      phase(id, phase, detail) {
+        apply(id, (r) => {
+          if (!r.task) return;
+          if (phase === 'failed') {
+            r.settle?.(new Error(`${id}  failed: ${detail ?? ''}`));
+            return;
+          }
+          r.task.title = `${id}  ${phase}${detail ? `  ${detail}` : ''}`;
+          if (TERMINAL.has(phase)) r.settle?.();
+        });
+      },
+      progress(id, bytes, percent) {
+        apply(id, (r) => {
+          if (r.task) r.task.output = `${percent}%  ${formatBytes(bytes)}`;
+        });
+      },
+    },
+  };
+}
+
+export function viewFor(kind: RendererKind, write: (line: string) => void, timeZone: string): PublishView {
+  if (kind === 'live') return liveView();
+  if (kind === 'plain') return plainView(write, timeZone);
+  return silentView();
+}
+
+export function renderPublishSummary(result: PublishRunResult): string {
+  const rows = result.outcomes.map((o) => [
+    o.id,
+    o.result,
+    o.result === 'failed' ? (o.previous ?? '-') : o.cut,
+    String(o.filesSent || (o.result === 'planned' ? o.filesToSend : 0)),
+    formatBytes(o.result === 'planned' ? o.bytesToSend : o.bytesSent),
+    o.seconds.toFixed(1),
+    o.error ? `${o.failedPhase ?? ''}: ${o.error}` : o.result === 'planned' ? `${o.plan}; link ${o.filesLinked}` : '',
+  ]);
+  for (const s of result.skipped) rows.push([s.id, 'skipped', '-', '0', '0 B', '0.0', s.reason]);
+  const header = ['difusor', 'result', 'cut', 'files', result.dryRun ? 'would send' : 'sent', 'seconds', result.dryRun ? 'plan' : 'error'];
+  const live = result.outcomes.filter((o) => o.result === 'live' || o.result === 'up-to-date').length;
+  const failed = result.outcomes.filter((o) => o.result === 'failed').length;
+  const lines = [renderTable(header, rows), ''];
+  if (result.dryRun) {
+    lines.push(`dry run of ${result.cut}: nothing was changed on any difusor.${result.wouldRefuse ? ` A real run would be refused: ${result.wouldRefuse}` : ''}`);
+  } else {
+    const spread = result.switchSpreadMs !== undefined ? `; switches within ${result.switchSpreadMs} ms of each other` : '';
+    lines.push(`${result.cut}: ${live} of ${result.outcomes.length} difusores live${failed ? `, ${failed} failed (they keep their previous cut)` : ''}${spread}.`);
+  }
+  if (result.clock) lines.push(`note: the clock was set by ${result.clock}`);
+  return lines.join('\n');
+}

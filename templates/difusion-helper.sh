@@ -1,0 +1,275 @@
+#!/bin/sh
+# difusion-helper: the whole remote protocol of difusion, run on each difusor.
+#
+# Shell access (default): difusion sends this script inline on every step:
+#     sh -c '<this script>' difusion-helper ROOT VERB [ARG...]
+# Restricted access: the difusor's admin installs this file and pins it in authorized_keys:
+#     restrict,command="sh /usr/local/libexec/difusion-helper /var/www/prep" ssh-ed25519 AAAA...
+# and the verb comes from SSH_ORIGINAL_COMMAND, where only plain tokens are accepted.
+#
+# Needs only POSIX sh, coreutils (8.22 or later), find and rsync 3.1. Layout below ROOT:
+#     releases/<cut>/       complete, verified cuts (MANIFEST.sha256 at their root)
+#     current -> releases/<cut>   the DocumentRoot, switched by renaming a new symlink over it
+#     .staging/<cut>/       a transfer in progress, never served
+#     aviso/                the notice shown while the difusor is suspended
+set -u
+umask 022
+PATH=/usr/local/bin:/usr/bin:/bin
+LC_ALL=C
+export PATH LC_ALL
+
+die() {
+	printf 'difusion-helper: %s\n' "$*" >&2
+	exit 2
+}
+
+[ $# -ge 1 ] || die 'usage: difusion-helper ROOT [VERB ARG...]'
+ROOT=$1
+shift
+case $ROOT in
+/*) ;;
+*) die "root must be an absolute path: $ROOT" ;;
+esac
+
+if [ $# -eq 0 ]; then
+	request=${SSH_ORIGINAL_COMMAND:-}
+	# Only plain tokens: no quotes, no globs, no shell syntax can reach the word splitting below.
+	case $request in
+	'' | *[!A-Za-z0-9_.,=/:+\ -]*) die 'refused: not a difusion request' ;;
+	esac
+	set -f
+	# shellcheck disable=SC2086
+	set -- $request
+	set +f
+fi
+
+cd "$ROOT" 2>/dev/null || die "cannot enter $ROOT"
+
+is_cut() {
+	case $1 in
+	[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]_[0-9][0-9][0-9][0-9]) return 0 ;;
+	[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]_[0-9][0-9][0-9][0-9]_*)
+		case ${1#????????_????_} in
+		'' | *[!A-Za-z0-9_-]*) return 1 ;;
+		esac
+		return 0
+		;;
+	esac
+	return 1
+}
+
+need_cut() {
+	is_cut "${1:-}" || die "not a cut id: ${1:-}"
+}
+
+# A relative path inside a release: no absolute path, no '..' component.
+is_inside() {
+	case $1 in
+	'' | /* | .. | ../* | */.. | */../*) return 1 ;;
+	esac
+	return 0
+}
+
+live_cut() {
+	[ -L current ] || return 1
+	target=$(readlink current) || return 1
+	case $target in
+	releases/*) ;;
+	*) return 1 ;;
+	esac
+	is_cut "${target#releases/}" || return 1
+	printf '%s\n' "${target#releases/}"
+}
+
+# "f SIZE PATH" per regular file and "o PATH" per anything that is neither file nor directory.
+inventory() {
+	(
+		cd "$1" || exit 2
+		find . -type f -exec stat -c 'f %s %n' {} + | sed 's#^\(f [0-9]*\) \./#\1 #'
+		find . ! -type f ! -type d -print | sed 's#^\./#o #'
+	)
+}
+
+free_kb() {
+	df -Pk . | awk 'NR == 2 { print $4 }'
+}
+
+verb=${1:-}
+[ $# -gt 0 ] && shift
+
+case $verb in
+status)
+	if live=$(live_cut); then
+		echo "live $live"
+	elif [ -e current ] || [ -L current ]; then
+		echo "current-invalid"
+	fi
+	if [ -d releases ]; then
+		for r in releases/*; do
+			[ -d "$r" ] && [ ! -L "$r" ] && is_cut "${r#releases/}" && echo "release ${r#releases/}"
+		done
+	fi
+	[ -d aviso ] && [ -f aviso/index.html ] && echo 'aviso present'
+	echo "free $(free_kb)"
+	echo "rsync $(rsync --version 2>/dev/null | sed -n '1s/^rsync *version *\([^ ]*\).*/\1/p')"
+	if [ -w . ]; then echo 'writable yes'; else echo 'writable no'; fi
+	;;
+
+prepare | inspect)
+	need_cut "${1:-}"
+	cut=$1
+	if [ "$verb" = prepare ]; then
+		for d in releases .staging; do
+			if [ -L "$d" ] || { [ -e "$d" ] && [ ! -d "$d" ]; }; then die "$d is not a directory"; fi
+			mkdir -p "$d" || die "cannot create $ROOT/$d"
+		done
+		# Leftovers of an interrupted run: nothing in staging is ever served.
+		rm -rf .staging && mkdir .staging || die 'cannot clean .staging'
+		rm -f .current.new
+	fi
+	if live=$(live_cut) && [ -d "releases/$live" ]; then echo "live $live"; else live=; fi
+	if [ -d "releases/$cut" ] && [ ! -L "releases/$cut" ]; then
+		base=$cut
+	elif [ -n "$live" ]; then
+		base=$live
+	else
+		base=
+	fi
+	echo "free $(free_kb)"
+	if [ -n "$base" ]; then
+		echo "base $base"
+		if [ -f "releases/$base/MANIFEST.sha256" ] && [ ! -L "releases/$base/MANIFEST.sha256" ]; then
+			echo "manifest $(sha256sum <"releases/$base/MANIFEST.sha256" | cut -c1-64)"
+		fi
+		inventory "releases/$base"
+	fi
+	;;
+
+link)
+	need_cut "${1:-}"
+	cut=$1
+	base=${2:--}
+	[ ! -e ".staging/$cut" ] || die "staging for $cut already exists"
+	if [ "$base" = - ]; then
+		mkdir ".staging/$cut" || die "cannot create staging for $cut"
+	else
+		need_cut "$base"
+		# Hard links: unchanged files share the live release's inodes, so they cost no bytes and no time.
+		cp -al "releases/$base" ".staging/$cut" || die "cannot link releases/$base into staging"
+	fi
+	# stdin: paths to drop from the linked copy (changed, removed, or not a regular file).
+	set --
+	while IFS= read -r p; do
+		is_inside "$p" || die "refused path: $p"
+		set -- "$@" ".staging/$cut/$p"
+		if [ $# -ge 256 ]; then
+			rm -rf -- "$@" || die 'cannot clean the linked copy'
+			set --
+		fi
+	done
+	if [ $# -gt 0 ]; then rm -rf -- "$@" || die 'cannot clean the linked copy'; fi
+	;;
+
+put)
+	need_cut "${1:-}"
+	cut=$1
+	case ${2:-} in
+	MANIFEST.sha256 | MANIFEST.sha256.sig) ;;
+	*) die "refused: put ${2:-}" ;;
+	esac
+	[ -d ".staging/$cut" ] || die "no staging for $cut"
+	cat >".staging/$cut/$2.tmp" && mv -f ".staging/$cut/$2.tmp" ".staging/$cut/$2" || die "cannot write $2"
+	;;
+
+rsync)
+	# The receiving end of the transfer, and nothing else: never --sender, only into staging.
+	[ "${1:-}" = --server ] || die 'refused: rsync must run as --server'
+	for a in "$@"; do
+		case $a in
+		--sender | --sender=* | --remove-source-files* | --delete* | --backup-dir* | --temp-dir* | --partial-dir* | --log-file* | --write-devices | --copy-devices | --link-dest* | --copy-dest* | --compare-dest*)
+			die "refused: rsync $a"
+			;;
+		esac
+	done
+	eval "dest=\${$#}"
+	case $dest in
+	.staging/*/) cut=${dest#.staging/} cut=${cut%/} ;;
+	*) die "refused: rsync into $dest" ;;
+	esac
+	need_cut "$cut"
+	[ -d ".staging/$cut" ] || die "no staging for $cut"
+	exec rsync "$@"
+	;;
+
+verify)
+	need_cut "${1:-}"
+	cut=$1
+	[ -d ".staging/$cut" ] || die "no staging for $cut"
+	# stdin: sha256sum lines for every file sent in this run; linked files were verified when first sent.
+	out=$(cd ".staging/$cut" && sha256sum -c --quiet --strict - 2>&1)
+	echo "check $?"
+	[ -n "$out" ] && printf '%s\n' "$out" | sed 's/^/x /'
+	inventory ".staging/$cut"
+	;;
+
+promote)
+	need_cut "${1:-}"
+	cut=$1
+	[ -d ".staging/$cut" ] || die "no staging for $cut"
+	if [ ! -e "releases/$cut" ] && [ ! -L "releases/$cut" ]; then
+		mv ".staging/$cut" "releases/$cut" || die "cannot move staging into releases/$cut"
+		echo "promoted $cut"
+		exit 0
+	fi
+	[ -d "releases/$cut" ] && [ ! -L "releases/$cut" ] || die "releases/$cut is not a directory"
+	# Repair of an existing release in place: each file is replaced by a rename, so a visitor gets
+	# either the old or the verified bytes, never a partial file.
+	while IFS= read -r line; do
+		p=${line#? }
+		is_inside "$p" || die "refused path: $p"
+		case $line in
+		'M '*)
+			dir=$(dirname "releases/$cut/$p")
+			mkdir -p "$dir" && mv -f ".staging/$cut/$p" "releases/$cut/$p" || die "cannot replace $p"
+			;;
+		'D '*) rm -rf -- "releases/$cut/$p" || die "cannot remove $p" ;;
+		*) die "refused promote line: $line" ;;
+		esac
+	done
+	rm -rf ".staging/$cut"
+	echo "repaired $cut"
+	;;
+
+switch)
+	need_cut "${1:-}"
+	cut=$1
+	[ -d "releases/$cut" ] && [ ! -L "releases/$cut" ] || die "releases/$cut is not there"
+	if [ -e current ] && [ ! -L current ]; then die 'current is not a symlink; refusing to replace it'; fi
+	rm -f .current.new
+	ln -s "releases/$cut" .current.new || die 'cannot create the new symlink'
+	# rename(2) of a symlink over current: Apache sees the old or the new cut, never neither.
+	mv -T .current.new current || die 'cannot switch current'
+	echo "live $(readlink current)"
+	;;
+
+prune)
+	keep=${1:-}
+	case $keep in '' | *[!0-9]*) die "keep must be a number: $keep" ;; esac
+	live=$(live_cut) || live=
+	cuts=$(for r in releases/*; do
+		n=${r#releases/}
+		[ -d "$r" ] && [ ! -L "$r" ] && is_cut "$n" && printf '%s\n' "$n"
+	done | sort -r)
+	i=0
+	for n in $cuts; do
+		i=$((i + 1))
+		[ "$i" -le "$keep" ] && continue
+		[ "$n" = "$live" ] && continue
+		rm -rf "releases/$n" && echo "pruned $n"
+	done
+	;;
+
+*)
+	die "refused: unknown verb ${verb:-(none)}"
+	;;
+esac
