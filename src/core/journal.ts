@@ -1,0 +1,402 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { currentUser } from './lock.js';
+
+/** One line of the bitácora. Field order is the order on disk. */
+export interface JournalEntry {
+  seq: number;
+  /** ISO 8601 instant, from the run's clock. */
+  at: string;
+  run: string;
+  /** user@host */
+  operator: string;
+  command: string;
+  difusor?: string;
+  cut?: string;
+  phase: string;
+  result: 'ok' | 'failed' | 'skipped' | 'info';
+  bytes?: number;
+  seconds?: number;
+  error?: string;
+  /** 'DIFUSION_NOW=...' when the run's clock was set by the environment. */
+  clock?: string;
+  detail?: Record<string, unknown>;
+  /** sha256 hex of the previous line's bytes (without its newline), or 64 zeros for the first entry. */
+  prev: string;
+}
+
+/** What a caller says about an event; the journal adds sequence, time, run, operator, command, clock and chain. */
+export type JournalRecord = Pick<JournalEntry, 'phase' | 'result'> &
+  Partial<Pick<JournalEntry, 'difusor' | 'cut' | 'bytes' | 'seconds' | 'error' | 'detail'>>;
+
+export interface JournalContext {
+  run: string;
+  operator: string;
+  command: string;
+  /** The run's clock; a clock set by DIFUSION_NOW marks every entry. Defaults to the real time. */
+  clock?: { now(): Date; fromEnv: boolean; setting?: string };
+}
+
+export interface Journal {
+  file: string;
+  /** Appends one entry and returns it once it is on disk (fsync). Appends made together keep their call order. */
+  append(record: JournalRecord): Promise<JournalEntry>;
+}
+
+export const JOURNAL_FILE = 'journal.jsonl';
+/** The seq and hash of the newest entry, so removing or editing the last lines is detected too. */
+export const JOURNAL_HEAD_FILE = 'journal.head';
+export const GENESIS_PREV = '0'.repeat(64);
+/** Phase of the entry a run adds after moving a torn last line aside. */
+export const JOURNAL_RECOVERED_PHASE = 'journal-recovered';
+/** Phase of the entry a run adds when it opens a journal whose chain is broken. */
+export const JOURNAL_DAMAGED_PHASE = 'journal-damaged';
+
+const sha256 = (bytes: Buffer | string): string => createHash('sha256').update(bytes).digest('hex');
+
+/** Time-sortable and unique enough for one institute: '20220605T201502Z-ab12cd'. */
+export function newRunId(at: Date = new Date()): string {
+  const stamp = at.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
+  return `${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+/** 'user@host', as the journal's operator field. */
+export function currentOperator(): string {
+  return `${currentUser()}@${hostname()}`;
+}
+
+interface JournalHead {
+  seq: number;
+  hash: string;
+}
+
+/** Splits into lines without their newline; the last element is the unterminated tail ('' when the file ends in a newline). */
+function splitLines(content: Buffer): { lines: Buffer[]; tail: Buffer } {
+  const lines: Buffer[] = [];
+  let start = 0;
+  for (let newline = content.indexOf(0x0a, start); newline !== -1; newline = content.indexOf(0x0a, start)) {
+    lines.push(content.subarray(start, newline));
+    start = newline + 1;
+  }
+  return { lines, tail: content.subarray(start) };
+}
+
+async function readIfExists(file: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+const RESULTS = new Set(['ok', 'failed', 'skipped', 'info']);
+
+function parseEntry(line: Buffer): JournalEntry | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(line.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const entry = value as Partial<JournalEntry>;
+  const wellFormed =
+    Number.isInteger(entry.seq) &&
+    typeof entry.at === 'string' &&
+    typeof entry.run === 'string' &&
+    typeof entry.operator === 'string' &&
+    typeof entry.command === 'string' &&
+    typeof entry.phase === 'string' &&
+    typeof entry.result === 'string' &&
+    RESULTS.has(entry.result) &&
+    typeof entry.prev === 'string' &&
+    /^[0-9a-f]{64}$/.test(entry.prev);
+  return wellFormed ? (entry as JournalEntry) : undefined;
+}
+
+/**
+ * Opens the journal for appending. A torn last line (a write cut short by a crash) is moved to a side file and
+ * the move is journaled, so the chain continues from the last whole entry and nothing is silently lost.
+ * Only runs holding the state lock should append: the chain is computed in this process.
+ */
+export async function openJournal(stateDir: string, ctx: JournalContext): Promise<Journal> {
+  await mkdir(stateDir, { recursive: true });
+  const file = join(stateDir, JOURNAL_FILE);
+  const headFile = join(stateDir, JOURNAL_HEAD_FILE);
+  const clock = ctx.clock ?? { now: () => new Date(), fromEnv: false };
+
+  let size = 0;
+  let seq = 0;
+  let prev = GENESIS_PREV;
+  let tornMovedTo: { file: string; bytes: number } | undefined;
+
+  const readTail = async (moveTornTailAside: boolean): Promise<void> => {
+    const content = (await readIfExists(file)) ?? Buffer.alloc(0);
+    const { lines, tail } = splitLines(content);
+    size = content.length - tail.length;
+    const last = lines.at(-1);
+    seq = last ? (parseEntry(last)?.seq ?? lines.length) : 0;
+    prev = last ? sha256(last) : GENESIS_PREV;
+    if (moveTornTailAside && tail.length > 0) {
+      const aside = join(stateDir, `journal.torn-${newRunId(clock.now())}.jsonl`);
+      await writeFile(aside, tail, { flag: 'wx' });
+      const handle = await open(file, 'r+');
+      try {
+        await handle.truncate(size);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      tornMovedTo = { file: aside, bytes: tail.length };
+    }
+  };
+
+  const writeEntry = async (record: JournalRecord): Promise<JournalEntry> => {
+    const handle = await open(file, 'a');
+    try {
+      // Another writer (which should have held the lock) appended since our last look: chain onto its lines.
+      if ((await handle.stat()).size !== size) await readTail(false);
+      const entry: JournalEntry = {
+        seq: seq + 1,
+        at: clock.now().toISOString(),
+        run: ctx.run,
+        operator: ctx.operator,
+        command: ctx.command,
+        ...withoutUndefined({
+          difusor: record.difusor,
+          cut: record.cut,
+        }),
+        phase: record.phase,
+        result: record.result,
+        ...withoutUndefined({
+          bytes: record.bytes,
+          seconds: record.seconds,
+          error: record.error,
+          clock: clock.fromEnv ? clock.setting : undefined,
+          detail: record.detail,
+        }),
+        prev,
+      };
+      const line = JSON.stringify(entry);
+      const bytes = Buffer.from(line + '\n', 'utf8');
+      try {
+        await handle.write(bytes);
+        await handle.sync();
+      } catch (error) {
+        // A half-written line would break the chain for every later entry; take it back.
+        await handle.truncate(size).catch(() => undefined);
+        throw error;
+      }
+      size += bytes.length;
+      seq = entry.seq;
+      prev = sha256(line);
+      await writeHead(headFile, { seq, hash: prev });
+      return entry;
+    } finally {
+      await handle.close();
+    }
+  };
+
+  let queue: Promise<unknown> = Promise.resolve();
+  const append = (record: JournalRecord): Promise<JournalEntry> => {
+    const written = queue.then(() => writeEntry(record));
+    queue = written.catch(() => undefined);
+    return written;
+  };
+
+  await readTail(true);
+  if (tornMovedTo) {
+    await append({
+      phase: JOURNAL_RECOVERED_PHASE,
+      result: 'info',
+      detail: { tornBytes: tornMovedTo.bytes, movedTo: tornMovedTo.file },
+    });
+  }
+  // Our appends rewrite journal.head, which would hide entries removed from the end; record any damage in the chain first.
+  const damage = await checkChain(stateDir);
+  if (!damage.ok && !(await damageAlreadyRecorded(stateDir, damage))) {
+    await append({
+      phase: JOURNAL_DAMAGED_PHASE,
+      result: 'info',
+      detail: { line: damage.line, ...(damage.seq !== undefined ? { seq: damage.seq } : {}), problem: damage.problem },
+    });
+  }
+  return { file, append };
+}
+
+async function damageAlreadyRecorded(stateDir: string, damage: JournalProblem): Promise<boolean> {
+  const recorded = await readJournal(stateDir);
+  return recorded.some(
+    (entry) => entry.phase === JOURNAL_DAMAGED_PHASE && entry.detail?.line === damage.line && entry.detail?.problem === damage.problem,
+  );
+}
+
+function withoutUndefined<T extends Record<string, unknown>>(fields: T): Partial<T> {
+  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as Partial<T>;
+}
+
+async function writeHead(headFile: string, head: JournalHead): Promise<void> {
+  const temp = `${headFile}.${process.pid}.tmp`;
+  await writeFile(temp, JSON.stringify(head) + '\n');
+  await rename(temp, headFile);
+}
+
+async function readHead(stateDir: string): Promise<JournalHead | undefined> {
+  const content = await readIfExists(join(stateDir, JOURNAL_HEAD_FILE));
+  if (!content) return undefined;
+  try {
+    const head = JSON.parse(content.toString('utf8')) as Partial<JournalHead>;
+    if (Number.isInteger(head.seq) && typeof head.hash === 'string') return { seq: head.seq!, hash: head.hash };
+  } catch {
+    // An unreadable head only costs the tail check; the chain itself is still verified.
+  }
+  return undefined;
+}
+
+export interface JournalFilter {
+  since?: Date;
+  difusor?: string;
+  cut?: string;
+}
+
+/** The entries that read as entries, oldest first; `verifyJournal` is the place to learn about damaged lines. */
+export async function readJournal(stateDir: string, filter: JournalFilter = {}): Promise<JournalEntry[]> {
+  const content = await readIfExists(join(stateDir, JOURNAL_FILE));
+  if (!content) return [];
+  const sinceMs = filter.since?.getTime();
+  return splitLines(content)
+    .lines.map(parseEntry)
+    .filter((entry): entry is JournalEntry => entry !== undefined)
+    .filter(
+      (entry) =>
+        (sinceMs === undefined || Date.parse(entry.at) >= sinceMs) &&
+        (filter.difusor === undefined || entry.difusor === filter.difusor) &&
+        (filter.cut === undefined || entry.cut === filter.cut),
+    );
+}
+
+export interface JournalProblem {
+  ok: false;
+  line: number;
+  seq?: number;
+  problem: string;
+}
+
+export type JournalVerification = { ok: true; entries: number } | JournalProblem;
+
+/**
+ * Walks the hash chain and reports the first entry that was edited, reordered or removed, or a torn last line;
+ * then any damage an earlier run found and journaled. Line numbers are 1-based and name the damaged entry
+ * itself (for an edit, the line whose bytes changed).
+ */
+export async function verifyJournal(stateDir: string): Promise<JournalVerification> {
+  const chain = await checkChain(stateDir);
+  if (!chain.ok) return chain;
+  const content = (await readIfExists(join(stateDir, JOURNAL_FILE))) ?? Buffer.alloc(0);
+  const lines = splitLines(content).lines;
+  // Damage found by a later run stays a finding: the chain after it is whole, but what it replaced is not.
+  for (let index = 0; index < lines.length; index++) {
+    const entry = parseEntry(lines[index]!);
+    if (entry?.phase !== JOURNAL_DAMAGED_PHASE) continue;
+    return {
+      ok: false,
+      line: index + 1,
+      seq: entry.seq,
+      problem: `line ${index + 1} (seq ${entry.seq}) records damage that run ${entry.run} found on opening the journal: ${String(entry.detail?.problem)}`,
+    };
+  }
+  return chain;
+}
+
+async function checkChain(stateDir: string): Promise<JournalVerification> {
+  const content = (await readIfExists(join(stateDir, JOURNAL_FILE))) ?? Buffer.alloc(0);
+  const { lines, tail } = splitLines(content);
+  const entries = lines.map(parseEntry);
+  const lineOfSeq = new Map<number, number>();
+  entries.forEach((entry, index) => {
+    if (entry && !lineOfSeq.has(entry.seq)) lineOfSeq.set(entry.seq, index + 1);
+  });
+
+  for (let index = 0; index < lines.length; index++) {
+    const lineNumber = index + 1;
+    const entry = entries[index];
+    const expectedSeq = index === 0 ? 1 : entries[index - 1]!.seq + 1;
+    if (!entry) {
+      return {
+        ok: false,
+        line: lineNumber,
+        seq: expectedSeq,
+        problem: `line ${lineNumber} is not a journal entry: it was edited or damaged`,
+      };
+    }
+    if (entry.seq !== expectedSeq) {
+      const elsewhere = lineOfSeq.get(expectedSeq);
+      const nextFollowsExpected = entries[index + 1]?.seq === expectedSeq + 1;
+      return {
+        ok: false,
+        line: lineNumber,
+        seq: expectedSeq,
+        problem: nextFollowsExpected
+          ? `line ${lineNumber} was edited: it holds seq ${entry.seq} where seq ${expectedSeq} belongs (the next line is seq ${expectedSeq + 1})`
+          : elsewhere !== undefined && elsewhere > lineNumber
+            ? `entries were reordered: line ${lineNumber} holds seq ${entry.seq} where seq ${expectedSeq} belongs; seq ${expectedSeq} is on line ${elsewhere}`
+            : entry.seq > expectedSeq
+              ? `entries were removed: seq ${expectedSeq}${entry.seq - 1 > expectedSeq ? ` to ${entry.seq - 1}` : ''} should come before line ${lineNumber} (seq ${entry.seq})`
+              : `line ${lineNumber} holds seq ${entry.seq} where seq ${expectedSeq} belongs: an entry was duplicated or reordered`,
+      };
+    }
+    const expectedPrev = index === 0 ? GENESIS_PREV : sha256(lines[index - 1]!);
+    if (entry.prev !== expectedPrev) {
+      if (index === 0) {
+        return {
+          ok: false,
+          line: 1,
+          seq: entry.seq,
+          problem: 'line 1 does not start the chain (its prev is not 64 zeros): earlier entries were removed or line 1 was edited',
+        };
+      }
+      return {
+        ok: false,
+        line: lineNumber - 1,
+        seq: entries[index - 1]!.seq,
+        problem: `line ${lineNumber - 1} (seq ${entries[index - 1]!.seq}) was edited: its bytes no longer hash to the prev recorded on line ${lineNumber}`,
+      };
+    }
+  }
+
+  if (tail.length > 0) {
+    const lastSeq = entries.at(-1)?.seq ?? 0;
+    return {
+      ok: false,
+      line: lines.length + 1,
+      seq: lastSeq + 1,
+      problem: `the last line (line ${lines.length + 1}, ${tail.length} bytes) is torn: a write was cut short; the next run that journals moves it aside`,
+    };
+  }
+
+  const head = await readHead(stateDir);
+  if (head && head.seq > 0) {
+    const headLine = lineOfSeq.get(head.seq);
+    const lastSeq = entries.at(-1)?.seq ?? 0;
+    if (headLine === undefined) {
+      return {
+        ok: false,
+        line: lines.length + 1,
+        seq: lastSeq + 1,
+        problem: `entries were removed from the end: the journal ends at seq ${lastSeq} but seq ${head.seq} was written`,
+      };
+    }
+    if (sha256(lines[headLine - 1]!) !== head.hash) {
+      return {
+        ok: false,
+        line: headLine,
+        seq: head.seq,
+        problem: `line ${headLine} (seq ${head.seq}) was edited: it no longer matches the hash recorded when it was written`,
+      };
+    }
+  }
+  return { ok: true, entries: lines.length };
+}
