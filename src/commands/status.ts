@@ -1,0 +1,70 @@
+import { Command, Errors } from '@oclif/core';
+import { gatherStatus, type StatusReport } from '../core/status.js';
+import { StateStore } from '../core/state.js';
+import { selectTargets, RunRefusal } from '../core/publish-run.js';
+import { createConnector } from '../ports/difusor.js';
+import { onlyFlag, registryFlag } from '../ui/flags.js';
+import { requireRegistry } from '../ui/support.js';
+import { formatBytes, renderTable } from '../ui/render.js';
+
+export default class Status extends Command {
+  static override summary = 'One row per difusor: state, live cut, lag behind the newest cut, last result.';
+  static override description =
+    'Asks every difusor (concurrently, with a timeout) which cut `current` points to and which releases it ' +
+    'holds; the lag is counted against the newest cut this host has published, the last result comes from ' +
+    'the state directory. A difusor that does not answer is shown as unreachable with the reason.';
+  static override examples = ['<%= config.bin %> <%= command.id %>', '<%= config.bin %> <%= command.id %> --only ujed --json'];
+  static override enableJsonFlag = true;
+  static override flags = { registry: registryFlag, only: onlyFlag };
+
+  async run(): Promise<StatusReport> {
+    const { flags } = await this.parse(Status);
+    const registry = await requireRegistry(this, flags.registry);
+    let chosen;
+    try {
+      chosen = selectTargets(registry, flags.only ?? []);
+    } catch (error) {
+      if (error instanceof RunRefusal) this.error(error.message, { exit: error.exitCode, suggestions: error.suggestions });
+      throw error;
+    }
+    const targets = registry.difusores.filter((d) => chosen.targets.includes(d) || chosen.skipped.some((s) => s.id === d.id));
+    const connector = await createConnector(registry, targets);
+    const state = new StateStore(registry.publication.state_dir);
+    let report: StatusReport;
+    try {
+      report = await gatherStatus({
+        registry,
+        targets,
+        connector,
+        readRecord: (id) => state.readRecord(id),
+        timeoutMs: registry.publication.ssh.connect_timeout_s * 1000 + 5000,
+      });
+    } finally {
+      await connector.dispose();
+    }
+    if (!this.jsonEnabled()) {
+      this.log(`newest published cut: ${report.newest ?? '(none yet)'}`);
+      this.log(
+        renderTable(
+          ['difusor', 'state', 'live cut', 'lag', 'releases', 'free', 'last result', 'error'],
+          report.difusores.map((r) => [
+            r.id,
+            r.state,
+            r.live ?? '-',
+            r.lagCuts === undefined ? '-' : `${r.lagCuts} cuts / ${r.lagMinutes ?? '?'} min`,
+            String(r.releases.length),
+            r.freeKb === undefined ? '-' : formatBytes(r.freeKb * 1024),
+            r.lastResult ? `${r.lastResult.result} ${r.lastResult.cut}` : '-',
+            r.error ?? '',
+          ]),
+        ),
+      );
+    }
+    return report;
+  }
+
+  protected override async catch(error: Errors.CLIError): Promise<unknown> {
+    if (error instanceof Errors.ExitError) throw error;
+    return super.catch(error);
+  }
+}
