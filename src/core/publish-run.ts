@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -9,6 +10,7 @@ import { checkPublication, formatLocal, type PublicationMode } from './window.js
 import { acquireLock, currentUser, describeHolder, isLockHeld } from './lock.js';
 import { publishCut, type PublishObserver, type PublishReport } from './publish.js';
 import { StateStore } from './state.js';
+import { SigningKeyError, loadSigningKey, signManifest } from './signing.js';
 import type { DifusorConnector } from '../ports/difusor.js';
 import type { Clock } from '../ports/clock.js';
 import type { Journal, JournalContext } from './journal.js';
@@ -111,6 +113,15 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
     throw new RunRefusal(decision.reason, 4, ['a rehearsal can always run with --dry-run']);
   }
 
+  // Before the lock: a key others can read, or none at all, refuses the run before anything is sent.
+  let signingKey: KeyObject | undefined;
+  if (publication.signing_key) {
+    signingKey = await loadSigningKey(publication.signing_key).catch((error: unknown) => {
+      if (error instanceof SigningKeyError) throw new RunRefusal(error.message, 2, ['publication.signing_key names it in the registry']);
+      throw error;
+    });
+  }
+
   const run = ports.newRunId();
   const operator = `${currentUser()}@${hostname()}`;
   const command = `publish ${opts.latest ? '--latest ' : ''}${opts.cutArg}${opts.dryRun ? ' --dry-run' : ''}${opts.simulacro ? ' --simulacro' : ''}`;
@@ -138,7 +149,8 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
     await cache.load();
     const manifest = await buildManifest(cutDir, files, cache, ports.onManifestProgress);
     await cache.save();
-    if (!opts.dryRun) await state.saveManifest(cut, manifest.text);
+    const signature = signingKey ? signManifest(manifest.text, signingKey) : undefined;
+    if (!opts.dryRun) await state.saveManifest(cut, manifest.text, signature);
 
     ports.onStart?.({
       cut,
@@ -158,6 +170,7 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
           cut,
           cutDir,
           manifest,
+          signature,
           targets,
           concurrency: publication.concurrency,
           keepReleases: publication.keep_releases,
