@@ -1,0 +1,164 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { startLab, type Lab, type LabDifusor } from './lab/sshd.js';
+import { writeCut } from '../../bench/prep-cut.js';
+import { checkLive, liveCut, publish } from './support/publish.js';
+import { connectSsh, type RemoteShell } from '../../src/ports/ssh.js';
+import { writeKeyPair } from '../../src/core/signing.js';
+import { StateStore } from '../../src/core/state.js';
+
+const exec = promisify(execFile);
+const T = 120_000;
+const SHAPE = { casillas: 40, counted: 12, imageBytes: 4000, seed: 'restricted' };
+const CUT_A = '20220605_2015_PREP_DGO';
+const CUT_B = '20220605_2030_PREP_DGO';
+const CUT_C = '20220605_2045_PREP_DGO';
+const HELPER = path.resolve('templates/difusion-helper.sh');
+
+let lab: Lab;
+let d: LabDifusor;
+let cuts: string;
+let registry: string;
+
+beforeAll(async () => {
+  lab = await startLab({ difusores: 1 });
+  d = lab.difusores[0];
+  // What `difusion onboard` tells the admin to install, with the helper from this tree.
+  await writeFile(d.authorizedKeysFile, `restrict,command="sh ${HELPER} ${d.path}" ${lab.clientPublicKey}\n`, { mode: 0o600 });
+  registry = await lab.writeRegistry({ difusores: { [d.id]: { access: 'restricted' } } });
+  cuts = await mkdtemp(path.join(os.tmpdir(), 'difusion-restricted-cuts-'));
+  await writeCut(path.join(cuts, CUT_A), CUT_A, SHAPE);
+  await writeCut(path.join(cuts, CUT_B), CUT_B, { ...SHAPE, counted: 18 }, path.join(cuts, CUT_A));
+  await writeCut(path.join(cuts, CUT_C), CUT_C, { ...SHAPE, counted: 24 }, path.join(cuts, CUT_B));
+}, T);
+
+afterAll(async () => {
+  await lab?.stop();
+  if (cuts) await rm(cuts, { recursive: true, force: true });
+}, T);
+
+async function shell(): Promise<RemoteShell> {
+  return connectSsh({ host: d.host, port: d.port, user: d.user, hostKey: d.hostKey, privateKey: lab.clientKey, connectTimeoutMs: 5000 });
+}
+
+describe('a restricted account (authorized_keys command= pinning the helper)', () => {
+  test('a cut goes live through the helper alone and passes sha256sum -c', async () => {
+    const result = await publish(registry, path.join(cuts, CUT_A));
+    expect(result.outcomes.map((o) => [o.id, o.result, o.error])).toEqual([[d.id, 'live', undefined]]);
+    expect(await liveCut(d.path)).toBe(`releases/${CUT_A}`);
+    expect(await checkLive(d.path)).toEqual({ ok: true, output: '' });
+  }, T);
+
+  test('the next cut switches, sharing unchanged files', async () => {
+    const result = await publish(registry, path.join(cuts, CUT_B));
+    expect(result.exitCode).toBe(0);
+    expect(result.outcomes[0]).toMatchObject({ result: 'live' });
+    expect(result.outcomes[0].filesLinked).toBeGreaterThan(0);
+    expect(await liveCut(d.path)).toBe(`releases/${CUT_B}`);
+    expect(await checkLive(d.path)).toEqual({ ok: true, output: '' });
+  }, T);
+
+  describe('the same key can do nothing else', () => {
+    let sh: RemoteShell;
+    beforeAll(async () => {
+      sh = await shell();
+    }, T);
+    afterAll(() => sh?.close());
+
+    test('cat /etc/shadow is refused, and no shadow line comes back', async () => {
+      const r = await sh.exec('cat /etc/shadow', { timeoutMs: 10_000 });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/difusion-helper: refused: unknown verb cat/);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).not.toMatch(/root:/);
+    }, T);
+
+    test('shell syntax never reaches a shell', async () => {
+      const r = await sh.exec('status; cat /etc/shadow', { timeoutMs: 10_000 });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/refused: not a difusion request/);
+      expect(r.stdout).not.toMatch(/root:/);
+    }, T);
+
+    test('rsync as sender (reading /etc/) is refused', async () => {
+      const r = await sh.exec('rsync --server --sender -logDtpre.iLsfxC . /etc/', { timeoutMs: 10_000 });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/refused: rsync --sender/);
+    }, T);
+
+    test('rsync into anywhere but staging is refused', async () => {
+      const r = await sh.exec('rsync --server -logDtpre.iLsfxC . /tmp/elsewhere/', { timeoutMs: 10_000 });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/refused: rsync into \/tmp\/elsewhere\//);
+      expect(existsSync('/tmp/elsewhere')).toBe(false);
+    }, T);
+
+    test('path escapes in cut ids and in link paths are refused', async () => {
+      const asCut = await sh.exec('link ../../etc', { timeoutMs: 10_000 });
+      expect(asCut.code).not.toBe(0);
+      expect(asCut.stderr).toMatch(/not a cut id: \.\.\/\.\.\/etc/);
+      const asBase = await sh.exec(`link ${CUT_C} ../../etc`, { timeoutMs: 10_000 });
+      expect(asBase.code).not.toBe(0);
+      expect(asBase.stderr).toMatch(/not a cut id: \.\.\/\.\.\/etc/);
+      await sh.exec(`prepare ${CUT_C}`, { timeoutMs: 10_000 });
+      const inStdin = await sh.exec(`link ${CUT_C} -`, { stdin: '../../../etc/passwd\n', timeoutMs: 10_000 });
+      expect(inStdin.code).not.toBe(0);
+      expect(inStdin.stderr).toMatch(/refused path: \.\.\/\.\.\/\.\.\/etc\/passwd/);
+      const put = await sh.exec(`put ${CUT_C} ../../x`, { stdin: 'x', timeoutMs: 10_000 });
+      expect(put.code).not.toBe(0);
+      expect(put.stderr).toMatch(/refused: put \.\.\/\.\.\/x/);
+      // The live cut is untouched by all of it.
+      expect(await liveCut(d.path)).toBe(`releases/${CUT_B}`);
+      expect(await checkLive(d.path)).toEqual({ ok: true, output: '' });
+    }, T);
+  });
+
+  test('with signing_key, the release carries MANIFEST.sha256.sig that stock OpenSSL verifies', async () => {
+    const keys = await writeKeyPair(path.join(lab.dir, 'keys'));
+    const signed = await lab.writeRegistry(
+      { publication: { signing_key: keys.privateKeyFile }, difusores: { [d.id]: { access: 'restricted' } } },
+      path.join(lab.dir, 'signed.yaml'),
+    );
+    const result = await publish(signed, path.join(cuts, CUT_C));
+    expect(result.outcomes[0]).toMatchObject({ result: 'live' });
+    const release = path.join(d.path, 'releases', CUT_C);
+    expect(existsSync(path.join(release, 'MANIFEST.sha256.sig'))).toBe(true);
+    expect(await checkLive(d.path)).toEqual({ ok: true, output: '' });
+
+    const check = await mkdtemp(path.join(os.tmpdir(), 'difusion-sigcheck-'));
+    try {
+      for (const f of ['MANIFEST.sha256', 'MANIFEST.sha256.sig']) await copyFile(path.join(release, f), path.join(check, f));
+      await copyFile(keys.publicKeyFile, path.join(check, 'pub.pem'));
+      const command =
+        'base64 -d MANIFEST.sha256.sig > sig.bin && openssl pkeyutl -verify -pubin -inkey pub.pem -rawin -in MANIFEST.sha256 -sigfile sig.bin';
+      const { stdout } = await exec('sh', ['-c', command], { cwd: check });
+      expect(stdout).toMatch(/Signature Verified Successfully/);
+      // The state dir keeps the same signature beside its copy of the manifest.
+      const kept = `${new StateStore(lab.stateDir).manifestFile(CUT_C)}.sig`;
+      expect(await readFile(kept, 'utf8')).toBe(await readFile(path.join(release, 'MANIFEST.sha256.sig'), 'utf8'));
+    } finally {
+      await rm(check, { recursive: true, force: true });
+    }
+  }, T);
+
+  test('a signing key others can read refuses the run before anything is sent (exit 2)', async () => {
+    const dir = await mkdtemp(path.join(lab.dir, 'loose-'));
+    const keys = await writeKeyPair(dir);
+    await exec('chmod', ['644', keys.privateKeyFile]);
+    const loose = await lab.writeRegistry(
+      { publication: { signing_key: keys.privateKeyFile }, difusores: { [d.id]: { access: 'restricted' } } },
+      path.join(lab.dir, 'loose.yaml'),
+    );
+    const error = await publish(loose, path.join(cuts, CUT_A)).then(
+      () => undefined,
+      (e: { message: string; exitCode?: number }) => e,
+    );
+    expect(error?.exitCode).toBe(2);
+    expect(error?.message).toContain(`chmod 600 ${keys.privateKeyFile}`);
+    expect(await liveCut(d.path)).toBe(`releases/${CUT_C}`);
+  }, T);
+});
