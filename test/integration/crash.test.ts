@@ -92,8 +92,9 @@ beforeAll(async () => {
   cuts = await mkdtemp(path.join(os.tmpdir(), 'difusion-crash-'));
   await writeCut(path.join(cuts, CUT_A), CUT_A, { ...BIG, counted: 100, seed: 'crash' });
   await writeCut(path.join(cuts, CUT_B), CUT_B, { ...BIG, seed: 'crash' }, path.join(cuts, CUT_A));
-  await writeCut(path.join(cuts, CUT_C), CUT_C, { ...BIG, seed: 'crash-c' });
-  await writeCut(path.join(cuts, CUT_D), CUT_D, { ...BIG, seed: 'crash-d' });
+  // Later cuts share the actas with the one before (as a producer's packaging does); every page changes.
+  await writeCut(path.join(cuts, CUT_C), CUT_C, { ...BIG, seed: 'crash' }, path.join(cuts, CUT_B));
+  await writeCut(path.join(cuts, CUT_D), CUT_D, { ...BIG, seed: 'crash' }, path.join(cuts, CUT_C));
   // The old cut every difusor serves before the drill.
   const first = await publish(registry, path.join(cuts, CUT_A));
   expect(first.exitCode).toBe(0);
