@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { readdir, readFile, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -111,15 +112,28 @@ describe('a publish killed with SIGKILL, then run again', () => {
     await run.line(/\sstaging\s/);
     await kill(run);
     expect(await expectWhole([CUT_A])).toEqual(Object.fromEntries(lab.difusores.map((d) => [d.id, CUT_A])));
+    // The transfer it was in left its half-filled staging behind; the rerun must clean it, never serve it.
+    expect(lab.difusores.some((d) => existsSync(path.join(d.path, '.staging', CUT_B)))).toBe(true);
     await rerunAndCheck(CUT_B, run.pid);
   }, T);
 
   test('killed between verify and switch: the verified release is never served half-way', async () => {
+    const [, , slow] = lab.difusores;
     const run = spawnCli(['publish', path.join(cuts, CUT_C), '--registry', registry], { DIFUSION_NOW: NOW });
-    await run.line(/\sready(\s|$)/);
-    await kill(run);
-    // Switching starts only once every difusor is ready, so nobody has moved yet.
+    // One difusor is frozen while it stages, so nobody can switch (switching waits for every difusor's verdict)
+    // and the kill lands after the others verified and promoted their release.
+    await run.line(new RegExp(`\\s${slow.id}\\s+staging\\s`));
+    const frozen = descendants(slow.sshdPid);
+    for (const p of frozen) process.kill(p, 'SIGSTOP');
+    try {
+      await run.line(/\sready(\s|$)/);
+      await kill(run);
+    } finally {
+      for (const p of frozen) if (isAlive(p)) process.kill(p, 'SIGKILL');
+    }
     expect(await expectWhole([CUT_B])).toEqual(Object.fromEntries(lab.difusores.map((d) => [d.id, CUT_B])));
+    const promoted = lab.difusores.filter((d) => existsSync(path.join(d.path, 'releases', CUT_C)));
+    expect(promoted.length).toBeGreaterThan(0);
     await rerunAndCheck(CUT_C, run.pid);
   }, T);
 
