@@ -200,6 +200,13 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
       outcome.result = 'planned';
       outcome.seconds = (now() - startedAt) / 1000;
       observe('planned', describePlan(plan));
+      await ports.journal?.record({
+        difusor: d.id,
+        cut: req.cut,
+        phase: 'plan',
+        result: 'info',
+        detail: { plan: plan.kind, filesToSend: plan.send.length, bytesToSend: plan.bytesToSend, filesLinked: plan.linked },
+      });
       session.close();
       return outcome;
     }
@@ -207,6 +214,7 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
       outcome.result = 'up-to-date';
       outcome.seconds = (now() - startedAt) / 1000;
       observe('up-to-date');
+      await ports.journal?.record({ difusor: d.id, cut: req.cut, phase: 'check', result: 'skipped', detail: { reason: 'already live' } });
       session.close();
       return outcome;
     }
@@ -269,6 +277,15 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
     await step(session, phase, 'promote', [req.cut], { stdin: promoteLines.join('') });
 
     observe('ready');
+    await ports.journal?.record({
+      difusor: d.id,
+      cut: req.cut,
+      phase: 'stage',
+      result: 'ok',
+      bytes: outcome.bytesSent,
+      seconds: round(now() - startedAt),
+      detail: { plan: plan.kind, base: plan.base, filesSent: outcome.filesSent, filesLinked: plan.linked, previous: report.live },
+    });
     return { difusor: d, session, outcome, startedAt, needsSwitch: report.live !== req.cut };
   } catch (error) {
     session?.close();
@@ -277,8 +294,22 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
     outcome.error = error instanceof Error ? error.message : String(error);
     outcome.seconds = (now() - startedAt) / 1000;
     observe('failed', outcome.error);
+    await ports.journal?.record({
+      difusor: d.id,
+      cut: req.cut,
+      phase: outcome.failedPhase,
+      result: 'failed',
+      bytes: outcome.bytesSent,
+      seconds: outcome.seconds,
+      error: outcome.error,
+      detail: { previous: outcome.previous },
+    });
     return outcome;
   }
+}
+
+function round(ms: number): number {
+  return Math.round(ms) / 1000;
 }
 
 function describePlan(plan: TransferPlan): string {
@@ -303,12 +334,29 @@ async function switchOne(staged: Staged, req: PublishRequest, ports: PublishPort
     outcome.result = 'live';
     outcome.seconds = (now() - staged.startedAt) / 1000;
     ports.observer?.phase(d.id, 'live');
+    await ports.journal?.record({
+      difusor: d.id,
+      cut: req.cut,
+      phase: 'switch',
+      result: 'ok',
+      seconds: outcome.seconds,
+      detail: { from: outcome.previous ?? null, switched: staged.needsSwitch },
+    });
   } catch (error) {
     outcome.result = 'failed';
     outcome.failedPhase = 'switching';
     outcome.error = error instanceof Error ? error.message : String(error);
     outcome.seconds = (now() - staged.startedAt) / 1000;
     ports.observer?.phase(d.id, 'failed', outcome.error);
+    await ports.journal?.record({
+      difusor: d.id,
+      cut: req.cut,
+      phase: 'switch',
+      result: 'failed',
+      seconds: outcome.seconds,
+      error: outcome.error,
+      detail: { previous: outcome.previous },
+    });
   }
 }
 
@@ -332,7 +380,11 @@ export async function publishCut(req: PublishRequest, ports: PublishPorts): Prom
     staged.map(async (s) => {
       if (s.outcome.result === 'live') {
         // Pruning only frees disk; a failure here never undoes a publication.
-        await s.session.helper('prune', [String(req.keepReleases)]).catch(() => undefined);
+        const pruned = await s.session.helper('prune', [String(req.keepReleases)]).catch(() => undefined);
+        const removed = (pruned?.stdout ?? '').split('\n').filter((l) => l.startsWith('pruned ')).map((l) => l.slice(7));
+        if (removed.length > 0) {
+          await ports.journal?.record({ difusor: s.difusor.id, cut: req.cut, phase: 'prune', result: 'ok', detail: { removed } });
+        }
       }
       s.session.close();
     }),
@@ -342,18 +394,6 @@ export async function publishCut(req: PublishRequest, ports: PublishPorts): Prom
     const r = results.get(d.id) as Staged | DifusorOutcome;
     return 'session' in r ? r.outcome : r;
   });
-  for (const o of outcomes) {
-    await ports.journal?.record({
-      difusor: o.id,
-      cut: req.cut,
-      phase: req.dryRun ? 'plan' : o.result === 'failed' ? (o.failedPhase ?? 'publish') : 'publish',
-      result: o.result === 'failed' ? 'failed' : o.result === 'planned' ? 'info' : o.result === 'up-to-date' ? 'skipped' : 'ok',
-      bytes: o.bytesSent,
-      seconds: Math.round(o.seconds * 1000) / 1000,
-      error: o.error,
-      detail: { plan: o.plan, previous: o.previous, filesSent: o.filesSent, filesLinked: o.filesLinked, result: o.result },
-    });
-  }
   const switched = outcomes.map((o) => o.switchedAt).filter((t): t is number => t !== undefined);
   return {
     cut: req.cut,
