@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-tools.sh
 [[ -d node_modules ]] || npm ci --no-audit --no-fund
-[[ -f dist/commands/publish.js ]] || npm run build >/dev/null
+npm run build >/dev/null
 
 demo="$PWD/demo"
 rm -rf "$demo"

@@ -212,6 +212,18 @@ verify)
 	inventory ".staging/$cut"
 	;;
 
+audit)
+	# Checks a published release in place: stdin holds sha256sum lines (the manifest's own line, or every file).
+	need_cut "${1:-}"
+	cut=$1
+	[ -d "releases/$cut" ] && [ ! -L "releases/$cut" ] || die "releases/$cut is not there"
+	if live=$(live_cut); then echo "live $live"; fi
+	out=$(cd "releases/$cut" && sha256sum -c --quiet --strict - 2>&1)
+	echo "check $?"
+	[ -n "$out" ] && printf '%s\n' "$out" | sed 's/^/x /'
+	inventory "releases/$cut"
+	;;
+
 promote)
 	need_cut "${1:-}"
 	cut=$1

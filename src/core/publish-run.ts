@@ -150,7 +150,10 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
     const manifest = await buildManifest(cutDir, files, cache, ports.onManifestProgress);
     await cache.save();
     const signature = signingKey ? signManifest(manifest.text, signingKey) : undefined;
-    if (!opts.dryRun) await state.saveManifest(cut, manifest.text, signature);
+    if (!opts.dryRun) {
+      await state.saveManifest(cut, manifest.text, signature);
+      await state.saveSizes(cut, manifest.entries);
+    }
 
     ports.onStart?.({
       cut,

@@ -43,6 +43,25 @@ export class StateStore {
     return parseManifest(text);
   }
 
+  /** Sizes by path, so a quick verify can spot a changed file without re-hashing it. */
+  async saveSizes(cut: string, entries: Array<{ path: string; size: number }>): Promise<void> {
+    await writeAtomically(path.join(this.dir, 'cuts', cut, 'sizes.json'), JSON.stringify(entries.map((e) => [e.path, e.size])));
+  }
+
+  async sizesOf(cut: string): Promise<Map<string, number> | undefined> {
+    const text = await readFile(path.join(this.dir, 'cuts', cut, 'sizes.json'), 'utf8').catch(() => undefined);
+    if (text === undefined) return undefined;
+    try {
+      return new Map(JSON.parse(text) as Array<[string, number]>);
+    } catch {
+      return undefined;
+    }
+  }
+
+  async manifestText(cut: string): Promise<string | undefined> {
+    return readFile(this.manifestFile(cut), 'utf8').catch(() => undefined);
+  }
+
   hashCacheFile(): string {
     return path.join(this.dir, 'hash-cache');
   }
