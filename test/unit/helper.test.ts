@@ -1,0 +1,404 @@
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+/** Generous: these tests spawn real processes (sh, rsync, sha256sum), and a loaded machine makes that slow. */
+const T = 20_000;
+
+/** templates/difusion-helper.sh run locally, as a shell account runs it inline and a restricted one from authorized_keys. */
+const SCRIPT = readFileSync(new URL('../../templates/difusion-helper.sh', import.meta.url), 'utf8');
+
+let work: string;
+let root: string;
+
+beforeEach(() => {
+  work = mkdtempSync(path.join(tmpdir(), 'difusion-helper-'));
+  root = path.join(work, 'prep');
+  mkdirSync(root);
+});
+
+afterEach(() => {
+  rmSync(work, { recursive: true, force: true });
+});
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function helper(verb: string, args: string[] = [], input = ''): Run {
+  const r = spawnSync('sh', ['-c', SCRIPT, 'difusion-helper', root, verb, ...args], { input, encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Restricted access: only ROOT on the command line, the request in SSH_ORIGINAL_COMMAND. */
+function restricted(request: string | undefined, input = ''): Run {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH };
+  if (request !== undefined) env.SSH_ORIGINAL_COMMAND = request;
+  const r = spawnSync('sh', ['-c', SCRIPT, 'difusion-helper', root], { input, encoding: 'utf8', env });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function ok(r: Run): string {
+  if (r.code !== 0) throw new Error(`helper exit ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+const sha = (data: string): string => createHash('sha256').update(data).digest('hex');
+
+function put(rel: string, content: string): void {
+  mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+  writeFileSync(path.join(root, rel), content);
+}
+
+/** A published release: files plus its MANIFEST.sha256. */
+function release(cut: string, files: Record<string, string>): string {
+  const lines = Object.entries(files).map(([p, c]) => `${sha(c)}  ${p}\n`).join('');
+  for (const [p, c] of Object.entries(files)) put(`releases/${cut}/${p}`, c);
+  put(`releases/${cut}/MANIFEST.sha256`, lines);
+  return lines;
+}
+
+/** Every entry below a directory with type, size and inode: equal listings mean nothing changed. */
+function listing(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string): void => {
+    for (const name of readdirSync(path.join(dir, rel)).sort()) {
+      const p = rel ? `${rel}/${name}` : name;
+      const st = lstatSync(path.join(dir, p));
+      out.push(`${p} ${st.isSymbolicLink() ? `-> ${readlinkSync(path.join(dir, p))}` : st.isDirectory() ? 'd' : `f ${st.size}`} ${st.ino} ${st.mtimeMs}`);
+      if (st.isDirectory() && !st.isSymbolicLink()) walk(p);
+    }
+  };
+  walk('');
+  return out;
+}
+
+describe('difusion-helper: arguments', () => {
+  it('refuses a relative root', () => {
+    const r = spawnSync('sh', ['-c', SCRIPT, 'difusion-helper', 'prep', 'status'], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe('difusion-helper: root must be an absolute path: prep\n');
+  }, T);
+
+  it('refuses an unknown verb', () => {
+    const r = helper('rm', ['-rf', '/']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('difusion-helper: refused: unknown verb rm\n');
+  }, T);
+
+  it.each([['../etc'], ['20220605_2015/../x'], ['20220605_2015_a/b'], ['2022-06-05'], ['']])('refuses %j as a cut id', (cut) => {
+    const r = helper('prepare', [cut]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`difusion-helper: not a cut id: ${cut}\n`);
+  }, T);
+});
+
+describe('difusion-helper: status', () => {
+  it('reports the live cut, the releases, free space, rsync and write access', () => {
+    release('20220605_2015', { 'index.html': 'a' });
+    release('20220605_2030', { 'index.html': 'b' });
+    mkdirSync(path.join(root, 'releases', 'tmp.junk'));
+    symlinkSync('releases/20220605_2030', path.join(root, 'current'));
+    const out = ok(helper('status'));
+    expect(out).toMatch(/^live 20220605_2030\nrelease 20220605_2015\nrelease 20220605_2030\nfree \d+\nrsync \d+\.\d+\.\d+\S*\nwritable yes\n$/);
+  }, T);
+
+  it('says current-invalid when current points outside releases', () => {
+    symlinkSync('/etc', path.join(root, 'current'));
+    expect(ok(helper('status'))).toMatch(/^current-invalid\n/);
+  }, T);
+});
+
+describe('difusion-helper: prepare and inspect', () => {
+  it('prepare creates the layout on a fresh difusor and reports no base', () => {
+    const out = ok(helper('prepare', ['20220605_2015']));
+    expect(out).toMatch(/^free \d+\n$/);
+    expect(statSync(path.join(root, 'releases')).isDirectory()).toBe(true);
+    expect(statSync(path.join(root, '.staging')).isDirectory()).toBe(true);
+  }, T);
+
+  it('prepare cleans the leftovers of an interrupted run and reports the live release as base', () => {
+    const manifest = release('20220605_2015', { 'index.html': 'hola', 'actas/1 A.jpg': 'jpeg' });
+    symlinkSync('releases/20220605_2015', path.join(root, 'current'));
+    put('.staging/20220605_2030/index.html', 'half');
+    symlinkSync('releases/20220605_2030', path.join(root, '.current.new'));
+    const out = ok(helper('prepare', ['20220605_2030']));
+    expect(readdirSync(path.join(root, '.staging'))).toEqual([]);
+    expect(lstatSync(path.join(root, '.current.new'), { throwIfNoEntry: false })).toBeUndefined();
+    const lines = out.trim().split('\n');
+    expect(lines[0]).toBe('live 20220605_2015');
+    expect(lines).toContain('base 20220605_2015');
+    expect(lines).toContain(`manifest ${sha(manifest)}`);
+    expect(lines).toEqual(
+      expect.arrayContaining(['f 4 index.html', 'f 4 actas/1 A.jpg', `f ${Buffer.byteLength(manifest)} MANIFEST.sha256`]),
+    );
+  }, T);
+
+  it('prepare takes an existing releases/<cut> as base, even when another cut is live', () => {
+    release('20220605_2015', { a: '1' });
+    release('20220605_2030', { b: '2' });
+    symlinkSync('releases/20220605_2015', path.join(root, 'current'));
+    const out = ok(helper('prepare', ['20220605_2030']));
+    expect(out).toContain('base 20220605_2030\n');
+    expect(out).toContain('f 1 b\n');
+    expect(out).not.toContain('f 1 a\n');
+  }, T);
+
+  it('reports what in the base is neither file nor directory', () => {
+    release('20220605_2015', { 'index.html': 'x' });
+    symlinkSync('/etc/passwd', path.join(root, 'releases/20220605_2015/enlace'));
+    symlinkSync('releases/20220605_2015', path.join(root, 'current'));
+    expect(ok(helper('prepare', ['20220605_2030']))).toContain('o enlace\n');
+  }, T);
+
+  it('prepare refuses when releases is a symlink', () => {
+    mkdirSync(path.join(work, 'elsewhere'));
+    symlinkSync(path.join(work, 'elsewhere'), path.join(root, 'releases'));
+    const r = helper('prepare', ['20220605_2015']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('difusion-helper: releases is not a directory\n');
+  }, T);
+
+  it('inspect (dry run) reports the same and changes nothing', () => {
+    release('20220605_2015', { 'index.html': 'hola' });
+    symlinkSync('releases/20220605_2015', path.join(root, 'current'));
+    put('.staging/20220605_2030/index.html', 'half');
+    const before = listing(root);
+    const out = ok(helper('inspect', ['20220605_2030']));
+    expect(out).toContain('live 20220605_2015\n');
+    expect(out).toContain('f 4 index.html\n');
+    expect(listing(root)).toEqual(before);
+  }, T);
+
+  it('inspect on a fresh difusor creates nothing', () => {
+    expect(ok(helper('inspect', ['20220605_2015']))).toMatch(/^free \d+\n$/);
+    expect(readdirSync(root)).toEqual([]);
+  }, T);
+});
+
+describe('difusion-helper: link', () => {
+  beforeEach(() => {
+    release('20220605_2015', { 'index.html': 'old', 'actas/1.jpg': 'acta', 'datos/viejo.csv': 'x' });
+    mkdirSync(path.join(root, '.staging'));
+  }, T);
+
+  it('hard-links the base into staging and drops the listed paths', () => {
+    ok(helper('link', ['20220605_2030', '20220605_2015'], 'index.html\ndatos/viejo.csv\nMANIFEST.sha256\n'));
+    const staged = path.join(root, '.staging', '20220605_2030');
+    expect(statSync(path.join(staged, 'actas/1.jpg')).ino).toBe(statSync(path.join(root, 'releases/20220605_2015/actas/1.jpg')).ino);
+    expect(existsSync(path.join(staged, 'index.html'))).toBe(false);
+    expect(existsSync(path.join(staged, 'datos/viejo.csv'))).toBe(false);
+    // The live release keeps every file.
+    expect(readFileSync(path.join(root, 'releases/20220605_2015/index.html'), 'utf8')).toBe('old');
+  }, T);
+
+  it('with "-" as base, creates an empty staging', () => {
+    ok(helper('link', ['20220605_2030', '-']));
+    expect(readdirSync(path.join(root, '.staging', '20220605_2030'))).toEqual([]);
+  }, T);
+
+  it.each([['../x'], ['/etc/passwd'], ['actas/../../x'], ['..'], ['a/..']])('refuses the drop path %j and removes nothing outside', (bad) => {
+    writeFileSync(path.join(root, '.staging', 'x'), 'keep');
+    writeFileSync(path.join(work, 'x'), 'keep');
+    const r = helper('link', ['20220605_2030', '20220605_2015'], `index.html\n${bad}\n`);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`difusion-helper: refused path: ${bad}\n`);
+    expect(readFileSync(path.join(root, '.staging', 'x'), 'utf8')).toBe('keep');
+    expect(readFileSync(path.join(work, 'x'), 'utf8')).toBe('keep');
+    expect(existsSync('/etc/passwd')).toBe(true);
+  }, T);
+
+  it('refuses when the staging already exists', () => {
+    mkdirSync(path.join(root, '.staging', '20220605_2030'));
+    const r = helper('link', ['20220605_2030', '-']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('difusion-helper: staging for 20220605_2030 already exists\n');
+  }, T);
+
+  it('drops a name with a leading dash, spaces and quotes as a path, never as an option', () => {
+    put('releases/20220605_2015/-rf', 'x');
+    put("releases/20220605_2015/it's a \"file\"", 'x');
+    ok(helper('link', ['20220605_2030', '20220605_2015'], "-rf\nit's a \"file\"\n"));
+    expect(readdirSync(path.join(root, '.staging', '20220605_2030')).sort()).toEqual(['MANIFEST.sha256', 'actas', 'datos', 'index.html']);
+  }, T);
+});
+
+describe('difusion-helper: put, verify, promote', () => {
+  beforeEach(() => {
+    mkdirSync(path.join(root, 'releases'));
+    put('.staging/20220605_2030/index.html', 'nuevo');
+  }, T);
+
+  it('put writes the manifest from stdin into staging', () => {
+    ok(helper('put', ['20220605_2030', 'MANIFEST.sha256'], `${sha('nuevo')}  index.html\n`));
+    expect(readFileSync(path.join(root, '.staging/20220605_2030/MANIFEST.sha256'), 'utf8')).toBe(`${sha('nuevo')}  index.html\n`);
+    expect(existsSync(path.join(root, '.staging/20220605_2030/MANIFEST.sha256.tmp'))).toBe(false);
+  }, T);
+
+  it.each([['index.html'], ['../MANIFEST.sha256'], ['MANIFEST.sha256/../../x'], ['']])('put refuses the name %j', (name) => {
+    const r = helper('put', ['20220605_2030', name], 'evil');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`difusion-helper: refused: put ${name}\n`);
+    expect(readFileSync(path.join(root, '.staging/20220605_2030/index.html'), 'utf8')).toBe('nuevo');
+  }, T);
+
+  it('put refuses without a staging', () => {
+    const r = helper('put', ['20220605_2045', 'MANIFEST.sha256'], 'x');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('difusion-helper: no staging for 20220605_2045\n');
+  }, T);
+
+  it('verify checks the stdin sums and lists the staging', () => {
+    const out = ok(helper('verify', ['20220605_2030'], `${sha('nuevo')}  index.html\n`));
+    expect(out).toBe('check 0\nf 5 index.html\n');
+  }, T);
+
+  it('verify names the file that differs', () => {
+    const out = ok(helper('verify', ['20220605_2030'], `${sha('otro')}  index.html\n`));
+    expect(out).toMatch(/^check 1\nx index.html: FAILED\n(x .*\n)*f 5 index.html\n$/);
+  }, T);
+
+  it('promote moves the staging into releases', () => {
+    expect(ok(helper('promote', ['20220605_2030']))).toBe('promoted 20220605_2030\n');
+    expect(readFileSync(path.join(root, 'releases/20220605_2030/index.html'), 'utf8')).toBe('nuevo');
+    expect(existsSync(path.join(root, '.staging/20220605_2030'))).toBe(false);
+  }, T);
+
+  it('promote repairs an existing release file by file', () => {
+    put('releases/20220605_2030/index.html', 'dañado');
+    put('releases/20220605_2030/intruso.php', 'x');
+    put('releases/20220605_2030/ok.txt', 'ok');
+    expect(ok(helper('promote', ['20220605_2030'], 'M index.html\nD intruso.php\n'))).toBe('repaired 20220605_2030\n');
+    expect(readdirSync(path.join(root, 'releases/20220605_2030')).sort()).toEqual(['index.html', 'ok.txt']);
+    expect(readFileSync(path.join(root, 'releases/20220605_2030/index.html'), 'utf8')).toBe('nuevo');
+    expect(existsSync(path.join(root, '.staging/20220605_2030'))).toBe(false);
+  }, T);
+
+  it.each([['D ../../x'], ['M /etc/passwd'], ['X index.html']])('promote refuses the line %j', (line) => {
+    put('releases/20220605_2030/index.html', 'viejo');
+    writeFileSync(path.join(work, 'x'), 'keep');
+    const r = helper('promote', ['20220605_2030'], `${line}\n`);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^difusion-helper: refused (path|promote line): /);
+    expect(readFileSync(path.join(work, 'x'), 'utf8')).toBe('keep');
+    expect(readFileSync(path.join(root, 'releases/20220605_2030/index.html'), 'utf8')).toBe('viejo');
+  }, T);
+});
+
+describe('difusion-helper: switch', () => {
+  it('points current at the release by renaming a new symlink over it', () => {
+    release('20220605_2015', { a: '1' });
+    release('20220605_2030', { a: '2' });
+    symlinkSync('releases/20220605_2015', path.join(root, 'current'));
+    expect(ok(helper('switch', ['20220605_2030']))).toBe('live releases/20220605_2030\n');
+    expect(readlinkSync(path.join(root, 'current'))).toBe('releases/20220605_2030');
+    expect(readFileSync(path.join(root, 'current/a'), 'utf8')).toBe('2');
+    expect(existsSync(path.join(root, '.current.new'))).toBe(false);
+  }, T);
+
+  it('refuses when current is a real directory, and leaves it untouched', () => {
+    release('20220605_2030', { a: '2' });
+    put('current/index.html', 'sitio anterior');
+    const before = listing(root);
+    const r = helper('switch', ['20220605_2030']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('difusion-helper: current is not a symlink; refusing to replace it\n');
+    expect(listing(root)).toEqual(before);
+    expect(readFileSync(path.join(root, 'current/index.html'), 'utf8')).toBe('sitio anterior');
+  }, T);
+
+  it('refuses a release that is not there', () => {
+    const r = helper('switch', ['20220605_2030']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('difusion-helper: releases/20220605_2030 is not there\n');
+    expect(lstatSync(path.join(root, 'current'), { throwIfNoEntry: false })).toBeUndefined();
+  }, T);
+});
+
+describe('difusion-helper: prune', () => {
+  it('keeps the N newest and always the live one, and ignores names that are not cuts', () => {
+    for (const cut of ['20220605_2000', '20220605_2015', '20220605_2030', '20220605_2045', '20220605_2100']) release(cut, { a: cut });
+    for (const junk of ['tmp.20220605_2045', '20220605_2045.partial', 'lost+found']) mkdirSync(path.join(root, 'releases', junk));
+    symlinkSync('releases/20220605_2015', path.join(root, 'current'));
+    const out = ok(helper('prune', ['2']));
+    expect(out.split('\n').filter(Boolean).sort()).toEqual(['pruned 20220605_2000', 'pruned 20220605_2030']);
+    expect(readdirSync(path.join(root, 'releases')).sort()).toEqual([
+      '20220605_2015',
+      '20220605_2045',
+      '20220605_2045.partial',
+      '20220605_2100',
+      'lost+found',
+      'tmp.20220605_2045',
+    ]);
+  }, T);
+
+  it('refuses a keep that is not a number', () => {
+    const r = helper('prune', ['-1']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('difusion-helper: keep must be a number: -1\n');
+  }, T);
+});
+
+describe('difusion-helper: restricted access (SSH_ORIGINAL_COMMAND)', () => {
+  it('runs a plain request', () => {
+    const r = restricted('status');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('writable yes');
+  }, T);
+
+  it.each([
+    ['no request at all', undefined, 'difusion-helper: refused: not a difusion request\n'],
+    ['an empty request', '', 'difusion-helper: refused: not a difusion request\n'],
+    ['another program', 'cat /etc/shadow', 'difusion-helper: refused: unknown verb cat\n'],
+    ['shell syntax', 'status; rm -rf /', 'difusion-helper: refused: not a difusion request\n'],
+    ['a substitution', 'prepare $(id)', 'difusion-helper: refused: not a difusion request\n'],
+    ['a glob', 'prune *', 'difusion-helper: refused: not a difusion request\n'],
+    ['quotes', "prepare '20220605_2015'", 'difusion-helper: refused: not a difusion request\n'],
+    ['a newline', 'status\nrm -rf /', 'difusion-helper: refused: not a difusion request\n'],
+    ['rsync as sender', 'rsync --server --sender -logDtpre.iLsfxC . releases/20220605_2015/', 'difusion-helper: refused: rsync --sender\n'],
+    ['rsync into /etc', 'rsync --server -logDtpre.iLsfxC . /etc/', 'difusion-helper: refused: rsync into /etc/\n'],
+    ['rsync into a release', 'rsync --server -logDtpre.iLsfxC . releases/20220605_2015/', 'difusion-helper: refused: rsync into releases/20220605_2015/\n'],
+    ['rsync with --delete', 'rsync --server --delete . .staging/20220605_2015/', 'difusion-helper: refused: rsync --delete\n'],
+    ['rsync not as server', 'rsync -a /etc/ .staging/20220605_2015/', 'difusion-helper: refused: rsync must run as --server\n'],
+    [
+      'rsync escaping staging',
+      'rsync --server -logDtpre.iLsfxC . .staging/20220605_2015_a/../../../etc/',
+      'difusion-helper: not a cut id: 20220605_2015_a/../../../etc\n',
+    ],
+  ])('refuses %s', (_what, request, message) => {
+    const r = restricted(request);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(message);
+    expect(r.stdout).toBe('');
+  }, T);
+
+  it('lets rsync write into staging only once that staging exists', () => {
+    const request = 'rsync --server --difusion-bogus-option . .staging/20220605_2015/';
+    const before = restricted(request);
+    expect(before.code).toBe(2);
+    expect(before.stderr).toBe('difusion-helper: no staging for 20220605_2015\n');
+
+    mkdirSync(path.join(root, '.staging', '20220605_2015'), { recursive: true });
+    // Past every check, the helper execs rsync itself: the complaint is rsync's, about the bogus option.
+    const after = restricted(request);
+    expect(after.stderr).not.toContain('difusion-helper');
+    expect(after.stderr).toContain('--difusion-bogus-option: unknown option');
+    expect(after.code).not.toBe(0);
+  }, T);
+});

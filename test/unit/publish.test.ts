@@ -1,0 +1,515 @@
+import { createHash } from 'node:crypto';
+import type { Difusor } from '../../src/core/types.js';
+import { manifestText, type Manifest, type ManifestEntry } from '../../src/core/manifest.js';
+import {
+  exitCodeFor,
+  publishCut,
+  type DifusorOutcome,
+  type Phase,
+  type PublishJournalPort,
+  type PublishRequest,
+} from '../../src/core/publish.js';
+import type { DifusorConnector, DifusorSession, HelperOutput } from '../../src/ports/difusor.js';
+
+const sha = (data: string): string => createHash('sha256').update(data).digest('hex');
+const CUT = '20220605_2030';
+const PREVIOUS = '20220605_2015';
+
+function manifestOf(files: Record<string, string>): Manifest {
+  const entries: ManifestEntry[] = Object.entries(files)
+    .sort(([a], [b]) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
+    .map(([path, content]) => ({ path, size: Buffer.byteLength(content), sha256: sha(content) }));
+  const text = manifestText(entries);
+  return { entries, text, digest: sha(text), totalBytes: entries.reduce((n, e) => n + e.size, 0) };
+}
+
+const previousManifest = manifestOf({ 'index.html': 'corte 20:15', 'actas/1_A.jpg': 'acta 1A', 'datos/viejo.csv': 'se va' });
+const cutManifest = manifestOf({ 'index.html': 'corte 20:30', 'actas/1_A.jpg': 'acta 1A', 'actas/2_A.jpg': 'acta 2A' });
+
+function difusor(id: string): Difusor {
+  return {
+    id,
+    name: `Difusor ${id}`,
+    transport: 'local',
+    port: 22,
+    path: `/srv/${id}`,
+    public_url: `http://localhost/${id}/`,
+    status: 'active',
+    access: 'shell',
+  };
+}
+
+/** The inventory a release holding this manifest's files reports ("f SIZE PATH"). */
+function inventory(m: Manifest, extra: string[] = []): string {
+  return [...m.entries.map((e) => `f ${e.size} ${e.path}`), `f ${Buffer.byteLength(m.text)} MANIFEST.sha256`, ...extra].join('\n') + '\n';
+}
+
+type Script = (args: string[], stdin: string) => HelperOutput | Promise<HelperOutput>;
+
+interface FakeOptions {
+  /** What prepare/inspect prints; default: the previous cut live with its manifest. */
+  prepare?: string;
+  openError?: string;
+  /** Replace one verb's behaviour. */
+  verbs?: Record<string, Script>;
+  transferError?: string;
+  /** Delay every call by this many ms (lets staging overlap). */
+  delayMs?: number;
+}
+
+const okOut = (stdout = ''): HelperOutput => ({ code: 0, stdout, stderr: '' });
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** An in-memory connector: scripted helper answers per difusor, and a log of every call in order. */
+class FakeConnector implements DifusorConnector {
+  readonly log: string[] = [];
+  readonly stdin = new Map<string, string>();
+  readonly transfers = new Map<string, string[]>();
+  openSessions = 0;
+  maxOpenSessions = 0;
+  inFlight = new Set<string>();
+  maxInFlight = 0;
+  opened = 0;
+  closed = 0;
+
+  constructor(
+    private readonly options: Record<string, FakeOptions> = {},
+    private readonly manifest: Manifest = cutManifest,
+  ) {}
+
+  private defaults(id: string, verb: string, args: string[]): HelperOutput {
+    switch (verb) {
+      case 'prepare':
+      case 'inspect':
+        return okOut(
+          `live ${PREVIOUS}\nfree 1000000\nbase ${PREVIOUS}\nmanifest ${previousManifest.digest}\n${inventory(previousManifest)}`,
+        );
+      case 'verify':
+        return okOut(`check 0\n${inventory(this.manifest)}`);
+      case 'promote':
+        return okOut(`promoted ${args[0]}\n`);
+      case 'switch':
+        return okOut(`live releases/${args[0]}\n`);
+      case 'link':
+      case 'put':
+      case 'prune':
+        return okOut();
+      default:
+        return { code: 2, stdout: '', stderr: `difusion-helper: refused: unknown verb ${verb} (${id})\n` };
+    }
+  }
+
+  async open(d: Difusor): Promise<DifusorSession> {
+    const opts = this.options[d.id] ?? {};
+    this.log.push(`${d.id}:open`);
+    this.inFlight.add(d.id);
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight.size);
+    if (opts.delayMs) await sleep(opts.delayMs);
+    if (opts.openError) {
+      this.inFlight.delete(d.id);
+      throw new Error(opts.openError);
+    }
+    this.opened++;
+    this.openSessions++;
+    this.maxOpenSessions = Math.max(this.maxOpenSessions, this.openSessions);
+    let closed = false;
+    return {
+      helper: async (verb, args, o = {}) => {
+        this.log.push(`${d.id}:${verb}`);
+        this.stdin.set(`${d.id}:${verb}:${args.join(' ')}`, o.stdin ?? '');
+        if (opts.delayMs) await sleep(opts.delayMs);
+        const custom = opts.verbs?.[verb];
+        const out = custom ? await custom(args, o.stdin ?? '') : this.defaults(d.id, verb, args);
+        if (verb === 'promote' || out.code !== 0) this.inFlight.delete(d.id);
+        return out;
+      },
+      transfer: async (_sourceDir, cut, files) => {
+        this.log.push(`${d.id}:transfer`);
+        this.transfers.set(`${d.id}:${cut}`, files);
+        if (opts.delayMs) await sleep(opts.delayMs);
+        if (opts.transferError) {
+          this.inFlight.delete(d.id);
+          throw new Error(opts.transferError);
+        }
+        return { filesSent: files.length, bytesSent: files.length * 100 };
+      },
+      close: () => {
+        if (closed) throw new Error(`${d.id}: session closed twice`);
+        closed = true;
+        this.closed++;
+        this.openSessions--;
+        this.inFlight.delete(d.id);
+        this.log.push(`${d.id}:close`);
+      },
+    };
+  }
+
+  async dispose(): Promise<void> {}
+
+  verbsOf(id: string): string[] {
+    return this.log.filter((l) => l.startsWith(`${id}:`)).map((l) => l.slice(id.length + 1));
+  }
+}
+
+interface Harness {
+  connector: FakeConnector;
+  phases: Array<[string, Phase, string | undefined]>;
+  journal: Array<Parameters<PublishJournalPort['record']>[0]>;
+}
+
+async function publish(
+  ids: string[],
+  options: Record<string, FakeOptions> = {},
+  over: Partial<PublishRequest> = {},
+  baseHashes: Map<string, string> | undefined = new Map(previousManifest.entries.map((e) => [e.path, e.sha256])),
+): Promise<Harness & { report: Awaited<ReturnType<typeof publishCut>> }> {
+  const manifest = over.manifest ?? cutManifest;
+  const connector = new FakeConnector(options, manifest);
+  const phases: Harness['phases'] = [];
+  const journal: Harness['journal'] = [];
+  let clock = 1_654_477_200_000;
+  const report = await publishCut(
+    {
+      cut: CUT,
+      cutDir: `/srv/cortes/${CUT}`,
+      manifest,
+      targets: ids.map(difusor),
+      concurrency: 8,
+      keepReleases: 5,
+      dryRun: false,
+      ...over,
+    },
+    {
+      connector,
+      state: { manifestHashes: async (cut, digest) => (cut === PREVIOUS && digest === previousManifest.digest ? baseHashes : undefined) },
+      journal: { record: async (entry) => void journal.push(entry) },
+      observer: { phase: (id, phase, detail) => phases.push([id, phase, detail]) },
+      now: () => (clock += 10),
+    },
+  );
+  return { connector, phases, journal, report };
+}
+
+const outcome = (report: { outcomes: DifusorOutcome[] }, id: string): DifusorOutcome =>
+  report.outcomes.find((o) => o.id === id) as DifusorOutcome;
+
+describe('publishCut: the normal path', () => {
+  it('stages, verifies, promotes, switches and prunes each difusor, in that order', async () => {
+    const { connector, report } = await publish(['a']);
+    expect(connector.verbsOf('a')).toEqual(['open', 'prepare', 'link', 'transfer', 'put', 'verify', 'promote', 'switch', 'prune', 'close']);
+    expect(report.exitCode).toBe(0);
+    expect(outcome(report, 'a')).toMatchObject({
+      result: 'live',
+      cut: CUT,
+      plan: 'new-release',
+      previous: PREVIOUS,
+      filesLinked: 1,
+      filesToSend: 2,
+      filesSent: 2,
+      bytesSent: 200,
+    });
+    expect(outcome(report, 'a').switchedAt).toBeDefined();
+    expect(outcome(report, 'a').failedPhase).toBeUndefined();
+  });
+
+  it('links from the live release, drops what changed or went away, sends only the changed files', async () => {
+    const { connector } = await publish(['a']);
+    expect(connector.stdin.get(`a:link:${CUT} ${PREVIOUS}`)?.split('\n').filter(Boolean).sort()).toEqual([
+      'MANIFEST.sha256',
+      'datos/viejo.csv',
+      'index.html',
+    ]);
+    expect(connector.transfers.get(`a:${CUT}`)).toEqual(['actas/2_A.jpg', 'index.html']);
+  });
+
+  it('puts the exact manifest and verifies the sent files plus the manifest itself on the difusor', async () => {
+    const { connector } = await publish(['a']);
+    expect(connector.stdin.get(`a:put:${CUT} MANIFEST.sha256`)).toBe(cutManifest.text);
+    const checks = connector.stdin.get(`a:verify:${CUT}`) as string;
+    expect(checks).toBe(
+      manifestText(cutManifest.entries.filter((e) => e.path !== 'actas/1_A.jpg')) + `${sha(cutManifest.text)}  MANIFEST.sha256\n`,
+    );
+  });
+
+  it('prunes with keep_releases', async () => {
+    const { connector } = await publish(['a'], {}, { keepReleases: 3 });
+    expect(connector.stdin.has('a:prune:3')).toBe(true);
+  });
+
+  it('puts the signature too when the cut is signed', async () => {
+    const { connector, report } = await publish(['a'], {
+      a: { verbs: { verify: () => okOut(`check 0\n${inventory(cutManifest, ['f 88 MANIFEST.sha256.sig'])}`) } },
+    }, { signature: 'c2lnbmF0dXJl' });
+    expect(report.exitCode).toBe(0);
+    expect(connector.stdin.get(`a:put:${CUT} MANIFEST.sha256.sig`)).toBe('c2lnbmF0dXJl');
+  });
+
+  it('tells the observer every phase of a difusor in order', async () => {
+    const { phases } = await publish(['a']);
+    expect(phases.filter(([id]) => id === 'a').map(([, p]) => p)).toEqual([
+      'waiting',
+      'connecting',
+      'preparing',
+      'linking',
+      'staging',
+      'verifying',
+      'ready',
+      'switching',
+      'live',
+    ]);
+  });
+
+  it('journals each action per difusor: stage, switch, prune, and a failure with its phase', async () => {
+    const { journal } = await publish(['a', 'b', 'c'], {
+      a: { verbs: { prune: () => okOut('pruned 20220605_2000\n') } },
+      b: { openError: 'connect ECONNREFUSED 10.0.0.2:22' },
+    });
+    const of = (id: string): string[] => journal.filter((e) => e.difusor === id).map((e) => `${e.phase} ${e.result}`);
+    expect(of('a')).toEqual(['stage ok', 'switch ok', 'prune ok']);
+    expect(of('b')).toEqual(['connecting failed']);
+    // Nothing pruned, nothing journaled.
+    expect(of('c')).toEqual(['stage ok', 'switch ok']);
+    expect(journal.find((e) => e.difusor === 'a' && e.phase === 'stage')).toMatchObject({
+      cut: CUT,
+      bytes: 200,
+      detail: expect.objectContaining({ plan: 'new-release', base: PREVIOUS, filesSent: 2, filesLinked: 1, previous: PREVIOUS }),
+    });
+    expect(journal.find((e) => e.difusor === 'a' && e.phase === 'switch')?.detail).toEqual({ from: PREVIOUS, switched: true });
+    expect(journal.find((e) => e.phase === 'prune')?.detail).toEqual({ removed: ['20220605_2000'] });
+    expect(journal.find((e) => e.difusor === 'b')).toMatchObject({ cut: CUT, error: 'connect ECONNREFUSED 10.0.0.2:22' });
+  });
+
+  it('closes every session it opened exactly once', async () => {
+    const { connector } = await publish(['a', 'b', 'c', 'd'], {
+      b: { verbs: { verify: () => okOut('check 1\nx index.html: FAILED\n') } },
+      c: { verbs: { switch: () => okOut('live releases/20220605_2015\n') } },
+    });
+    expect(connector.opened).toBe(4);
+    expect(connector.closed).toBe(4);
+  });
+});
+
+describe('publishCut: two phases across difusores', () => {
+  it('switches nobody before every difusor has promoted or failed, even when one is slow', async () => {
+    const { connector, report } = await publish(['fast', 'slow', 'broken'], {
+      slow: { delayMs: 15 },
+      broken: { delayMs: 5, verbs: { verify: () => okOut('check 1\nx index.html: FAILED\n') } },
+    });
+    const firstSwitch = connector.log.findIndex((l) => l.endsWith(':switch'));
+    const lastStageEnd = Math.max(
+      connector.log.lastIndexOf('fast:promote'),
+      connector.log.lastIndexOf('slow:promote'),
+      connector.log.lastIndexOf('broken:verify'),
+    );
+    expect(firstSwitch).toBeGreaterThan(lastStageEnd);
+    expect(connector.log.filter((l) => l.endsWith(':switch')).sort()).toEqual(['fast:switch', 'slow:switch']);
+    expect(report.exitCode).toBe(3);
+    expect(report.switchSpreadMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it('a difusor that cannot connect fails at connecting; the others go live; exit 3', async () => {
+    const { connector, report } = await publish(['a', 'b', 'c'], { b: { openError: 'connect ETIMEDOUT 10.0.0.2:22' } });
+    expect(outcome(report, 'b')).toMatchObject({ result: 'failed', failedPhase: 'connecting', error: 'connect ETIMEDOUT 10.0.0.2:22' });
+    expect(outcome(report, 'a').result).toBe('live');
+    expect(outcome(report, 'c').result).toBe('live');
+    expect(connector.verbsOf('b')).toEqual(['open']);
+    expect(report.exitCode).toBe(3);
+  });
+
+  it('a difusor whose sha256sum check fails is named at verifying, never promoted or switched', async () => {
+    const { connector, report } = await publish(['a', 'b'], {
+      b: { verbs: { verify: () => okOut(`check 1\nx index.html: FAILED\nx sha256sum: WARNING: 1 computed checksum did NOT match\n${inventory(cutManifest)}`) } },
+    });
+    const b = outcome(report, 'b');
+    expect(b).toMatchObject({ result: 'failed', failedPhase: 'verifying', previous: PREVIOUS });
+    expect(b.error).toMatch(/^sha256sum found 2 bad file\(s\) in staging: index\.html: FAILED/);
+    expect(connector.verbsOf('b')).not.toContain('promote');
+    expect(connector.verbsOf('b')).not.toContain('switch');
+    expect(outcome(report, 'a').result).toBe('live');
+    expect(report.exitCode).toBe(3);
+  });
+
+  it('a staging that differs from the manifest fails at verifying, naming the difference', async () => {
+    const { report } = await publish(['a'], {
+      a: { verbs: { verify: () => okOut(`check 0\n${inventory(cutManifest, ['f 3 intruso.php'])}`) } },
+    });
+    expect(outcome(report, 'a')).toMatchObject({ failedPhase: 'verifying', error: 'staging differs from the manifest: intruso.php: not in the manifest' });
+    expect(report.exitCode).toBe(1);
+  });
+
+  it('a failing transfer fails at staging with the rsync message', async () => {
+    const { connector, report } = await publish(['a', 'b'], { a: { transferError: 'rsync exit 23 (some files could not be transferred)' } });
+    expect(outcome(report, 'a')).toMatchObject({ failedPhase: 'staging', error: 'rsync exit 23 (some files could not be transferred)' });
+    expect(connector.verbsOf('a')).not.toContain('put');
+    expect(report.exitCode).toBe(3);
+  });
+
+  it('a helper step that exits non-zero fails at its phase with the helper\'s words', async () => {
+    const { report } = await publish(['a'], {
+      a: { verbs: { link: () => ({ code: 2, stdout: '', stderr: 'difusion-helper: cannot link releases/20220605_2015 into staging\n' }) } },
+    });
+    expect(outcome(report, 'a')).toMatchObject({
+      failedPhase: 'linking',
+      error: 'link failed (exit 2): difusion-helper: cannot link releases/20220605_2015 into staging',
+    });
+  });
+
+  it('refuses to send more than the difusor has free, before linking anything', async () => {
+    const { connector, report } = await publish(['a'], {
+      a: { verbs: { prepare: () => okOut(`free 0\nbase ${PREVIOUS}\nmanifest ${previousManifest.digest}\n${inventory(previousManifest)}`) } },
+    });
+    expect(outcome(report, 'a')).toMatchObject({ failedPhase: 'preparing' });
+    expect(outcome(report, 'a').error).toMatch(/^not enough free disk: 1 KB to send, 0 KB free under \/srv\/a$/);
+    expect(connector.verbsOf('a')).toEqual(['open', 'prepare', 'close']);
+  });
+
+  it('every difusor failing is exit 1', async () => {
+    const { report } = await publish(['a', 'b'], { a: { openError: 'host key mismatch' }, b: { transferError: 'rsync exit 12' } });
+    expect(report.outcomes.map((o) => o.result)).toEqual(['failed', 'failed']);
+    expect(report.exitCode).toBe(1);
+    expect(report.switchSpreadMs).toBeUndefined();
+  });
+
+  it('a switch that does not confirm the new target fails at switching', async () => {
+    const { report, journal } = await publish(['a', 'b'], { b: { verbs: { switch: () => okOut('live releases/20220605_2015\n') } } });
+    expect(outcome(report, 'b')).toMatchObject({
+      result: 'failed',
+      failedPhase: 'switching',
+      error: 'current points to live releases/20220605_2015 after the switch',
+    });
+    expect(journal.filter((e) => e.difusor === 'b').map((e) => `${e.phase} ${e.result}`)).toEqual(['stage ok', 'switch failed']);
+    expect(outcome(report, 'a').result).toBe('live');
+    expect(report.exitCode).toBe(3);
+  });
+
+  it('a switch the helper refuses fails at switching', async () => {
+    const { report } = await publish(['a'], {
+      a: { verbs: { switch: () => ({ code: 2, stdout: '', stderr: 'difusion-helper: current is not a symlink; refusing to replace it\n' }) } },
+    });
+    expect(outcome(report, 'a')).toMatchObject({ failedPhase: 'switching', error: expect.stringContaining('current is not a symlink') });
+    expect(report.exitCode).toBe(1);
+  });
+
+  it('a prune that fails never undoes the publication', async () => {
+    const { report } = await publish(['a', 'b'], {
+      a: { verbs: { prune: () => ({ code: 2, stdout: '', stderr: 'no' }) } },
+      b: { verbs: { prune: () => Promise.reject(new Error('channel closed')) } },
+    });
+    expect(report.outcomes.map((o) => o.result)).toEqual(['live', 'live']);
+    expect(report.exitCode).toBe(0);
+  });
+
+  it('stages at most `concurrency` difusores at once, and uses that many', async () => {
+    const ids = ['a', 'b', 'c', 'd', 'e'];
+    const { connector, report } = await publish(ids, Object.fromEntries(ids.map((id) => [id, { delayMs: 3 }])), { concurrency: 2 });
+    expect(report.exitCode).toBe(0);
+    expect(connector.maxInFlight).toBe(2);
+    // What is bounded is staging. A staged session stays open until the common switch, so up to every target's
+    // session is open at once (connector.maxOpenSessions reaches 5 here): by design, noted in the report.
+  });
+
+  it('with concurrency 1 stages one difusor after the other', async () => {
+    const { connector } = await publish(['a', 'b', 'c'], { a: { delayMs: 2 }, b: { delayMs: 2 }, c: { delayMs: 2 } }, { concurrency: 1 });
+    expect(connector.maxInFlight).toBe(1);
+    const opens = ['a', 'b', 'c'].map((id) => connector.log.indexOf(`${id}:open`));
+    const promotes = ['a', 'b', 'c'].map((id) => connector.log.indexOf(`${id}:promote`));
+    expect(opens[1]).toBeGreaterThan(promotes[0] as number);
+    expect(opens[2]).toBeGreaterThan(promotes[1] as number);
+  });
+});
+
+describe('publishCut: nothing or little to do', () => {
+  const upToDate = `live ${CUT}\nfree 1000000\nbase ${CUT}\nmanifest ${cutManifest.digest}\n${inventory(cutManifest)}`;
+  const hashes = new Map(cutManifest.entries.map((e) => [e.path, e.sha256]));
+
+  async function publishOver(prepare: string, over: Partial<PublishRequest> = {}): ReturnType<typeof publish> {
+    const connector = new FakeConnector({ a: { verbs: { prepare: () => okOut(prepare), inspect: () => okOut(prepare) } } });
+    const journal: Harness['journal'] = [];
+    const report = await publishCut(
+      { cut: CUT, cutDir: `/srv/cortes/${CUT}`, manifest: cutManifest, targets: [difusor('a')], concurrency: 8, keepReleases: 5, dryRun: false, ...over },
+      {
+        connector,
+        state: { manifestHashes: async (cut, digest) => (cut === CUT && digest === cutManifest.digest ? hashes : undefined) },
+        journal: { record: async (e) => void journal.push(e) },
+      },
+    );
+    return { connector, report, journal, phases: [] };
+  }
+
+  it('up to date: no link, no transfer, no switch; result up-to-date and exit 0', async () => {
+    const { connector, report, journal } = await publishOver(upToDate);
+    expect(connector.verbsOf('a')).toEqual(['open', 'prepare', 'close']);
+    expect(outcome(report, 'a')).toMatchObject({ result: 'up-to-date', plan: 'up-to-date', filesToSend: 0 });
+    expect(report.exitCode).toBe(0);
+    expect(journal).toEqual([expect.objectContaining({ difusor: 'a', phase: 'check', result: 'skipped' })]);
+  });
+
+  it('switch only: the release is whole but not live, so only the switch runs', async () => {
+    const { connector, report } = await publishOver(upToDate.replace(`live ${CUT}`, `live ${PREVIOUS}`));
+    expect(connector.verbsOf('a')).toEqual(['open', 'prepare', 'switch', 'prune', 'close']);
+    expect(outcome(report, 'a')).toMatchObject({ result: 'live', plan: 'switch-only', previous: PREVIOUS });
+  });
+
+  it('repair of the live cut: replaces the bad file and removes the intruder, without a switch', async () => {
+    const damaged = upToDate.replace('f 11 index.html', 'f 3 index.html') + 'f 5 intruso.php\n';
+    const { connector, report } = await publishOver(damaged);
+    expect(connector.verbsOf('a')).toEqual(['open', 'prepare', 'link', 'transfer', 'put', 'verify', 'promote', 'prune', 'close']);
+    expect(connector.transfers.get(`a:${CUT}`)).toEqual(['index.html']);
+    expect(connector.stdin.get(`a:promote:${CUT}`)).toBe('M index.html\nM MANIFEST.sha256\nD intruso.php\n');
+    expect(outcome(report, 'a')).toMatchObject({ result: 'live', plan: 'repair' });
+    expect(outcome(report, 'a').switchedAt).toBeUndefined();
+  });
+
+  it('dry run: inspects instead of preparing and never links, sends, puts, promotes, switches or prunes', async () => {
+    const { connector, report } = await publish(['a', 'b'], {}, { dryRun: true });
+    for (const id of ['a', 'b']) expect(connector.verbsOf(id)).toEqual(['open', 'inspect', 'close']);
+    expect(connector.transfers.size).toBe(0);
+    expect(report.dryRun).toBe(true);
+    expect(report.exitCode).toBe(0);
+    expect(outcome(report, 'a')).toMatchObject({ result: 'planned', plan: 'new-release', filesToSend: 2, filesLinked: 1 });
+  });
+
+  it('dry run: a difusor that cannot be reached is reported failed, with its phase', async () => {
+    const { connector, report } = await publish(['a', 'b'], { b: { openError: 'connect ECONNREFUSED 10.0.0.2:22' } }, { dryRun: true });
+    expect(outcome(report, 'b')).toMatchObject({ result: 'failed', failedPhase: 'connecting', error: 'connect ECONNREFUSED 10.0.0.2:22' });
+    expect(outcome(report, 'a').result).toBe('planned');
+    expect(connector.verbsOf('a')).toEqual(['open', 'inspect', 'close']);
+    // report.exitCode is 0 here (publish.ts forces 0 on a dry run): see the report.
+  });
+
+  it('dry run on an up-to-date difusor plans up-to-date', async () => {
+    const { connector, report, journal } = await publishOver(upToDate, { dryRun: true });
+    expect(connector.verbsOf('a')).toEqual(['open', 'inspect', 'close']);
+    expect(outcome(report, 'a')).toMatchObject({ result: 'planned', plan: 'up-to-date' });
+    expect(journal).toEqual([
+      expect.objectContaining({ difusor: 'a', phase: 'plan', result: 'info', detail: expect.objectContaining({ plan: 'up-to-date', filesToSend: 0 }) }),
+    ]);
+  });
+});
+
+describe('exitCodeFor', () => {
+  const o = (result: DifusorOutcome['result']): DifusorOutcome => ({
+    id: result,
+    name: result,
+    result,
+    cut: CUT,
+    filesToSend: 0,
+    bytesToSend: 0,
+    filesLinked: 0,
+    filesSent: 0,
+    bytesSent: 0,
+    seconds: 0,
+  });
+
+  it.each([
+    [[], 0],
+    [['live', 'up-to-date'], 0],
+    [['planned'], 0],
+    [['live', 'failed'], 3],
+    [['up-to-date', 'failed', 'failed'], 3],
+    [['failed'], 1],
+    [['failed', 'failed'], 1],
+  ] as Array<[DifusorOutcome['result'][], number]>)('%j → %i', (results, code) => {
+    expect(exitCodeFor(results.map(o))).toBe(code);
+  });
+});
