@@ -1,0 +1,87 @@
+import { Command, Errors, Flags } from '@oclif/core';
+import { preflight, type PreflightReport } from '../core/preflight.js';
+import { RunRefusal, resolveCut, selectTargets } from '../core/publish-run.js';
+import { scanCut } from '../core/cut.js';
+import { createConnector } from '../ports/difusor.js';
+import { httpGet } from '../ports/http.js';
+import { onlyFlag, registryFlag } from '../ui/flags.js';
+import { requireRegistry } from '../ui/support.js';
+import { renderTable } from '../ui/render.js';
+
+export default class Preflight extends Command {
+  static override summary = 'Readiness of each difusor: SSH with the pinned key, helper, rsync, write access, free disk, HTTP.';
+  static override description =
+    'Connects to every active difusor exactly as publish does (pinned host key, the same helper), and checks ' +
+    'rsync 3.1 or later, write access under its path, free disk for a whole cut (the one given with --cut or ' +
+    '--latest, twice its size to hold the staging beside the live release), and that its public URL answers. ' +
+    'Exit 3 when any difusor is not ready.';
+  static override examples = [
+    '<%= config.bin %> <%= command.id %>',
+    '<%= config.bin %> <%= command.id %> --latest /srv/prep/cortes',
+    '<%= config.bin %> <%= command.id %> --only ujed --json',
+  ];
+  static override enableJsonFlag = true;
+  static override flags = {
+    registry: registryFlag,
+    only: onlyFlag,
+    cut: Flags.string({ description: 'size the disk check on this cut directory', helpValue: 'DIR', exclusive: ['latest'] }),
+    latest: Flags.string({ description: 'size the disk check on the newest cut in DIR', helpValue: 'DIR' }),
+  };
+
+  async run(): Promise<PreflightReport> {
+    const { flags } = await this.parse(Preflight);
+    const registry = await requireRegistry(this, flags.registry);
+    let neededBytes = 0;
+    let targets;
+    try {
+      targets = selectTargets(registry, flags.only ?? []).targets;
+      const cutArg = flags.cut ?? flags.latest;
+      if (cutArg) {
+        const { cutDir } = await resolveCut(cutArg, Boolean(flags.latest));
+        const files = await scanCut(cutDir);
+        // A new release may need a whole copy beside the live one (no file to share on first publish).
+        neededBytes = 2 * files.reduce((n, f) => n + f.size, 0);
+      }
+    } catch (error) {
+      if (error instanceof RunRefusal) this.error(error.message, { exit: error.exitCode, suggestions: error.suggestions });
+      if (error instanceof Error && error.name === 'CutRefusedError') this.error(error.message, { exit: 2 });
+      throw error;
+    }
+    const connector = await createConnector(registry, targets);
+    let report: PreflightReport;
+    try {
+      report = await preflight(targets, { neededBytes, httpTimeoutMs: 5000 }, { connector, httpGet });
+    } finally {
+      await connector.dispose();
+    }
+    if (!this.jsonEnabled()) {
+      const names = ['ssh', 'helper', 'rsync', 'write', 'disk', 'http'] as const;
+      this.log(
+        renderTable(
+          ['difusor', 'ready', ...names],
+          report.difusores.map((r) => [
+            r.id,
+            r.ready ? 'yes' : 'NO',
+            ...names.map((n) => {
+              const c = r.checks.find((x) => x.name === n);
+              return c ? (c.ok ? 'ok' : 'FAIL') : '-';
+            }),
+          ]),
+        ),
+      );
+      for (const r of report.difusores) {
+        for (const c of r.checks.filter((x) => !x.ok)) this.log(`${r.id}: ${c.name}: ${c.detail}`);
+      }
+    }
+    if (report.exitCode !== 0) {
+      if (this.jsonEnabled()) process.exitCode = report.exitCode;
+      else this.exit(report.exitCode);
+    }
+    return report;
+  }
+
+  protected override async catch(error: Errors.CLIError): Promise<unknown> {
+    if (error instanceof Errors.ExitError) throw error;
+    return super.catch(error);
+  }
+}
