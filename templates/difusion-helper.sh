@@ -168,6 +168,9 @@ link)
 		fi
 	done
 	if [ $# -gt 0 ]; then rm -rf -- "$@" || die 'cannot clean the linked copy'; fi
+	# A directory the cut no longer has would survive, empty, from the linked copy; rmdir only takes empty ones.
+	find ".staging/$cut" -depth -type d -exec rmdir {} + 2>/dev/null
+	mkdir -p ".staging/$cut" || die "cannot create staging for $cut"
 	;;
 
 put)

@@ -61,7 +61,10 @@ export async function scanCut(cutDir: string): Promise<CutFile[]> {
   const pending: string[] = [''];
   while (pending.length > 0) {
     const rel = pending.pop() as string;
-    const names = await readdir(path.join(root, rel), { encoding: 'buffer' });
+    const names = await readdir(path.join(root, rel), { encoding: 'buffer' }).catch((error: NodeJS.ErrnoException) => {
+      problems.push({ path: rel || '.', problem: `cannot be read: ${error.code ?? error.message}` });
+      return [] as Buffer[];
+    });
     for (const raw of names) {
       const name = raw.toString('utf8');
       const relPath = rel === '' ? name : `${rel}/${name}`;
@@ -85,7 +88,16 @@ export async function scanCut(cutDir: string): Promise<CutFile[]> {
         problems.push({ path: relPath, problem: 'is reserved at the cut root: difusion writes its own manifest' });
         continue;
       }
-      const st = await lstat(path.join(root, relPath));
+      // `sha256sum -c MANIFEST.sha256` reads a line for "-" from stdin: such a file could never be checked.
+      if (rel === '' && name === '-') {
+        problems.push({ path: relPath, problem: 'a file named "-" at the cut root cannot be checked with sha256sum -c' });
+        continue;
+      }
+      const st = await lstat(path.join(root, relPath)).catch((error: NodeJS.ErrnoException) => {
+        problems.push({ path: relPath, problem: `cannot be read: ${error.code ?? error.message}` });
+        return undefined;
+      });
+      if (!st) continue;
       if (st.isDirectory()) pending.push(relPath);
       else if (st.isFile()) files.push({ path: relPath, size: st.size, mtimeMs: st.mtimeMs, dev: st.dev, ino: st.ino });
       else problems.push({ path: relPath, problem: describeNonRegular(st) });

@@ -400,6 +400,7 @@ export async function publishCut(req: PublishRequest, ports: PublishPorts): Prom
     dryRun: req.dryRun,
     outcomes,
     switchSpreadMs: switched.length > 0 ? Math.max(...switched) - Math.min(...switched) : undefined,
-    exitCode: req.dryRun ? 0 : exitCodeFor(outcomes),
+    // A rehearsal that cannot reach a difusor must say so to cron too.
+    exitCode: exitCodeFor(outcomes),
   };
 }

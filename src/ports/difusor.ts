@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { execa } from 'execa';
 import type { Difusor, Registry } from '../core/types.js';
@@ -146,8 +146,10 @@ function sshSession(
 function localSession(difusor: Difusor, transferTimeoutMs: number): DifusorSession {
   return {
     helper: async (verb, args, opts = {}) => {
-      // A local mirror is a directory of ours: create it, where a remote one is the difusor's to provide.
-      await mkdir(difusor.path, { recursive: true });
+      // A local mirror is a directory of ours: create it when publishing, where a remote one is the
+      // difusor's to provide; a dry run sees a missing one as a fresh difusor and creates nothing.
+      if (verb === 'prepare') await mkdir(difusor.path, { recursive: true });
+      else if (verb === 'inspect' && !existsSync(difusor.path)) return { code: 0, stdout: '', stderr: '' };
       const r = await execa('sh', ['-c', helperScript(), 'difusion-helper', difusor.path, verb, ...args], {
         input: opts.stdin ?? '',
         reject: false,

@@ -46,13 +46,15 @@ export function formatSshConfig(args: {
     .map((d) => {
       const key = parseHostKey(d.host_key as string);
       const keyType = typeof key === 'string' ? 'ssh-ed25519' : key.type;
+      // An RSA key is offered under the SHA-2 signature names by OpenSSH 8.8 and later; the key is the same.
+      const algorithms = keyType === 'ssh-rsa' ? 'rsa-sha2-512,rsa-sha2-256,ssh-rsa' : keyType;
       const lines = [
         `Host ${hostAlias(d)}`,
         `  HostName ${d.host}`,
         `  Port ${d.port}`,
         `  User ${d.user}`,
         `  HostKeyAlias ${hostAlias(d)}`,
-        `  HostKeyAlgorithms ${keyType}`,
+        `  HostKeyAlgorithms ${algorithms}`,
       ];
       return lines.join('\n');
     });
