@@ -90,6 +90,30 @@ inventory() {
 	)
 }
 
+# With the institute's public key installed on the difusor, a release must carry a valid signature
+# of its manifest. Ed25519 needs OpenSSL 3 (-rawin); an older openssl can only say it did not check.
+signature() {
+	pub=
+	for f in .difusion/manifest.pub /etc/difusion/manifest.pub; do
+		if [ -f "$f" ]; then pub=$f && break; fi
+	done
+	[ -n "$pub" ] || return 0
+	if [ ! -f "$1/MANIFEST.sha256.sig" ]; then
+		echo 'signature missing'
+	elif ! openssl pkeyutl -help 2>&1 | grep -q rawin; then
+		echo 'signature unchecked'
+	else
+		sig=".staging/.sig.$$"
+		if base64 -d <"$1/MANIFEST.sha256.sig" >"$sig" 2>/dev/null &&
+			openssl pkeyutl -verify -pubin -inkey "$pub" -rawin -in "$1/MANIFEST.sha256" -sigfile "$sig" >/dev/null 2>&1; then
+			echo 'signature ok'
+		else
+			echo 'signature bad'
+		fi
+		rm -f "$sig"
+	fi
+}
+
 free_kb() {
 	df -Pk . | awk 'NR == 2 { print $4 }'
 }
@@ -212,6 +236,7 @@ verify)
 	out=$(cd ".staging/$cut" && sha256sum -c --quiet --strict - 2>&1)
 	echo "check $?"
 	[ -n "$out" ] && printf '%s\n' "$out" | sed 's/^/x /'
+	signature ".staging/$cut"
 	inventory ".staging/$cut"
 	;;
 

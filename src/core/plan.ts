@@ -47,6 +47,8 @@ export function parsePrepare(stdout: string): PrepareReport {
 
 export interface VerifyReport extends InventoryReport {
   checkExit: number;
+  /** The difusor's own check of MANIFEST.sha256.sig, when the institute's public key is installed there. */
+  signature?: 'ok' | 'bad' | 'missing' | 'unchecked';
   /** sha256sum's complaints, one per file that failed. */
   failures: string[];
 }
@@ -57,6 +59,7 @@ export function parseVerify(stdout: string): VerifyReport {
     if (line === '' || parseInventoryLine(line, report)) continue;
     if (line.startsWith('check ')) report.checkExit = Number(line.slice(6));
     else if (line.startsWith('x ')) report.failures.push(line.slice(2));
+    else if (line.startsWith('signature ')) report.signature = line.slice(10) as VerifyReport['signature'];
   }
   return report;
 }

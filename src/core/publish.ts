@@ -55,6 +55,8 @@ export interface DifusorOutcome {
   seconds: number;
   failedPhase?: Phase;
   error?: string;
+  /** The difusor's own check of the signature, when it holds the institute's public key. */
+  signatureCheck?: 'ok' | 'unchecked';
   /** Epoch ms at which `current` was switched. */
   switchedAt?: number;
 }
@@ -261,6 +263,10 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
       const failed = verified.failures.slice(0, 5).join('; ');
       throw new StepError(phase, `sha256sum found ${verified.failures.length} bad file(s) in staging: ${failed}`);
     }
+    if (verified.signature === 'bad' || verified.signature === 'missing') {
+      throw new StepError(phase, `the difusor's check of MANIFEST.sha256.sig says ${verified.signature}: the manifest is not signed by the key it trusts`);
+    }
+    outcome.signatureCheck = verified.signature;
     const problems = checkInventory(req.manifest, verified, signed);
     if (problems.length > 0) {
       throw new StepError(phase, `staging differs from the manifest: ${problems.slice(0, 5).join('; ')}`);
@@ -284,7 +290,14 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
       result: 'ok',
       bytes: outcome.bytesSent,
       seconds: round(now() - startedAt),
-      detail: { plan: plan.kind, base: plan.base, filesSent: outcome.filesSent, filesLinked: plan.linked, previous: report.live },
+      detail: {
+        plan: plan.kind,
+        base: plan.base,
+        filesSent: outcome.filesSent,
+        filesLinked: plan.linked,
+        previous: report.live,
+        ...(outcome.signatureCheck ? { signatureCheck: outcome.signatureCheck } : {}),
+      },
     });
     return { difusor: d, session, outcome, startedAt, needsSwitch: report.live !== req.cut };
   } catch (error) {

@@ -145,7 +145,37 @@ describe('a restricted account (authorized_keys command= pinning the helper)', (
     }
   }, T);
 
+  test('a difusor holding the institute\'s public key goes live only on a manifest that key signed', async () => {
+    const trusted = await writeKeyPair(path.join(lab.dir, 'trusted'));
+    const impostor = await writeKeyPair(path.join(lab.dir, 'impostor'));
+    await exec('mkdir', ['-p', path.join(d.path, '.difusion')]);
+    await copyFile(trusted.publicKeyFile, path.join(d.path, '.difusion', 'manifest.pub'));
+    const cutD = '20220605_2100_PREP_DGO';
+    const cutE = '20220605_2115_PREP_DGO';
+    await writeCut(path.join(cuts, cutD), cutD, { ...SHAPE, counted: 30 }, path.join(cuts, CUT_C));
+    await writeCut(path.join(cuts, cutE), cutE, { ...SHAPE, counted: 36 }, path.join(cuts, cutD));
+    const registryWith = (key: string, name: string): Promise<string> =>
+      lab.writeRegistry({ publication: { signing_key: key }, difusores: { [d.id]: { access: 'restricted' } } }, path.join(lab.dir, name));
+    try {
+      const good = await publish(await registryWith(trusted.privateKeyFile, 'trusted.yaml'), path.join(cuts, cutD));
+      expect(good.outcomes[0]).toMatchObject({ result: 'live', signatureCheck: 'ok' });
+
+      const bad = await publish(await registryWith(impostor.privateKeyFile, 'impostor.yaml'), path.join(cuts, cutE));
+      expect(bad.outcomes[0]).toMatchObject({ result: 'failed', failedPhase: 'verifying' });
+      expect(bad.outcomes[0].error).toMatch(/signature.*bad|says bad/);
+      expect(await liveCut(d.path)).toBe(`releases/${cutD}`);
+
+      const unsigned = await publish(registry, path.join(cuts, cutE));
+      expect(unsigned.outcomes[0]).toMatchObject({ result: 'failed', failedPhase: 'verifying' });
+      expect(unsigned.outcomes[0].error).toMatch(/missing/);
+      expect(await liveCut(d.path)).toBe(`releases/${cutD}`);
+    } finally {
+      await rm(path.join(d.path, '.difusion'), { recursive: true, force: true });
+    }
+  }, T);
+
   test('a signing key others can read refuses the run before anything is sent (exit 2)', async () => {
+    const liveBefore = await liveCut(d.path);
     const dir = await mkdtemp(path.join(lab.dir, 'loose-'));
     const keys = await writeKeyPair(dir);
     await exec('chmod', ['644', keys.privateKeyFile]);
@@ -159,6 +189,6 @@ describe('a restricted account (authorized_keys command= pinning the helper)', (
     );
     expect(error?.exitCode).toBe(2);
     expect(error?.message).toContain(`chmod 600 ${keys.privateKeyFile}`);
-    expect(await liveCut(d.path)).toBe(`releases/${CUT_C}`);
+    expect(await liveCut(d.path)).toBe(liveBefore);
   }, T);
 });
