@@ -1,0 +1,80 @@
+import { lagOf, parseHelperStatus } from '../../src/core/status.js';
+import { rsyncAtLeast31 } from '../../src/core/preflight.js';
+import { compareRelease } from '../../src/core/verify.js';
+
+const TZ = 'America/Mexico_City';
+const PUBLISHED = ['20220605_2015_PREP_DGO', '20220605_2030_PREP_DGO', '20220605_2045_PREP_DGO', '20220605_2100_PREP_DGO'];
+
+describe('lag behind the newest published cut', () => {
+  test('in cuts and minutes', () => {
+    expect(lagOf('20220605_2030_PREP_DGO', PUBLISHED, TZ)).toEqual({ cuts: 2, minutes: 30 });
+    expect(lagOf('20220605_2100_PREP_DGO', PUBLISHED, TZ)).toEqual({ cuts: 0, minutes: 0 });
+  });
+  test('a difusor with nothing live lags by every published cut', () => {
+    expect(lagOf(undefined, PUBLISHED, TZ)).toEqual({ cuts: 4 });
+  });
+  test('nothing published, no lag to speak of', () => {
+    expect(lagOf('20220605_2030_PREP_DGO', [], TZ)).toEqual({});
+  });
+  test('across midnight, in the publication timezone', () => {
+    expect(lagOf('20220605_2345', ['20220605_2345', '20220606_0000', '20220606_0015'], TZ)).toEqual({ cuts: 2, minutes: 30 });
+  });
+});
+
+test('the helper status lines', () => {
+  const status = parseHelperStatus(
+    'live 20220605_2030\nrelease 20220605_2015\nrelease 20220605_2030\nfree 1048576\nrsync 3.1.2\nwritable yes\n',
+  );
+  expect(status).toEqual({
+    live: '20220605_2030',
+    currentInvalid: false,
+    releases: ['20220605_2015', '20220605_2030'],
+    freeKb: 1048576,
+    rsync: '3.1.2',
+    writable: true,
+    aviso: false,
+  });
+  expect(parseHelperStatus('current-invalid\nwritable no\n')).toMatchObject({ currentInvalid: true, writable: false });
+});
+
+test.each([
+  ['3.1.2', true],
+  ['3.0.9', false],
+  ['3.2.7', true],
+  ['4.0.0', true],
+  ['', false],
+  [undefined, false],
+])('rsync %s is at least 3.1: %s', (version, ok) => {
+  expect(rsyncAtLeast31(version)).toBe(ok);
+});
+
+test('a release compared with its manifest names every difference once', () => {
+  const a = 'a'.repeat(64);
+  const manifest = `${a}  index.html\n${a}  datos/x.csv\n${a}  con espacio.json\n`;
+  const differences = compareRelease(
+    manifest,
+    {
+      checkExit: 1,
+      failures: ['index.html: FAILED', 'sha256sum: WARNING: 1 computed checksum did NOT match'],
+      files: new Map([
+        ['index.html', 10],
+        ['con espacio.json', 7],
+        ['MANIFEST.sha256', 200],
+        ['intruso.html', 3],
+      ]),
+      others: ['enlace'],
+    },
+    new Map([
+      ['index.html', 10],
+      ['con espacio.json', 8],
+      ['datos/x.csv', 5],
+    ]),
+  );
+  expect(differences).toEqual([
+    'index.html: FAILED',
+    'enlace: not a regular file',
+    'datos/x.csv: missing',
+    'con espacio.json: 7 bytes, expected 8',
+    'intruso.html: not in the manifest',
+  ]);
+});
