@@ -641,7 +641,8 @@ function withoutUndefined<T extends object>(value: T): T {
 /** The file as given, or relative to the working directory when that is shorter. */
 export function displayPath(file: string): string {
   const relative = path.relative(process.cwd(), path.resolve(file));
-  return relative !== '' && relative.length < file.length ? relative : file;
+  // Only a path below the working directory reads better relative; "../x" hides where the file is.
+  return relative !== '' && !relative.startsWith('..') && relative.length < file.length ? relative : file;
 }
 
 /** "FILE:LINE:COL field: message", the shape editors and terminals turn into links. */

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { format } from 'node:util';
 import { runCommand } from '@oclif/test';
+import { preloadCommands } from './support.js';
 import { writeCut } from '../../bench/prep-cut.js';
 
 /** Generous: these tests spawn real processes (sh, rsync, sha256sum), and a loaded machine makes that slow. */
@@ -27,7 +28,7 @@ const savedConsole = { log: console.log, error: console.error };
 beforeAll(async () => {
   // oclif imports every command at once; jest's ESM linker loses that race ("request for 'node:fs' is not in
   // cache") and the command is then "not found". Importing it here first puts it in jest's module cache.
-  await import('../../src/commands/publish.js');
+  await preloadCommands();
   cuts = mkdtempSync(path.join(tmpdir(), 'difusion-cmd-cuts-'));
   await writeCut(path.join(cuts, '20220605_2015'), '20220605_2015', SHAPE);
   await writeCut(path.join(cuts, '20220605_2030'), '20220605_2030', { ...SHAPE, counted: 5 }, path.join(cuts, '20220605_2015'));

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Config } from '@oclif/core';
 import { runCommand } from '@oclif/test';
+import { preloadCommands } from './support.js';
 
 // oclif writes through console.log/error; jest's console decorates and merges them, a plain one keeps stdout and stderr apart.
 globalThis.console = new Console({ stdout: process.stdout, stderr: process.stderr });
@@ -18,8 +19,7 @@ let dir: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'difusion-validate-'));
-  // oclif imports every command at once and jest's ESM linker can lose that race (ERR_VM_MODULE_LINK_FAILURE)
-  // on the first load; a throwaway load leaves every module cached for the tests.
+  await preloadCommands();
   await Config.load({ root: process.cwd() });
 }, 60_000);
 
