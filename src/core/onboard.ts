@@ -93,6 +93,8 @@ export function formatOnboarding(input: { difusor: Difusor; publicKey: string; v
       `install -d -m 0755 /usr/local/libexec`,
       `install -m 0755 ${input.helperFile ? shellWord(input.helperFile) : 'difusion-helper'} ${HELPER_INSTALL_PATH}`,
       `install -d -o ${shellWord(difusor.user ?? 'prep')} -m 0755 ${shellWord(difusor.path)}`,
+      // With the institute's public key in place, the helper refuses any release whose manifest that key did not sign.
+      `install -D -m 0644 manifest.pub /etc/difusion/manifest.pub   # the institute's manifest signing key (difusion keys generate), when it signs`,
     ],
     vhost: fillVhost(input.vhostTemplate, difusor),
     registryFields: [
