@@ -7,7 +7,8 @@
 #     restrict,command="sh /usr/local/libexec/difusion-helper /var/www/prep" ssh-ed25519 AAAA...
 # and the verb comes from SSH_ORIGINAL_COMMAND, where only plain tokens are accepted.
 #
-# Needs only POSIX sh, coreutils (8.22 or later), find and rsync 3.1. Layout below ROOT:
+# Needs only what CentOS 7 ships: POSIX sh, coreutils 8.22, GNU findutils (find -printf, xargs -0),
+# grep and rsync 3.1. Layout below ROOT:
 #     releases/<cut>/       complete, verified cuts (MANIFEST.sha256 at their root)
 #     current -> releases/<cut>   the DocumentRoot, switched by renaming a new symlink over it
 #     .staging/<cut>/       a transfer in progress, never served
@@ -85,8 +86,8 @@ live_cut() {
 inventory() {
 	(
 		cd "$1" || exit 2
-		find . -type f -exec stat -c 'f %s %n' {} + | sed 's#^\(f [0-9]*\) \./#\1 #'
-		find . ! -type f ! -type d -print | sed 's#^\./#o #'
+		# One walk, no stat process per batch: GNU find's -printf (findutils, on every CentOS 7).
+		find . ! -type d \( -type f -printf 'f %s %P\n' -o -printf 'o %P\n' \)
 	)
 }
 
@@ -181,17 +182,16 @@ link)
 		# Hard links: unchanged files share the live release's inodes, so they cost no bytes and no time.
 		cp -al "releases/$base" ".staging/$cut" || die "cannot link releases/$base into staging"
 	fi
-	# stdin: paths to drop from the linked copy (changed, removed, or not a regular file).
-	set --
-	while IFS= read -r p; do
-		is_inside "$p" || die "refused path: $p"
-		set -- "$@" ".staging/$cut/$p"
-		if [ $# -ge 256 ]; then
-			rm -rf -- "$@" || die 'cannot clean the linked copy'
-			set --
-		fi
-	done
-	if [ $# -gt 0 ]; then rm -rf -- "$@" || die 'cannot clean the linked copy'; fi
+	# stdin: paths to drop from the linked copy (changed, removed, or not a regular file). Read as a block:
+	# sh reads a pipe one byte per system call, which for thousands of paths costs more than the links.
+	drop=".staging/.drop.$cut"
+	cat >"$drop" || die 'cannot read the drop list'
+	if bad=$(grep -E -m1 '^$|^/|^\.\.(/|$)|/\.\.(/|$)' "$drop"); then
+		rm -f "$drop"
+		die "refused path: $bad"
+	fi
+	(cd ".staging/$cut" && tr '\n' '\0' <"../.drop.$cut" | xargs -0 -r rm -rf --) || die 'cannot clean the linked copy'
+	rm -f "$drop"
 	# A directory the cut no longer has would survive, empty, from the linked copy; rmdir only takes empty ones.
 	find ".staging/$cut" -depth -type d -exec rmdir {} + 2>/dev/null
 	mkdir -p ".staging/$cut" || die "cannot create staging for $cut"

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { CutFile } from './cut.js';
@@ -89,6 +89,8 @@ export class HashCache {
   }
 }
 
+const SMALL_FILE = 8 << 20;
+
 export interface ManifestProgress {
   (done: number, total: number): void;
 }
@@ -101,6 +103,7 @@ export async function buildManifest(
   parallel = 4,
 ): Promise<Manifest> {
   const hashes = new Array<string>(files.length);
+  let readSinceYield = 0;
   let next = 0;
   let done = 0;
   const worker = async (): Promise<void> => {
@@ -109,8 +112,14 @@ export async function buildManifest(
       const f = files[i] as CutFile;
       let hash = cache.get(f);
       if (!hash) {
-        hash = await hashFile(path.join(cutDir, f.path));
+        // Pages and aggregates are small: one read beats a stream's setup; acta images and zips still stream.
+        const file = path.join(cutDir, f.path);
+        hash = f.size <= SMALL_FILE ? sha256Hex(readFileSync(file)) : await hashFile(file);
         cache.set(f, hash);
+        if (++readSinceYield >= 64) {
+          readSinceYield = 0;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
       }
       hashes[i] = hash;
       onProgress?.(++done, files.length);

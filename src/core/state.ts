@@ -36,8 +36,21 @@ export class StateStore {
   }
 
   /** The hashes of a cut we published, only when the copy we hold has the given digest. */
-  async manifestHashes(cut: string, digest: string | undefined): Promise<Map<string, string> | undefined> {
-    if (!digest) return undefined;
+  private readonly parsed = new Map<string, Promise<Map<string, string> | undefined>>();
+
+  /** Parsed once per run and digest, however many difusores share the same base. */
+  manifestHashes(cut: string, digest: string | undefined): Promise<Map<string, string> | undefined> {
+    if (!digest) return Promise.resolve(undefined);
+    const key = `${cut}:${digest}`;
+    let parsed = this.parsed.get(key);
+    if (!parsed) {
+      parsed = this.readManifestHashes(cut, digest);
+      this.parsed.set(key, parsed);
+    }
+    return parsed;
+  }
+
+  private async readManifestHashes(cut: string, digest: string): Promise<Map<string, string> | undefined> {
     const text = await readFile(this.manifestFile(cut), 'utf8').catch(() => undefined);
     if (text === undefined || sha256Hex(text) !== digest) return undefined;
     return parseManifest(text);

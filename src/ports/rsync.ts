@@ -101,7 +101,9 @@ export async function runRsync(
   });
   if (opts.onProgress) {
     child.stdout?.on('data', (chunk: Buffer) => {
-      const m = /([\d,]+)\s+(\d+)%[^\r\n]*[\r\n]?$/.exec(chunk.toString());
+      // Only the newest progress line matters; parsing the whole chunk costs node CPU during the transfer.
+      const text = chunk.toString('latin1');
+      const m = /([\d,]+)\s+(\d+)%/.exec(text.slice(text.lastIndexOf('\r', text.length - 2) + 1));
       if (m) opts.onProgress?.(Number((m[1] as string).replace(/,/g, '')), Number(m[2]));
     });
   }
