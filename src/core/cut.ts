@@ -89,11 +89,6 @@ export async function scanCut(cutDir: string): Promise<CutFile[]> {
         problems.push({ path: relPath, problem: 'is reserved at the cut root: difusion writes its own manifest' });
         continue;
       }
-      // `sha256sum -c MANIFEST.sha256` reads a line for "-" from stdin: such a file could never be checked.
-      if (rel === '' && name === '-') {
-        problems.push({ path: relPath, problem: 'a file named "-" at the cut root cannot be checked with sha256sum -c' });
-        continue;
-      }
       // Synchronous on purpose: thousands of tiny lstat calls cost far more through the promise pool.
       let st: Stats;
       try {
@@ -101,6 +96,11 @@ export async function scanCut(cutDir: string): Promise<CutFile[]> {
       } catch (error) {
         const e = error as NodeJS.ErrnoException;
         problems.push({ path: relPath, problem: `cannot be read: ${e.code ?? e.message}` });
+        continue;
+      }
+      // `sha256sum -c MANIFEST.sha256` reads a line for a file "-" from stdin: it could never be checked.
+      if (rel === '' && name === '-' && !st.isDirectory()) {
+        problems.push({ path: relPath, problem: 'a file named "-" at the cut root cannot be checked with sha256sum -c' });
         continue;
       }
       if (st.isDirectory()) pending.push(relPath);

@@ -243,7 +243,7 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
           req.cutDir,
           req.cut,
           plan.send.map((e) => e.path),
-          (bytes, percent) => ports.observer?.progress?.(d.id, bytes, percent),
+          ports.observer?.progress ? (bytes, percent) => ports.observer?.progress?.(d.id, bytes, percent) : undefined,
         )
         .catch((error: Error) => {
           throw new StepError('staging', error.message);

@@ -1,10 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
 import { execa } from 'execa';
 import type { Difusor, Registry } from '../core/types.js';
 import { connectSsh, shCommand, type RemoteShell } from './ssh.js';
 import { prepareOpenSsh, type OpenSshRun } from './openssh.js';
-import { runRsync, type RsyncResult } from './rsync.js';
+import { runRsync, type RsyncRequest, type RsyncResult } from './rsync.js';
+import { SendTrees } from './send-tree.js';
 
 /**
  * The one door to a difusor: every remote step is a verb of templates/difusion-helper.sh, run over
@@ -83,6 +85,12 @@ export async function createConnector(
   targets: Difusor[],
   opts: { transferTimeoutMs?: number } = {},
 ): Promise<DifusorConnector> {
+  const trees = new SendTrees(path.join(registry.publication.state_dir, 'send'));
+  // The source rsync reads: a tree of exactly the files to send where it can be linked, else the cut with a list.
+  const source = async (sourceDir: string, files: string[]): Promise<Pick<RsyncRequest, 'sourceDir' | 'wholeSource'>> => {
+    const tree = await trees.tree(sourceDir, files);
+    return tree ? { sourceDir: tree, wholeSource: true } : { sourceDir, wholeSource: false };
+  };
   const sshTargets = targets.filter((d) => d.transport === 'ssh');
   const connectTimeoutS = registry.publication.ssh.connect_timeout_s;
   let privateKey: Buffer | undefined;
@@ -98,7 +106,7 @@ export async function createConnector(
   const transferTimeoutMs = opts.transferTimeoutMs ?? 30 * MINUTE;
 
   const open = async (difusor: Difusor): Promise<DifusorSession> => {
-    if (difusor.transport === 'local') return localSession(difusor, transferTimeoutMs);
+    if (difusor.transport === 'local') return localSession(difusor, transferTimeoutMs, source);
     const shell = await connectSsh({
       host: difusor.host as string,
       port: difusor.port,
@@ -108,9 +116,15 @@ export async function createConnector(
       connectTimeoutMs: connectTimeoutS * 1000,
       keepaliveIntervalMs: 5000,
     });
-    return sshSession(difusor, shell, openssh as OpenSshRun, connectTimeoutS, transferTimeoutMs);
+    return sshSession(difusor, shell, openssh as OpenSshRun, connectTimeoutS, transferTimeoutMs, source);
   };
-  return { open, dispose: async () => openssh?.dispose() };
+  return {
+    open,
+    dispose: async () => {
+      await openssh?.dispose();
+      await trees.dispose();
+    },
+  };
 }
 
 function sshSession(
@@ -119,14 +133,15 @@ function sshSession(
   openssh: OpenSshRun,
   connectTimeoutS: number,
   transferTimeoutMs: number,
+  source: SourceChooser,
 ): DifusorSession {
   return {
     helper: (verb, args, opts = {}) =>
       shell.exec(helperCommand(difusor, verb, args), { stdin: opts.stdin ?? '', timeoutMs: opts.timeoutMs ?? 5 * MINUTE }),
-    transfer: (sourceDir, cut, files, onProgress) =>
+    transfer: async (sourceDir, cut, files, onProgress) =>
       runRsync(
         {
-          sourceDir,
+          ...(await source(sourceDir, files)),
           cut,
           ioTimeoutS: Math.max(30, connectTimeoutS * 3),
           destination: {
@@ -143,7 +158,9 @@ function sshSession(
   };
 }
 
-function localSession(difusor: Difusor, transferTimeoutMs: number): DifusorSession {
+type SourceChooser = (sourceDir: string, files: string[]) => Promise<Pick<RsyncRequest, 'sourceDir' | 'wholeSource'>>;
+
+function localSession(difusor: Difusor, transferTimeoutMs: number, source: SourceChooser): DifusorSession {
   return {
     helper: async (verb, args, opts = {}) => {
       // A local mirror is a directory of ours: create it when publishing, where a remote one is the
@@ -159,9 +176,9 @@ function localSession(difusor: Difusor, transferTimeoutMs: number): DifusorSessi
       });
       return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
     },
-    transfer: (sourceDir, cut, files, onProgress) =>
+    transfer: async (sourceDir, cut, files, onProgress) =>
       runRsync(
-        { sourceDir, cut, ioTimeoutS: 60, destination: { kind: 'local', root: difusor.path } },
+        { ...(await source(sourceDir, files)), cut, ioTimeoutS: 60, destination: { kind: 'local', root: difusor.path } },
         files,
         { timeoutMs: transferTimeoutMs, onProgress },
       ),

@@ -10,6 +10,10 @@ export interface RsyncRequest {
   cut: string;
   destination: RsyncDestination;
   ioTimeoutS: number;
+  /** The source holds exactly the files to send (a hard-link tree), so no --files-from list is needed. */
+  wholeSource?: boolean;
+  /** Progress lines cost CPU on both ends of the pipe: only when someone shows them. */
+  progress?: boolean;
 }
 
 /**
@@ -27,11 +31,10 @@ export function formatRsyncArgs(req: RsyncRequest): string[] {
     '--chmod=D755,F644',
     '--whole-file',
     '--ignore-times',
-    '--files-from=-',
-    '--from0',
+    ...(req.wholeSource ? [] : ['--files-from=-', '--from0']),
     `--timeout=${req.ioTimeoutS}`,
     '--stats',
-    '--info=progress2',
+    ...(req.progress === false ? [] : ['--info=progress2']),
   ];
   const source = req.sourceDir.endsWith('/') ? req.sourceDir : `${req.sourceDir}/`;
   if (req.destination.kind === 'local') {
@@ -89,8 +92,8 @@ export async function runRsync(
   files: string[],
   opts: { timeoutMs: number; onProgress?: (bytes: number, percent: number) => void; signal?: AbortSignal },
 ): Promise<RsyncResult> {
-  const child = execa('rsync', formatRsyncArgs(req), {
-    input: Buffer.from(files.map((f) => `${f}\0`).join('')),
+  const child = execa('rsync', formatRsyncArgs({ ...req, progress: opts.onProgress !== undefined }), {
+    input: req.wholeSource ? '' : Buffer.from(files.map((f) => `${f}\0`).join('')),
     reject: false,
     timeout: opts.timeoutMs,
     forceKillAfterDelay: 2000,

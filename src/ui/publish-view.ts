@@ -13,9 +13,11 @@ export interface PublishView {
   finish(): Promise<void>;
 }
 
-/** Without a terminal: one timestamped line per phase change, readable in a cron log. */
+/**
+ * Without a terminal: one timestamped line per phase change, readable in a cron log. No transfer
+ * progress: nobody watches it there, and rsync's progress lines cost CPU on both ends of the pipe.
+ */
 export function plainView(write: (line: string) => void, timeZone: string, now: () => Date = () => new Date()): PublishView {
-  const lastPercent = new Map<string, number>();
   return {
     start: () => undefined,
     finish: async () => undefined,
@@ -23,13 +25,6 @@ export function plainView(write: (line: string) => void, timeZone: string, now: 
       phase(id, phase, detail) {
         if (phase === 'waiting') return;
         write(`${localStamp(now(), timeZone)}  ${id}  ${phase}${detail ? `  ${detail}` : ''}`);
-      },
-      progress(id, bytes, percent) {
-        const bucket = Math.floor(percent / 25) * 25;
-        if (bucket > (lastPercent.get(id) ?? -1) && bucket > 0) {
-          lastPercent.set(id, bucket);
-          write(`${localStamp(now(), timeZone)}  ${id}  staging  ${percent}% ${formatBytes(bytes)}`);
-        }
       },
     },
   };
