@@ -26,7 +26,11 @@ export class SendTrees {
   }
 
   private async build(sourceDir: string, files: string[], key: string): Promise<string | undefined> {
-    this.root ??= mkdir(this.parentDir).then(() => mkdtemp(path.join(this.parentDir, 'send-'))).catch(() => undefined);
+    // Only a publish under the state dir's lock transfers, so trees left by a killed run can go.
+    this.root ??= rm(this.parentDir, { recursive: true, force: true })
+      .then(() => mkdir(this.parentDir))
+      .then(() => mkdtemp(path.join(this.parentDir, 'send-')))
+      .catch(() => undefined);
     const root = await this.root;
     if (!root) return undefined;
     const dir = path.join(root, key.slice(0, 16));
