@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { hostname as osHostname, userInfo } from 'node:os';
@@ -61,10 +62,21 @@ export function isLockHeld(result: Lock | { held: LockHolder }): result is { hel
 export function processIsAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+    // kill(pid, 0) also succeeds for a zombie: a run that died and was not yet reaped holds nothing.
+    return !isZombie(pid);
   } catch (error) {
     // EPERM: the process exists but belongs to someone else.
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The state follows the command name, which is in parentheses and may itself hold spaces or parentheses.
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return false;
   }
 }
 

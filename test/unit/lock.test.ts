@@ -1,8 +1,8 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { acquireLock, describeHolder, isLockHeld, type Lock, type LockHolder } from '../../src/core/lock.js';
+import { acquireLock, describeHolder, isLockHeld, processIsAlive, type Lock, type LockHolder } from '../../src/core/lock.js';
 
 let stateDir: string;
 
@@ -197,5 +197,22 @@ describe('Lock.release', () => {
     const next = asLock(await acquireLock(stateDir, { runId: 'run-2', command: 'publish' }));
     expect(next.tookOverFrom?.runId).toBe('run-1');
     await next.release();
+  });
+});
+
+describe('processIsAlive', () => {
+  test('a zombie (exited, not yet reaped) holds nothing', async () => {
+    // sh forks a child that exits at once; sh does not wait for it while it sleeps, so it stays a zombie.
+    const parent = spawn('sh', ['-c', 'sh -c "exit 0" & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const pid = await new Promise<number>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    try {
+      // Still in the process table (kill(pid, 0) succeeds), so only the zombie check can call it dead.
+      expect(() => process.kill(pid, 0)).not.toThrow();
+      expect(processIsAlive(pid)).toBe(false);
+      expect(processIsAlive(process.pid)).toBe(true);
+    } finally {
+      parent.kill('SIGKILL');
+    }
   });
 });
