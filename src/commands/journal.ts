@@ -1,8 +1,8 @@
-import { Command, Errors, Flags } from '@oclif/core';
+import { Flags } from '@oclif/core';
 import { join } from 'node:path';
 import { JOURNAL_FILE, readJournal, type JournalEntry } from '../core/journal.js';
-import { displayPath, formatProblem, loadRegistry } from '../core/registry.js';
-import type { Registry } from '../core/types.js';
+import { displayPath } from '../core/registry.js';
+import { DifusionCommand } from '../ui/command.js';
 import { formatLocal, parseTimeArgument } from '../core/window.js';
 import { registryFlag } from '../ui/flags.js';
 import { formatBytes, renderTable } from '../ui/render.js';
@@ -13,34 +13,7 @@ export interface JournalResult {
   entries: JournalEntry[];
 }
 
-/** What both journal commands share: the registry, whose state_dir holds the journal, and exit codes kept under --json. */
-export abstract class JournalBaseCommand extends Command {
-  /** Loads the registry or ends the command with every problem listed (or as JSON) and exit 2. */
-  protected async loadRegistryOrExit(file: string): Promise<Registry> {
-    const result = await loadRegistry(file);
-    if (result.ok) return result.registry;
-    if (this.jsonEnabled()) {
-      this.logJson({ error: 'invalid registry', file, problems: result.problems });
-    } else {
-      for (const problem of result.problems) this.logToStderr(formatProblem(problem));
-      this.logToStderr(`${displayPath(file)} is invalid (${result.problems.length} problem(s)); run \`difusion validate\``);
-    }
-    return this.exit(2);
-  }
-
-  // The output is already written and the exit code chosen; oclif's JSON mode would otherwise turn every exit into 1.
-  protected override async catch(error: Errors.CLIError): Promise<unknown> {
-    if (error instanceof Errors.ExitError) throw error;
-    const exit = error.oclif?.exit;
-    if (this.jsonEnabled() && exit !== undefined) {
-      this.logJson({ error: { message: error.message, exit } });
-      throw new Errors.ExitError(exit);
-    }
-    return super.catch(error);
-  }
-}
-
-export default class Journal extends JournalBaseCommand {
+export default class Journal extends DifusionCommand {
   static override summary = 'Show the bitácora: every publication, cutoff, failure and takeover, in order.';
   static override description =
     'Prints the append-only journal kept in publication.state_dir (journal.jsonl), one row per entry, with ' +
@@ -65,7 +38,7 @@ export default class Journal extends JournalBaseCommand {
 
   async run(): Promise<JournalResult> {
     const { flags } = await this.parse(Journal);
-    const registry = await this.loadRegistryOrExit(flags.registry);
+    const registry = await this.requireRegistry(flags.registry);
     const timezone = registry.publication.timezone;
     let since: Date | undefined;
     if (flags.since !== undefined) {

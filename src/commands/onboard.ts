@@ -1,13 +1,13 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { Args, Command, Errors, Flags } from '@oclif/core';
+import { Args, Flags } from '@oclif/core';
 import { OnboardError, formatOnboarding, parsePublicKeyLine, type Onboarding } from '../core/onboard.js';
 import { helperScript } from '../ports/difusor.js';
 import { registryFlag } from '../ui/flags.js';
-import { requireRegistry } from '../ui/support.js';
+import { DifusionCommand } from '../ui/command.js';
 
 const VHOST_TEMPLATE = new URL('../../templates/apache-vhost.conf', import.meta.url);
 
-export default class Onboard extends Command {
+export default class Onboard extends DifusionCommand {
   static override summary = "What a difusor's admin must install: restricted authorized_keys line, helper, Apache vhost.";
   static override description =
     'Prints, for one difusor of the registry, the authorized_keys line that lets the institute\'s key run ' +
@@ -28,7 +28,7 @@ export default class Onboard extends Command {
 
   async run(): Promise<Onboarding & { helperOut?: string }> {
     const { args, flags } = await this.parse(Onboard);
-    const registry = await requireRegistry(this, flags.registry);
+    const registry = await this.requireRegistry(flags.registry);
     const difusor = registry.difusores.find((d) => d.id === args.id);
     if (!difusor) {
       this.error(`no difusor "${args.id}" in ${registry.file}`, { exit: 2, suggestions: [`known ids: ${registry.difusores.map((d) => d.id).join(', ')}`] });
@@ -67,10 +67,5 @@ export default class Onboard extends Command {
       for (const note of onboarding.notes) this.log(`\nnote: ${note}`);
     }
     return { ...onboarding, helperOut: flags['helper-out'] };
-  }
-
-  protected override async catch(error: Errors.CLIError): Promise<unknown> {
-    if (error instanceof Errors.ExitError) throw error;
-    return super.catch(error);
   }
 }

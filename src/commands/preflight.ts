@@ -1,14 +1,14 @@
-import { Command, Errors, Flags } from '@oclif/core';
+import { Flags } from '@oclif/core';
 import { preflight, type PreflightReport } from '../core/preflight.js';
-import { RunRefusal, resolveCut, selectTargets } from '../core/publish-run.js';
+import { resolveCut, selectTargets } from '../core/publish-run.js';
 import { scanCut } from '../core/cut.js';
 import { createConnector } from '../ports/difusor.js';
 import { httpGet } from '../ports/http.js';
 import { onlyFlag, registryFlag } from '../ui/flags.js';
-import { requireRegistry } from '../ui/support.js';
+import { DifusionCommand } from '../ui/command.js';
 import { renderTable } from '../ui/render.js';
 
-export default class Preflight extends Command {
+export default class Preflight extends DifusionCommand {
   static override summary = 'Readiness of each difusor: SSH with the pinned key, helper, rsync, write access, free disk, HTTP.';
   static override description =
     'Connects to every active difusor exactly as publish does (pinned host key, the same helper), and checks ' +
@@ -30,7 +30,7 @@ export default class Preflight extends Command {
 
   async run(): Promise<PreflightReport> {
     const { flags } = await this.parse(Preflight);
-    const registry = await requireRegistry(this, flags.registry);
+    const registry = await this.requireRegistry(flags.registry);
     let neededBytes = 0;
     let targets;
     try {
@@ -43,9 +43,7 @@ export default class Preflight extends Command {
         neededBytes = 2 * files.reduce((n, f) => n + f.size, 0);
       }
     } catch (error) {
-      if (error instanceof RunRefusal) this.error(error.message, { exit: error.exitCode, suggestions: error.suggestions });
-      if (error instanceof Error && error.name === 'CutRefusedError') this.error(error.message, { exit: 2 });
-      throw error;
+      this.refuse(error);
     }
     const connector = await createConnector(registry, targets);
     let report: PreflightReport;
@@ -73,15 +71,7 @@ export default class Preflight extends Command {
         for (const c of r.checks.filter((x) => !x.ok)) this.log(`${r.id}: ${c.name}: ${c.detail}`);
       }
     }
-    if (report.exitCode !== 0) {
-      if (this.jsonEnabled()) process.exitCode = report.exitCode;
-      else this.exit(report.exitCode);
-    }
+    this.finish(report.exitCode);
     return report;
-  }
-
-  protected override async catch(error: Errors.CLIError): Promise<unknown> {
-    if (error instanceof Errors.ExitError) throw error;
-    return super.catch(error);
   }
 }

@@ -1,15 +1,14 @@
-import { Args, Command, Errors, Flags } from '@oclif/core';
-import { runPublish, RunRefusal, type PublishRunResult } from '../core/publish-run.js';
-import { CutRefusedError } from '../core/cut.js';
+import { Args, Flags } from '@oclif/core';
+import { runPublish, type PublishRunResult } from '../core/publish-run.js';
 import { openJournal, newRunId } from '../core/journal.js';
 import { createConnector } from '../ports/difusor.js';
 import { systemClock } from '../ports/clock.js';
 import { onlyFlag, registryFlag } from '../ui/flags.js';
-import { requireRegistry } from '../ui/support.js';
+import { DifusionCommand } from '../ui/command.js';
 import { chooseRenderer, formatBytes } from '../ui/render.js';
 import { renderPublishSummary, viewFor } from '../ui/publish-view.js';
 
-export default class Publish extends Command {
+export default class Publish extends DifusionCommand {
   static override summary = 'Publish a cut to every active difusor: staged, verified, switched together.';
   static override description =
     'Sends the cut into each difusor\'s staging (unchanged files hard-linked from its live release), verifies ' +
@@ -42,7 +41,7 @@ export default class Publish extends Command {
     if (!cutArg || (flags.latest && args.cut)) {
       this.error('give either a cut directory or --latest DIR', { exit: 2, suggestions: ['difusion publish --help'] });
     }
-    const registry = await requireRegistry(this, flags.registry);
+    const registry = await this.requireRegistry(flags.registry);
     const tz = registry.publication.timezone;
     let clock;
     try {
@@ -81,22 +80,11 @@ export default class Publish extends Command {
       );
     } catch (error) {
       await view.finish();
-      if (error instanceof RunRefusal) this.error(error.message, { exit: error.exitCode, suggestions: error.suggestions });
-      if (error instanceof CutRefusedError) this.error(error.message, { exit: 2 });
-      throw error;
+      this.refuse(error);
     }
     await view.finish();
     if (!this.jsonEnabled()) this.log(`\n${renderPublishSummary(result)}`);
-    // JSON mode prints the report first; the exit code still tells cron what happened.
-    if (result.exitCode !== 0) {
-      if (this.jsonEnabled()) process.exitCode = result.exitCode;
-      else this.exit(result.exitCode);
-    }
+    this.finish(result.exitCode);
     return result;
-  }
-
-  protected override async catch(error: Errors.CLIError): Promise<unknown> {
-    if (error instanceof Errors.ExitError) throw error;
-    return super.catch(error);
   }
 }

@@ -1,13 +1,12 @@
-import { Command, Errors } from '@oclif/core';
 import { gatherStatus, type StatusReport } from '../core/status.js';
 import { StateStore } from '../core/state.js';
-import { selectTargets, RunRefusal } from '../core/publish-run.js';
+import { selectTargets } from '../core/publish-run.js';
 import { createConnector } from '../ports/difusor.js';
 import { onlyFlag, registryFlag } from '../ui/flags.js';
-import { requireRegistry } from '../ui/support.js';
+import { DifusionCommand } from '../ui/command.js';
 import { formatBytes, renderTable } from '../ui/render.js';
 
-export default class Status extends Command {
+export default class Status extends DifusionCommand {
   static override summary = 'One row per difusor: state, live cut, lag behind the newest cut, last result.';
   static override description =
     'Asks every difusor (concurrently, with a timeout) which cut `current` points to and which releases it ' +
@@ -19,13 +18,12 @@ export default class Status extends Command {
 
   async run(): Promise<StatusReport> {
     const { flags } = await this.parse(Status);
-    const registry = await requireRegistry(this, flags.registry);
+    const registry = await this.requireRegistry(flags.registry);
     let chosen;
     try {
       chosen = selectTargets(registry, flags.only ?? []);
     } catch (error) {
-      if (error instanceof RunRefusal) this.error(error.message, { exit: error.exitCode, suggestions: error.suggestions });
-      throw error;
+      this.refuse(error);
     }
     const targets = registry.difusores.filter((d) => chosen.targets.includes(d) || chosen.skipped.some((s) => s.id === d.id));
     const connector = await createConnector(registry, targets);
@@ -61,10 +59,5 @@ export default class Status extends Command {
       );
     }
     return report;
-  }
-
-  protected override async catch(error: Errors.CLIError): Promise<unknown> {
-    if (error instanceof Errors.ExitError) throw error;
-    return super.catch(error);
   }
 }

@@ -1,14 +1,14 @@
 import path from 'node:path';
-import { Command, Errors } from '@oclif/core';
 import { displayPath, formatProblem, loadRegistry } from '../core/registry.js';
 import type { Registry, RegistryProblem } from '../core/types.js';
 import { registryFlag } from '../ui/flags.js';
+import { DifusionCommand } from '../ui/command.js';
 
 export type ValidateResult =
   | { valid: true; file: string; difusores: { id: string; status: string; transport: string }[] }
   | { valid: false; file: string; problems: RegistryProblem[] };
 
-export default class Validate extends Command {
+export default class Validate extends DifusionCommand {
   static override summary = 'Check the registry of difusores.';
   static override description =
     'Checks difusores.yaml against its schema and the rules a schema cannot express (unique ids and ' +
@@ -46,10 +46,6 @@ export default class Validate extends Command {
   }
 
   // The output is already written and the exit code chosen; oclif's JSON mode would otherwise print the exit as an error and exit 1.
-  protected override async catch(error: Errors.CLIError): Promise<unknown> {
-    if (error instanceof Errors.ExitError) throw error;
-    return super.catch(error);
-  }
 }
 
 function summary(file: string, registry: Registry): string {

@@ -1,13 +1,13 @@
-import { Command, Errors, Flags } from '@oclif/core';
+import { Flags } from '@oclif/core';
 import { verifyDifusores, type VerifyReport } from '../core/verify.js';
 import { StateStore } from '../core/state.js';
-import { RunRefusal, selectTargets } from '../core/publish-run.js';
+import { selectTargets } from '../core/publish-run.js';
 import { createConnector } from '../ports/difusor.js';
 import { onlyFlag, registryFlag } from '../ui/flags.js';
-import { requireRegistry } from '../ui/support.js';
+import { DifusionCommand } from '../ui/command.js';
 import { renderTable } from '../ui/render.js';
 
-export default class Verify extends Command {
+export default class Verify extends DifusionCommand {
   static override summary = 'Re-check the live release on each difusor against its manifest; name every file that differs.';
   static override description =
     'Without --full: the release\'s MANIFEST.sha256 must be the one this host published, and the release must ' +
@@ -27,13 +27,12 @@ export default class Verify extends Command {
 
   async run(): Promise<VerifyReport> {
     const { flags } = await this.parse(Verify);
-    const registry = await requireRegistry(this, flags.registry);
+    const registry = await this.requireRegistry(flags.registry);
     let targets;
     try {
       targets = selectTargets(registry, flags.only ?? []).targets;
     } catch (error) {
-      if (error instanceof RunRefusal) this.error(error.message, { exit: error.exitCode, suggestions: error.suggestions });
-      throw error;
+      this.refuse(error);
     }
     const state = new StateStore(registry.publication.state_dir);
     const connector = await createConnector(registry, targets);
@@ -58,15 +57,7 @@ export default class Verify extends Command {
         for (const difference of r.differences) this.log(`${r.id}: ${difference}`);
       }
     }
-    if (report.exitCode !== 0) {
-      if (this.jsonEnabled()) process.exitCode = report.exitCode;
-      else this.exit(report.exitCode);
-    }
+    this.finish(report.exitCode);
     return report;
-  }
-
-  protected override async catch(error: Errors.CLIError): Promise<unknown> {
-    if (error instanceof Errors.ExitError) throw error;
-    return super.catch(error);
   }
 }

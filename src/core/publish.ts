@@ -121,7 +121,8 @@ export class StepError extends Error {
   }
 }
 
-function firstLine(text: string): string {
+/** The last lines of a helper's message: where sh and coreutils say what went wrong. */
+function lastLines(text: string): string {
   return text.trim().split('\n').filter(Boolean).slice(-2).join(' | ');
 }
 
@@ -136,7 +137,7 @@ async function step(
     throw new StepError(phase, error.message);
   });
   if (out.code !== 0) {
-    throw new StepError(phase, `${verb} failed (exit ${out.code}): ${firstLine(out.stderr || out.stdout) || 'no message'}`);
+    throw new StepError(phase, `${verb} failed (exit ${out.code}): ${lastLines(out.stderr || out.stdout) || 'no message'}`);
   }
   return out;
 }

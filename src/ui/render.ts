@@ -1,3 +1,5 @@
+import { instantToWall } from '../core/window.js';
+
 /** How a run shows itself: decided once from the terminal and the flags, never inside the core. */
 export type RendererKind = 'live' | 'plain' | 'silent';
 
@@ -32,16 +34,5 @@ export function renderTable(header: string[], rows: string[][]): string {
 
 /** Local wall time with seconds, for plain log lines. */
 export function localStamp(date: Date, timeZone: string): string {
-  const parts = new Intl.DateTimeFormat('en-CA', {
-    timeZone,
-    year: 'numeric',
-    month: '2-digit',
-    day: '2-digit',
-    hour: '2-digit',
-    minute: '2-digit',
-    second: '2-digit',
-    hourCycle: 'h23',
-  }).formatToParts(date);
-  const get = (type: string): string => parts.find((p) => p.type === type)?.value ?? '';
-  return `${get('year')}-${get('month')}-${get('day')} ${get('hour')}:${get('minute')}:${get('second')}`;
+  return instantToWall(date, timeZone).replace('T', ' ');
 }

@@ -2,11 +2,11 @@ import { join } from 'node:path';
 import { JOURNAL_FILE, verifyJournal, type JournalVerification } from '../../core/journal.js';
 import { displayPath } from '../../core/registry.js';
 import { registryFlag } from '../../ui/flags.js';
-import { JournalBaseCommand } from '../journal.js';
+import { DifusionCommand } from '../../ui/command.js';
 
 export type JournalVerifyResult = JournalVerification & { journal: string };
 
-export default class JournalVerify extends JournalBaseCommand {
+export default class JournalVerify extends DifusionCommand {
   static override summary = "Check the bitácora's hash chain: no entry edited, reordered or removed.";
   static override description =
     'Each journal line records the SHA-256 of the line before it, and journal.head records the newest entry. ' +
@@ -22,7 +22,7 @@ export default class JournalVerify extends JournalBaseCommand {
 
   async run(): Promise<JournalVerifyResult> {
     const { flags } = await this.parse(JournalVerify);
-    const registry = await this.loadRegistryOrExit(flags.registry);
+    const registry = await this.requireRegistry(flags.registry);
     const stateDir = registry.publication.state_dir;
     const journal = join(stateDir, JOURNAL_FILE);
     const verification = await verifyJournal(stateDir);

@@ -1,7 +1,8 @@
-import { Command, Flags } from '@oclif/core';
+import { Flags } from '@oclif/core';
+import { DifusionCommand } from '../../ui/command.js';
 import { SigningKeyError, opensslVerifyCommand, writeKeyPair } from '../../core/signing.js';
 
-export default class KeysGenerate extends Command {
+export default class KeysGenerate extends DifusionCommand {
   static override summary = 'An Ed25519 key pair for signing manifests (PEM: PKCS#8 private, SPKI public).';
   static override description =
     'Writes DIR/manifest.key (mode 0600, never overwritten) and DIR/manifest.pub (0644). Set ' +

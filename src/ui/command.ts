@@ -1,0 +1,45 @@
+import { Command, Errors } from '@oclif/core';
+import { displayPath, formatProblem, loadRegistry } from '../core/registry.js';
+import type { Registry } from '../core/types.js';
+import { RunRefusal } from '../core/publish-run.js';
+import { CutRefusedError } from '../core/cut.js';
+
+/** What every difusion command shares: the registry, refusals turned into exit codes, and exit codes kept under --json. */
+export abstract class DifusionCommand extends Command {
+  /** Loads the registry or ends the command with every problem listed (or as JSON) and exit 2. */
+  protected async requireRegistry(file: string): Promise<Registry> {
+    const result = await loadRegistry(file);
+    if (result.ok) return result.registry;
+    if (this.jsonEnabled()) {
+      this.logJson({ error: 'invalid registry', file, problems: result.problems });
+      return this.exit(2);
+    }
+    for (const problem of result.problems) this.logToStderr(formatProblem(problem));
+    this.error(`${displayPath(file)} is invalid (${result.problems.length} problem(s)); run \`difusion validate\``, { exit: 2 });
+  }
+
+  /** A refusal of the core (bad usage, a bad cut, the window, the lock) ends the command with its own exit code. */
+  protected refuse(error: unknown): never {
+    if (error instanceof RunRefusal) this.error(error.message, { exit: error.exitCode, suggestions: error.suggestions });
+    if (error instanceof CutRefusedError) this.error(error.message, { exit: 2 });
+    throw error;
+  }
+
+  /** Ends with the run's exit code; under --json the document is printed first and the code still reaches cron. */
+  protected finish(exitCode: number): void {
+    if (exitCode === 0) return;
+    if (this.jsonEnabled()) process.exitCode = exitCode;
+    else this.exit(exitCode);
+  }
+
+  // The output is already written and the exit code chosen; oclif's JSON mode would otherwise turn every exit into 1.
+  protected override async catch(error: Errors.CLIError): Promise<unknown> {
+    if (error instanceof Errors.ExitError) throw error;
+    const exit = error.oclif?.exit;
+    if (this.jsonEnabled() && exit !== undefined) {
+      this.logJson({ error: { message: error.message, exit } });
+      throw new Errors.ExitError(exit);
+    }
+    return super.catch(error);
+  }
+}
