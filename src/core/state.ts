@@ -61,7 +61,19 @@ export class StateStore {
     await writeAtomically(path.join(this.dir, 'cuts', cut, 'sizes.json'), JSON.stringify(entries.map((e) => [e.path, e.size])));
   }
 
-  async sizesOf(cut: string): Promise<Map<string, number> | undefined> {
+  private readonly sizes = new Map<string, Promise<Map<string, number> | undefined>>();
+
+  /** Read once per run, however many difusores serve the same cut. */
+  sizesOf(cut: string): Promise<Map<string, number> | undefined> {
+    let sizes = this.sizes.get(cut);
+    if (!sizes) {
+      sizes = this.readSizes(cut);
+      this.sizes.set(cut, sizes);
+    }
+    return sizes;
+  }
+
+  private async readSizes(cut: string): Promise<Map<string, number> | undefined> {
     const text = await readFile(path.join(this.dir, 'cuts', cut, 'sizes.json'), 'utf8').catch(() => undefined);
     if (text === undefined) return undefined;
     try {
