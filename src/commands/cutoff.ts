@@ -3,11 +3,9 @@ import { Args, Flags } from '@oclif/core';
 import { cutoff, type CutoffResult } from '../core/suspension.js';
 import { registryFileStore, RegistryEditError } from '../core/registry-edit.js';
 import type { Cancelled } from '../core/operation.js';
-import { openJournal, newRunId } from '../core/journal.js';
-import { createConnector } from '../ports/difusor.js';
 import { registryFlag, yesFlag } from '../ui/flags.js';
 import { DifusionCommand } from '../ui/command.js';
-import { confirmPlan, requireConsent } from '../ui/confirm.js';
+import { confirmPlan, operationPorts, requireConsent } from '../ui/confirm.js';
 import { planLines } from '../ui/suspension-view.js';
 
 export const NOTICE_TEMPLATE = new URL('../../templates/aviso.html', import.meta.url);
@@ -45,10 +43,7 @@ export default class Cutoff extends DifusionCommand {
       result = await cutoff(
         { registry, id: args.id, reason: flags.reason },
         {
-          clock,
-          connect: (reg, targets) => createConnector(reg, targets),
-          openJournal,
-          newRunId: () => newRunId(),
+          ...operationPorts(clock),
           registry: registryFileStore(registry.file),
           noticeTemplate: await readFile(NOTICE_TEMPLATE, 'utf8'),
           confirm: (plan) => confirmPlan(planLines(plan), { yes: flags.yes, log: (l) => this.say(l), quiet: this.jsonEnabled() }),

@@ -73,6 +73,9 @@ export default class Publish extends DifusionCommand {
               const mode = info.mode === 'window' ? '' : ` (${info.mode})`;
               this.log(`${info.cut}${mode}: ${info.files} files, ${formatBytes(info.bytes)} → ${info.targets.length} difusores`);
               if (info.wouldRefuse) this.log(`note: a real run would be refused now: ${info.wouldRefuse}`);
+              if (info.held) {
+                this.log(`note: rollback hold: --latest stays on ${info.held.cut} (rolled back at ${info.held.at}); publish a cut by name to move forward`);
+              }
             }
             view.start(info.targets);
           },
@@ -84,6 +87,7 @@ export default class Publish extends DifusionCommand {
     }
     await view.finish();
     if (!this.jsonEnabled()) this.log(`\n${renderPublishSummary(result)}`);
+    if (!this.jsonEnabled() && result.holdLifted) this.log(`the rollback hold on ${result.held?.cut} is lifted: publish --latest follows the newest cut again`);
     this.finish(result.exitCode);
     return result;
   }

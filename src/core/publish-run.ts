@@ -1,4 +1,5 @@
 import type { KeyObject } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -14,6 +15,7 @@ import { SigningKeyError, loadSigningKey, signManifest } from './signing.js';
 import type { DifusorConnector } from '../ports/difusor.js';
 import type { Clock } from '../ports/clock.js';
 import type { Journal, JournalContext } from './journal.js';
+import { clearHold, readHold, type RollbackHold } from './hold.js';
 
 /**
  * A publish run around the core: which cut, which difusores, the legal window, the lock, the
@@ -49,7 +51,17 @@ export interface PublishRunPorts {
   newRunId(): string;
   observer?: PublishObserver;
   /** Told once the cut and its targets are known, before anything is sent (the UI builds its rows). */
-  onStart?(info: { cut: string; cutDir: string; targets: Difusor[]; mode: PublicationMode; wouldRefuse?: string; files: number; bytes: number }): void;
+  onStart?(info: {
+    cut: string;
+    cutDir: string;
+    targets: Difusor[];
+    mode: PublicationMode;
+    wouldRefuse?: string;
+    files: number;
+    bytes: number;
+    /** --latest stays on the cut of a rollback. */
+    held?: RollbackHold;
+  }): void;
   onManifestProgress?(done: number, total: number): void;
 }
 
@@ -60,6 +72,9 @@ export interface PublishRunResult extends PublishReport {
   wouldRefuse?: string;
   targets: string[];
   skipped: Array<{ id: string; reason: string }>;
+  /** The rollback hold --latest stayed on, or the one a publish by name lifted. */
+  held?: RollbackHold;
+  holdLifted?: boolean;
 }
 
 export function selectTargets(registry: Registry, only: string[]): { targets: Difusor[]; skipped: Array<{ id: string; reason: string }> } {
@@ -98,7 +113,19 @@ export async function resolveCut(cutArg: string, latest: boolean): Promise<{ cut
 export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts): Promise<PublishRunResult> {
   const { registry } = opts;
   const publication = registry.publication;
-  const { cut, cutDir } = await resolveCut(opts.cutArg, opts.latest);
+  let { cut, cutDir } = await resolveCut(opts.cutArg, opts.latest);
+  const hold = await readHold(publication.state_dir);
+  // After a rollback, cron must not publish the newer cut again behind the operator's back.
+  if (opts.latest && hold && hold.cut !== cut) {
+    cutDir = path.resolve(opts.cutArg, hold.cut);
+    cut = hold.cut;
+    if (!existsSync(cutDir)) {
+      throw new RunRefusal(`a rollback holds --latest on ${hold.cut}, which is not in ${opts.cutArg}`, 2, [
+        `publish a cut by name to move forward (difusion publish ${path.join(opts.cutArg, '<CUT>')}), which lifts the hold`,
+      ]);
+    }
+  }
+  const held = opts.latest && hold ? hold : undefined;
   const { targets, skipped } = selectTargets(registry, opts.only);
 
   const now = ports.clock.now();
@@ -140,7 +167,12 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
       cut,
       phase: 'start',
       result: 'info',
-      detail: { mode: decision.mode, at: formatLocal(now, publication.timezone), targets: targets.map((d) => d.id) },
+      detail: {
+        mode: decision.mode,
+        at: formatLocal(now, publication.timezone),
+        targets: targets.map((d) => d.id),
+        ...(held ? { rollbackHold: held.cut } : {}),
+      },
     });
 
     const files = await scanCut(cutDir);
@@ -164,6 +196,7 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
       wouldRefuse: 'wouldRefuse' in decision ? decision.wouldRefuse : undefined,
       files: manifest.entries.length,
       bytes: manifest.totalBytes,
+      held,
     });
 
     const connector = await ports.connect(registry, targets);
@@ -202,6 +235,12 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
         });
       }
     }
+    // An operator publishing a cut by name is moving forward from a rollback.
+    const holdLifted = Boolean(hold && !opts.latest && !opts.dryRun && report.exitCode !== 1);
+    if (hold && holdLifted) {
+      await clearHold(publication.state_dir);
+      await journal.append({ cut, phase: 'rollback-hold', result: 'info', detail: { lifted: hold.cut } });
+    }
     await journal.append({ cut, phase: 'end', result: report.exitCode === 0 ? 'ok' : 'failed', detail: { exitCode: report.exitCode } });
     return {
       ...report,
@@ -211,6 +250,7 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
       wouldRefuse: 'wouldRefuse' in decision ? decision.wouldRefuse : undefined,
       targets: targets.map((d) => d.id),
       skipped,
+      ...(held ? { held } : holdLifted ? { held: hold, holdLifted } : {}),
     };
   } finally {
     await lock.release();

@@ -376,7 +376,7 @@ async function switchOne(staged: Staged, req: PublishRequest, ports: PublishPort
   }
 }
 
-export function exitCodeFor(outcomes: DifusorOutcome[]): 0 | 1 | 3 {
+export function exitCodeFor(outcomes: Array<Pick<DifusorOutcome, 'result'>>): 0 | 1 | 3 {
   const failed = outcomes.filter((o) => o.result === 'failed').length;
   if (failed === 0) return 0;
   return failed === outcomes.length ? 1 : 3;

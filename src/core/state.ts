@@ -16,7 +16,7 @@ export interface DifusorRecord {
 
 const HISTORY_LIMIT = 200;
 
-async function writeAtomically(file: string, data: string | Buffer): Promise<void> {
+export async function writeAtomically(file: string, data: string | Buffer): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
   await writeFile(tmp, data);

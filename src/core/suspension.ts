@@ -11,6 +11,7 @@ import { HashCache, buildManifest, parseManifest, sha256Hex, type Manifest } fro
 import { RunRefusal } from './publish-run.js';
 import { formatLocal } from './window.js';
 import { loadSigningKey, signManifest } from './signing.js';
+import { readHold } from './hold.js';
 import {
   CANCELLED,
   errorText,
@@ -60,8 +61,12 @@ export interface ReinstatePlan {
 
 export interface SuspensionPorts extends OperationPorts {
   registry: RegistryStore;
-  noticeTemplate: string;
   confirm(plan: CutoffPlan | ReinstatePlan): Promise<boolean>;
+}
+
+export interface CutoffPorts extends SuspensionPorts {
+  /** templates/aviso.html */
+  noticeTemplate: string;
 }
 
 export interface CutoffResult {
@@ -113,7 +118,7 @@ export function checkReason(reason: string): string {
 
 export async function cutoff(
   opts: { registry: Registry; id: string; reason: string },
-  ports: SuspensionPorts,
+  ports: CutoffPorts,
 ): Promise<CutoffResult | Cancelled> {
   const { registry } = opts;
   const difusor = findDifusor(registry, opts.id);
@@ -171,10 +176,13 @@ function clockNote(ports: OperationPorts): string | undefined {
   return ports.clock.fromEnv ? ports.clock.setting : undefined;
 }
 
-/** The newest cut this host published, with the directory it was published from and its manifest. */
+/**
+ * The cut the others serve: the newest this host published, or the one a rollback holds them on;
+ * with the directory it was published from and its manifest.
+ */
 async function newestPublished(registry: Registry): Promise<{ cut: string; cutDir?: string; manifest: Manifest }> {
   const stateDir = registry.publication.state_dir;
-  const cut = newestCut(await publishedCuts(stateDir));
+  const cut = (await readHold(stateDir))?.cut ?? newestCut(await publishedCuts(stateDir));
   if (!cut) throw new RunRefusal(`no cut has been published yet (nothing under ${stateDir}/cuts): publish one, then reinstate`, 2);
   const state = new StateStore(stateDir);
   const text = await state.manifestText(cut);

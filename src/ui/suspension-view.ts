@@ -1,4 +1,5 @@
 import type { CutoffPlan, ReinstatePlan } from '../core/suspension.js';
+import type { RollbackPlan } from '../core/rollback.js';
 import { describeServing } from '../core/operation.js';
 import { displayPath } from '../core/registry.js';
 
@@ -17,7 +18,23 @@ export function planLines(plan: CutoffPlan | ReinstatePlan): string[] {
   return [
     `reinstate ${d.id} (${d.name})`,
     `  now serving:   ${describeServing(plan.serving)} at ${d.public_url}`,
-    `  will serve:    cut ${plan.cut} (the newest published), delivered, verified and switched in`,
+    `  will serve:    cut ${plan.cut} (what the other difusores serve), delivered, verified and switched in`,
     `  registry:      ${displayPath(plan.registryFile)} gets status: active once it serves ${plan.cut}`,
+  ];
+}
+
+const ROLLBACK_ACTION = {
+  switch: 'switches back',
+  already: 'already there',
+  lacking: 'LACKS IT: stays where it is',
+  unreachable: 'UNREACHABLE: stays where it is',
+} as const;
+
+export function rollbackPlanLines(plan: RollbackPlan): string[] {
+  return [
+    `rollback to ${plan.to}${plan.from ? ` (from ${plan.from})` : ''}`,
+    ...plan.rows.map((r) => `  ${r.difusor.id.padEnd(16)} ${describeServing(r.serving).padEnd(34)} ${ROLLBACK_ACTION[r.action]}`),
+    ...plan.skipped.map((s) => `  ${s.id.padEnd(16)} ${s.reason}: keeps its notice`),
+    `  then publish --latest stays on ${plan.to} until a cut is published by name`,
   ];
 }
