@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { Args, Flags } from '@oclif/core';
 import { cutoff, type CutoffResult } from '../core/suspension.js';
-import { registryFileStore, RegistryEditError } from '../core/registry-edit.js';
+import { registryFileStore } from '../core/registry-edit.js';
 import type { Cancelled } from '../core/operation.js';
 import { registryFlag, yesFlag } from '../ui/flags.js';
 import { DifusionCommand } from '../ui/command.js';
@@ -50,7 +50,6 @@ export default class Cutoff extends DifusionCommand {
         },
       );
     } catch (error) {
-      if (error instanceof RegistryEditError) this.error(error.message, { exit: 2 });
       this.refuse(error);
     }
     if (!this.jsonEnabled()) {

@@ -1,6 +1,6 @@
 import { Args } from '@oclif/core';
 import { reinstate, type ReinstateResult } from '../core/suspension.js';
-import { registryFileStore, RegistryEditError } from '../core/registry-edit.js';
+import { registryFileStore } from '../core/registry-edit.js';
 import type { Cancelled } from '../core/operation.js';
 import { registryFlag, yesFlag } from '../ui/flags.js';
 import { DifusionCommand } from '../ui/command.js';
@@ -38,7 +38,6 @@ export default class Reinstate extends DifusionCommand {
         },
       );
     } catch (error) {
-      if (error instanceof RegistryEditError) this.error(error.message, { exit: 2 });
       this.refuse(error);
     }
     if (!this.jsonEnabled()) {

@@ -1,7 +1,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Flags } from '@oclif/core';
-import { buildRoster, RosterError, type RosterEntry } from '../core/roster.js';
+import { buildRoster, type RosterEntry } from '../core/roster.js';
 import { registryFlag } from '../ui/flags.js';
 import { DifusionCommand } from '../ui/command.js';
 
@@ -34,8 +34,7 @@ export default class Roster extends DifusionCommand {
     try {
       roster = await buildRoster({ registry, template: await readFile(ROSTER_TEMPLATE, 'utf8'), at: clock.now(), readLogo: (file) => readFile(file) });
     } catch (error) {
-      if (error instanceof RosterError) this.error(error.message, { exit: 2 });
-      throw error;
+      this.refuse(error);
     }
     const out = path.resolve(flags.out);
     await mkdir(path.join(out, 'logos'), { recursive: true });

@@ -3,6 +3,7 @@ import type { Difusor, Registry } from './types.js';
 import { acquireLock, currentUser, describeHolder, isLockHeld } from './lock.js';
 import { RunRefusal } from './publish-run.js';
 import type { Journal, JournalContext } from './journal.js';
+import { parseHelperStatus } from './status.js';
 import type { DifusorConnector, DifusorSession, HelperOutput } from '../ports/difusor.js';
 
 /**
@@ -82,6 +83,21 @@ export interface Serving {
   notice?: string;
   releases: string[];
   error?: string;
+}
+
+/** Asks the difusor (status verb); an unreachable one comes back with the error, never throws. */
+export async function askServing(connector: DifusorConnector, difusor: Difusor): Promise<Serving> {
+  try {
+    const session = await connector.open(difusor);
+    try {
+      const status = parseHelperStatus((await helperStep(session, 'status', [])).stdout);
+      return { live: status.live, notice: status.notice, releases: status.releases };
+    } finally {
+      session.close();
+    }
+  } catch (error) {
+    return { releases: [], error: errorText(error) };
+  }
 }
 
 export function describeServing(s: Serving): string {

@@ -1,14 +1,14 @@
 import type { Difusor, Registry } from './types.js';
 import { compareCutIds, newestCut, parseCutId } from './cut-id.js';
 import { RunRefusal, selectTargets } from './publish-run.js';
-import { parseHelperStatus, publishedCuts } from './status.js';
+import { publishedCuts } from './status.js';
 import { StateStore } from './state.js';
 import { writeHold, type RollbackHold } from './hold.js';
 import { manifestText, sha256Hex } from './manifest.js';
 import { MANIFEST_NAME, parseVerify } from './plan.js';
 import { compareRelease } from './verify.js';
 import { exitCodeFor } from './publish.js';
-import { CANCELLED, errorText, helperStep, underLock, type Cancelled, type OperationPorts, type Serving } from './operation.js';
+import { CANCELLED, askServing, errorText, helperStep, underLock, type Cancelled, type OperationPorts, type Serving } from './operation.js';
 
 /**
  * Rollback: point `current` back to a release the difusores still hold.
@@ -73,19 +73,6 @@ export function chooseTarget(to: string | undefined, live: string[], held: strin
   return { to: previous, from };
 }
 
-async function ask(connector: Awaited<ReturnType<OperationPorts['connect']>>, d: Difusor): Promise<Serving> {
-  try {
-    const session = await connector.open(d);
-    try {
-      const status = parseHelperStatus((await helperStep(session, 'status', [])).stdout);
-      return { live: status.live, notice: status.notice, releases: status.releases };
-    } finally {
-      session.close();
-    }
-  } catch (error) {
-    return { releases: [], error: errorText(error) };
-  }
-}
 
 function actionFor(serving: Serving, to: string): RollbackAction {
   if (serving.error) return 'unreachable';
@@ -100,7 +87,7 @@ export async function rollback(opts: { registry: Registry; to?: string; only: st
   if (targets.length === 0) throw new RunRefusal('no active difusor to roll back (suspended ones keep their notice)', 2);
   const connector = await ports.connect(registry, targets);
   try {
-    const servings = await Promise.all(targets.map((d) => ask(connector, d)));
+    const servings = await Promise.all(targets.map((d) => askServing(connector, d)));
     const lives = servings.flatMap((s) => (s.live ? [s.live] : []));
     const held = [...servings.flatMap((s) => s.releases), ...(await publishedCuts(stateDir))];
     const { to, from } = chooseTarget(opts.to, lives, held);

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import type { Difusor, Registry } from './types.js';
 import { renderNotice, isoWithOffset, NOTICE_FILES } from './notice.js';
 import { changeDifusorStatus, type RegistryStore } from './registry-edit.js';
-import { parseHelperStatus, publishedCuts } from './status.js';
+import { publishedCuts } from './status.js';
 import { newestCut } from './cut-id.js';
 import { publishCut, type DifusorOutcome } from './publish.js';
 import { StateStore } from './state.js';
@@ -14,6 +14,7 @@ import { loadSigningKey, signManifest } from './signing.js';
 import { readHold } from './hold.js';
 import {
   CANCELLED,
+  askServing,
   errorText,
   findDifusor,
   helperStep,
@@ -22,7 +23,6 @@ import {
   type OperationPorts,
   type Serving,
 } from './operation.js';
-import type { DifusorConnector } from '../ports/difusor.js';
 
 /**
  * Suspending a difusor and lifting the suspension.
@@ -90,19 +90,6 @@ export interface ReinstateResult {
   clock?: string;
 }
 
-async function serving(connector: DifusorConnector, difusor: Difusor): Promise<Serving> {
-  try {
-    const session = await connector.open(difusor);
-    try {
-      const status = parseHelperStatus((await helperStep(session, 'status', [])).stdout);
-      return { live: status.live, notice: status.notice, releases: status.releases };
-    } finally {
-      session.close();
-    }
-  } catch (error) {
-    return { releases: [], error: errorText(error) };
-  }
-}
 
 export function checkReason(reason: string): string {
   const trimmed = reason.trim();
@@ -126,7 +113,7 @@ export async function cutoff(
   const tz = registry.publication.timezone;
   const connector = await ports.connect(registry, [difusor]);
   try {
-    const before = await serving(connector, difusor);
+    const before = await askServing(connector, difusor);
     const at = ports.clock.now();
     const plan: CutoffPlan = { action: 'cutoff', difusor, reason, serving: before, local: formatLocal(at, tz), registryFile: registry.file };
     if (!(await ports.confirm(plan))) return CANCELLED;
@@ -216,7 +203,7 @@ export async function reinstate(opts: { registry: Registry; id: string }, ports:
   const newest = await newestPublished(registry);
   const connector = await ports.connect(registry, [difusor]);
   try {
-    const before = await serving(connector, difusor);
+    const before = await askServing(connector, difusor);
     if (difusor.status === 'active' && !before.notice && !before.error) {
       throw new RunRefusal(`${difusor.id} is not suspended: the registry says active and it serves ${before.live ?? 'no notice'}`, 2, [
         'difusion status shows what every difusor serves',

@@ -3,6 +3,8 @@ import { displayPath, formatProblem, loadRegistry } from '../core/registry.js';
 import type { Registry } from '../core/types.js';
 import { RunRefusal } from '../core/publish-run.js';
 import { CutRefusedError } from '../core/cut.js';
+import { RegistryEditError } from '../core/registry-edit.js';
+import { RosterError } from '../core/roster.js';
 import { systemClock, type Clock } from '../ports/clock.js';
 
 /** What every difusion command shares: the registry, refusals turned into exit codes, and exit codes kept under --json. */
@@ -40,7 +42,7 @@ export abstract class DifusionCommand extends Command {
   /** A refusal of the core (bad usage, a bad cut, the window, the lock) ends the command with its own exit code. */
   protected refuse(error: unknown): never {
     if (error instanceof RunRefusal) this.error(error.message, { exit: error.exitCode, suggestions: error.suggestions });
-    if (error instanceof CutRefusedError) this.error(error.message, { exit: 2 });
+    if (error instanceof CutRefusedError || error instanceof RegistryEditError || error instanceof RosterError) this.error(error.message, { exit: 2 });
     throw error;
   }
 
