@@ -1,10 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { startLab, type Lab } from './lab/sshd.js';
 import { startApache, type Apache } from './lab/apache.js';
 import { writeCut } from '../../bench/prep-cut.js';
+import { get, stampOf } from './support/http.js';
 import { publish } from './support/publish.js';
 
 const T = 180_000;
@@ -15,25 +15,6 @@ let lab: Lab;
 let apache: Apache;
 let cuts: string;
 let registry: string;
-
-function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const req = http.get(url, { agent: false, timeout: 5000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      res.on('error', () => resolve({ status: -1, body: '' }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (error) => resolve({ status: -1, body: error.message }));
-  });
-}
-
-/** The "Corte: dd/mm/yyyy HH:MM" a page carries, as the cut id's HHMM. */
-function stampOf(body: string): string | undefined {
-  const m = /Corte:? (\d\d)\/(\d\d)\/(\d{4}) (\d\d):(\d\d)/.exec(body);
-  return m ? `${m[3]}${m[2]}${m[1]}_${m[4]}${m[5]}` : undefined;
-}
 
 beforeAll(async () => {
   lab = await startLab({ difusores: 1 });

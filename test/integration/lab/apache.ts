@@ -16,8 +16,8 @@ export interface ApacheOptions {
   port?: number;
   /** More modules by short name, e.g. ['rewrite']. */
   modules?: string[];
-  /** Appended to the generated config (a vhost snippet under test, say). */
-  extraConfig?: string;
+  /** Appended to the generated config (a vhost snippet under test, say); a function gets the port and directory once chosen. */
+  extraConfig?: string | ((where: { port: number; dir: string }) => string);
 }
 
 export interface Apache {
@@ -62,7 +62,7 @@ function config(dir: string, opts: ApacheOptions, port: number): string {
     '  AllowOverride None',
     '  Require all granted',
     '</Directory>',
-    opts.extraConfig ?? '',
+    typeof opts.extraConfig === 'function' ? opts.extraConfig({ port, dir }) : (opts.extraConfig ?? ''),
     '',
   ].join('\n');
 }
