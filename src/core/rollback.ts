@@ -120,7 +120,7 @@ export async function rollback(opts: { registry: Registry; to?: string; only: st
                   if (differences.length > 0) throw new Error(`releases/${to} differs from what was published: ${differences.slice(0, 5).join('; ')}`);
                 }
                 const out = await helperStep(session, 'switch', [to]);
-                if (out.stdout.trim() !== `live releases/${to}`) throw new Error(`current points to ${out.stdout.trim() || 'nothing'} after the switch`);
+                if (out.stdout.trim() !== `live releases/${to}`) throw new Error(`current points to ${out.stdout.trim().replace(/^live /, '') || 'nothing'} after the switch`);
               } finally {
                 session.close();
               }

@@ -114,11 +114,12 @@ export async function cutoff(
   const connector = await ports.connect(registry, [difusor]);
   try {
     const before = await askServing(connector, difusor);
-    const at = ports.clock.now();
-    const plan: CutoffPlan = { action: 'cutoff', difusor, reason, serving: before, local: formatLocal(at, tz), registryFile: registry.file };
+    const plan: CutoffPlan = { action: 'cutoff', difusor, reason, serving: before, local: formatLocal(ports.clock.now(), tz), registryFile: registry.file };
     if (!(await ports.confirm(plan))) return CANCELLED;
 
     return await underLock(registry, `cutoff ${difusor.id}`, ports, async (journal) => {
+      // The notice carries the moment of the change, not the moment the plan was shown.
+      const at = ports.clock.now();
       const notice = renderNotice({
         difusor,
         reason,
@@ -141,7 +142,7 @@ export async function cutoff(
           for (const name of NOTICE_FILES) await helperStep(session, 'notice-put', [notice.stamp, name], notice.files[name]);
           const out = await helperStep(session, 'notice-switch', [notice.stamp]);
           if (out.stdout.trim() !== `live notices/${notice.stamp}`) {
-            throw new Error(`current points to ${out.stdout.trim() || 'nothing'} after the switch`);
+            throw new Error(`current points to ${out.stdout.trim().replace(/^live /, '') || 'nothing'} after the switch`);
           }
         } finally {
           session.close();
@@ -219,7 +220,8 @@ export async function reinstate(opts: { registry: Registry; id: string }, ports:
       const report = await publishCut(
         {
           cut: newest.cut,
-          cutDir: newest.cutDir ?? '/nonexistent',
+          // Without the cut's directory only a difusor that still holds the release can be switched back.
+          cutDir: newest.cutDir ?? publication.state_dir,
           manifest: newest.manifest,
           signature,
           targets: [{ ...difusor, status: 'active' }],
@@ -233,7 +235,10 @@ export async function reinstate(opts: { registry: Registry; id: string }, ports:
       const outcome = report.outcomes[0] as DifusorOutcome;
       const detail = { cut: newest.cut, notice: before.notice ?? null, from: before.notice ?? before.live ?? null };
       if (outcome.result !== 'live' && outcome.result !== 'up-to-date') {
-        const error = `${outcome.failedPhase ?? 'publish'}: ${outcome.error ?? 'failed'}`;
+        const missing = newest.cutDir === undefined || !existsSync(newest.cutDir);
+        const error =
+          `${outcome.failedPhase ?? 'publish'}: ${outcome.error ?? 'failed'}` +
+          (missing && outcome.failedPhase === 'staging' ? ` (the files of ${newest.cut} are no longer at ${newest.cutDir ?? 'a known place'} on this host: restore them)` : '');
         await journal.append({ phase: 'reinstate', result: 'failed', difusor: difusor.id, cut: newest.cut, error, detail });
         return { difusor: difusor.id, cut: newest.cut, outcome, exitCode: 1 as const, error, clock: clockNote(ports) };
       }

@@ -1,0 +1,158 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { cutoff, checkReason } from '../../src/core/suspension.js';
+import { chooseTarget } from '../../src/core/rollback.js';
+import { RunRefusal } from '../../src/core/publish-run.js';
+import { parseRegistry } from '../../src/core/registry.js';
+import type { RegistryStore } from '../../src/core/registry-edit.js';
+import type { Journal, JournalRecord } from '../../src/core/journal.js';
+import type { DifusorConnector, HelperOutput } from '../../src/ports/difusor.js';
+import type { Registry } from '../../src/core/types.js';
+
+/** The cutoff core with its ports faked: a difusor that is down, one whose disk refuses the notice, a registry that cannot be written. */
+
+const TEMPLATE = readFileSync(new URL('../../templates/aviso.html', import.meta.url), 'utf8');
+const NOW = new Date('2022-06-06T02:10:00Z');
+
+let stateDir: string;
+beforeEach(() => {
+  stateDir = mkdtempSync(path.join(tmpdir(), 'difusion-susp-unit-'));
+});
+afterEach(() => rmSync(stateDir, { recursive: true, force: true }));
+
+function registryText(): string {
+  return [
+    'version: 1',
+    'publication:',
+    '  timezone: America/Mexico_City',
+    "  window: { start: '2022-06-05T20:00', end: '2022-06-06T20:00' }",
+    `  state_dir: ${stateDir}`,
+    'difusores:',
+    '  - id: ujed',
+    '    name: UJED',
+    '    transport: local',
+    '    path: /srv/ujed',
+    '    public_url: http://localhost/ujed/',
+    '',
+  ].join('\n');
+}
+
+function setup(helper: (verb: string, args: string[]) => HelperOutput | Error, opts: { writeFails?: boolean } = {}) {
+  const parsed = parseRegistry(registryText(), path.join(stateDir, 'difusores.yaml'));
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
+  const registry: Registry = parsed.registry;
+  let text = registryText();
+  const calls: string[] = [];
+  const journal: JournalRecord[] = [];
+  const store: RegistryStore = {
+    read: async () => text,
+    write: async (t) => {
+      if (opts.writeFails) throw new Error('EROFS: read-only file system');
+      text = t;
+    },
+  };
+  const connector: DifusorConnector = {
+    open: async () => ({
+      helper: async (verb, args) => {
+        calls.push([verb, ...args].join(' '));
+        const out = helper(verb, args);
+        if (out instanceof Error) throw out;
+        return out;
+      },
+      transfer: async () => {
+        throw new Error('no transfer in a cutoff');
+      },
+      close: () => undefined,
+    }),
+    dispose: async () => undefined,
+  };
+  const ports = {
+    clock: { now: () => NOW, fromEnv: false },
+    connect: async () => connector,
+    openJournal: async (): Promise<Journal> => ({
+      file: 'journal.jsonl',
+      append: async (record) => {
+        journal.push(record);
+        return { ...record, seq: journal.length, at: NOW.toISOString(), run: 'r', operator: 'o', command: 'c', prev: '' };
+      },
+    }),
+    newRunId: () => 'run-1',
+    registry: store,
+    noticeTemplate: TEMPLATE,
+    confirm: async () => true,
+  };
+  return { registry, ports, calls, journal, text: () => text };
+}
+
+const ok = (stdout = ''): HelperOutput => ({ code: 0, stdout, stderr: '' });
+
+describe('cutoff with its ports faked', () => {
+  test('a difusor that does not answer: the registry says suspended all the same, exit 1, journaled as failed', async () => {
+    const s = setup(() => new Error('connect ECONNREFUSED 203.0.113.7:22'));
+    const result = await cutoff({ registry: s.registry, id: 'ujed', reason: 'r' }, s.ports);
+    expect(result).toMatchObject({ exitCode: 1, notice: '20220605_211000', error: expect.stringContaining('ECONNREFUSED') });
+    expect(s.text()).toContain('status: suspended');
+    expect(s.journal).toEqual([expect.objectContaining({ phase: 'cutoff', result: 'failed', difusor: 'ujed', detail: { reason: 'r', notice: '20220605_211000', from: null } })]);
+  });
+
+  test('a disk that refuses the notice: nothing is switched, exit 1 names the helper\'s words', async () => {
+    const s = setup((verb) => (verb === 'status' ? ok('live 20220605_2015\n') : verb === 'notice-switch' ? { code: 2, stdout: '', stderr: 'difusion-helper: cannot move the notice into notices/20220605_211000\n' } : ok()));
+    const result = await cutoff({ registry: s.registry, id: 'ujed', reason: 'r' }, s.ports);
+    expect(result).toMatchObject({ exitCode: 1, error: 'notice-switch failed (exit 2): difusion-helper: cannot move the notice into notices/20220605_211000' });
+    expect(s.calls).toEqual([
+      'status',
+      'notice-put 20220605_211000 index.html',
+      'notice-put 20220605_211000 aviso.json',
+      'notice-put 20220605_211000 MANIFEST.sha256',
+      'notice-switch 20220605_211000',
+    ]);
+  });
+
+  test('a registry that cannot be written stops the cutoff before anything reaches the difusor', async () => {
+    const s = setup((verb) => (verb === 'status' ? ok('live 20220605_2015\n') : ok()), { writeFails: true });
+    await expect(cutoff({ registry: s.registry, id: 'ujed', reason: 'r' }, s.ports)).rejects.toThrow(/EROFS/);
+    expect(s.calls).toEqual(['status']);
+    expect(s.journal).toEqual([expect.objectContaining({ phase: 'cutoff', result: 'failed', error: expect.stringContaining('registry: EROFS') })]);
+  });
+
+  test('a switch that leaves current elsewhere is a failure, and a live notice\'s stamp is not reused', async () => {
+    const s = setup((verb) => (verb === 'status' ? ok('notice 20220605_211000\n') : verb === 'notice-switch' ? ok('live releases/x\n') : ok()));
+    const result = await cutoff({ registry: s.registry, id: 'ujed', reason: 'r' }, s.ports);
+    expect(result).toMatchObject({ exitCode: 1, notice: '20220605_211001', error: 'current points to releases/x after the switch' });
+  });
+
+  test('"no" at the prompt: nothing is asked of the difusor but its status, nothing is written', async () => {
+    const s = setup((verb) => (verb === 'status' ? ok('live 20220605_2015\n') : ok()));
+    const result = await cutoff({ registry: s.registry, id: 'ujed', reason: 'r' }, { ...s.ports, confirm: async () => false });
+    expect(result).toEqual({ cancelled: true, exitCode: 1 });
+    expect(s.calls).toEqual(['status']);
+    expect(s.text()).toBe(registryText());
+    expect(s.journal).toEqual([]);
+  });
+});
+
+describe('checkReason', () => {
+  test('trims, and refuses empty, multi-line, invisible-character and overlong reasons', () => {
+    expect(checkReason('  Alteró cifras  ')).toBe('Alteró cifras');
+    for (const bad of ['', '  ', 'a\nb', 'a\u202Eb', 'x'.repeat(1001)]) expect(() => checkReason(bad)).toThrow(RunRefusal);
+  });
+});
+
+describe('rollback target', () => {
+  const A = '20220605_2015';
+  const B = '20220605_2030';
+  const C = '20220605_2045';
+  test('default: the newest release older than the newest live cut', () => {
+    expect(chooseTarget(undefined, [C, B], [A, B, C])).toEqual({ to: B, from: C });
+    expect(chooseTarget(undefined, [B], [A, B, C])).toEqual({ to: A, from: B });
+  });
+  test('--to is taken as given once it is a cut id', () => {
+    expect(chooseTarget(A, [C], [])).toEqual({ to: A, from: C });
+    expect(() => chooseTarget('../x', [C], [])).toThrow(/a cut id is/);
+  });
+  test('nothing live or nothing older is refused', () => {
+    expect(() => chooseTarget(undefined, [], [A])).toThrow(/no targeted difusor serves a cut/);
+    expect(() => chooseTarget(undefined, [A], [A])).toThrow(/no difusor holds a release older than/);
+  });
+});
