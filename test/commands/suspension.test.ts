@@ -115,13 +115,13 @@ async function publishBoth(): Promise<void> {
 
 describe('cutoff', () => {
   test('without a terminal and without --yes it refuses (exit 2) and changes nothing', async () => {
-    await publishBoth();
     const r = await cli('cutoff', 'espejo-a', '--reason', REASON);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('there is no terminal to confirm it on');
     expect(readFileSync(registry, 'utf8')).toBe(REGISTRY());
-    expect(existsSync(path.join(espejo('a'), 'notices'))).toBe(false);
-    expect(journal().filter((e) => e.phase === 'cutoff')).toEqual([]);
+    // Refused before anything was contacted: the difusor's directory was not even looked at.
+    expect(existsSync(espejo('a'))).toBe(false);
+    expect(journal()).toEqual([]);
   }, T);
 
   test('on a terminal it shows the plan and asks; "no" changes nothing, "sí" cuts off', async () => {
@@ -153,25 +153,25 @@ describe('cutoff', () => {
   }, T);
 
   test('--yes --json answers for a script; a bad reason or id is refused before anything changes', async () => {
-    await publishBoth();
+    expect((await cli('publish', path.join(cuts, CUT_1))).code).toBe(0);
     expect((await cli('cutoff', 'espejo-a', '--reason', 'línea\nsegunda', '--yes')).code).toBe(2);
     expect((await cli('cutoff', 'nadie', '--reason', 'x', '--yes')).code).toBe(2);
     expect((await cli('cutoff', 'espejo-a', '--reason', '   ', '--yes')).code).toBe(2);
     expect(readFileSync(registry, 'utf8')).toBe(REGISTRY());
     const r = await cli('cutoff', 'espejo-a', '--reason', REASON, '--yes', '--json');
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ difusor: 'espejo-a', notice: '20220605_211000', from: CUT_2, exitCode: 0 });
+    expect(JSON.parse(r.stdout)).toMatchObject({ difusor: 'espejo-a', notice: '20220605_211000', from: CUT_1, exitCode: 0 });
   }, T);
 
   test('another run holding the lock refuses it with exit 5', async () => {
-    await publishBoth();
+    expect((await cli('publish', path.join(cuts, CUT_1))).code).toBe(0);
     const lock = await acquireLock(path.join(work, 'state'), { runId: 'test', command: 'publish' });
     expect(isLockHeld(lock)).toBe(false);
     try {
       const r = await cli('cutoff', 'espejo-a', '--reason', 'x', '--yes');
       expect(r.code).toBe(5);
       expect(readFileSync(registry, 'utf8')).toBe(REGISTRY());
-      expect(current('a')).toBe(`releases/${CUT_2}`);
+      expect(current('a')).toBe(`releases/${CUT_1}`);
     } finally {
       if (!isLockHeld(lock)) await lock.release();
     }
@@ -244,7 +244,7 @@ describe('publish, reinstate and rollback around a suspension', () => {
 
 describe('roster', () => {
   test('lists every difusor with its logo inlined; a suspended one is marked and unlinked', async () => {
-    await publishBoth();
+    expect((await cli('publish', path.join(cuts, CUT_1))).code).toBe(0);
     mkdirSync(path.join(work, 'logos'));
     const png = Buffer.from('89504e470d0a1a0a0000000d4948445200000001000000010806000000', 'hex');
     writeFileSync(path.join(work, 'logos', 'a.png'), png);
