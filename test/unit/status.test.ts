@@ -35,6 +35,15 @@ test('the helper status lines', () => {
     aviso: false,
   });
   expect(parseHelperStatus('current-invalid\nwritable no\n')).toMatchObject({ currentInvalid: true, writable: false });
+  // A suspended difusor: current is its notice, not a cut.
+  const suspended = parseHelperStatus('notice 20220605_211000\nrelease 20220605_2015\n');
+  expect(suspended.live).toBeUndefined();
+  expect(suspended).toMatchObject({
+    notice: '20220605_211000',
+    aviso: true,
+    currentInvalid: false,
+    releases: ['20220605_2015'],
+  });
 });
 
 test.each([
