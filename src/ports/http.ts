@@ -1,11 +1,10 @@
-/** The one door to HTTP: a GET with a deadline, reporting status or the reason it failed. */
-export interface HttpResult {
-  ok: boolean;
-  status?: number;
-  error?: string;
-  body?: string;
-}
+import { createHash } from 'node:crypto';
+import { TLSSocket } from 'node:tls';
+import { Agent, buildConnector } from 'undici';
+import type { HttpResult } from '../core/preflight.js';
+import type { HttpAnswer, PeerCertificate, ProbeHttp } from '../core/probe.js';
 
+/** The one door to HTTP: a GET with a deadline, reporting status or the reason it failed (preflight). */
 export async function httpGet(url: string, timeoutMs: number, readBody = false): Promise<HttpResult> {
   try {
     const res = await fetch(url, { redirect: 'follow', signal: AbortSignal.timeout(timeoutMs) });
@@ -17,4 +16,119 @@ export async function httpGet(url: string, timeoutMs: number, readBody = false):
     const reason = e.name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000} s` : (e.cause?.code ?? e.cause?.message ?? e.message);
     return { ok: false, error: reason };
   }
+}
+
+export interface ProbeHttpOptions {
+  connectTimeoutMs: number;
+  /** From the request sent to the response's headers. */
+  headersTimeoutMs: number;
+  /** Between two chunks of a body. */
+  bodyTimeoutMs: number;
+  /** Keep-alive connections per difusor. */
+  connectionsPerOrigin: number;
+  /** Redirects followed, as a browser would (http to https, a trailing slash). */
+  maxRedirects?: number;
+}
+
+/** Node's own codes for a certificate TLS refused (openssl's verify errors, plus a name mismatch). */
+const CERTIFICATE_CODES = /^(CERT_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_(GET_ISSUER_CERT|VERIFY_LEAF_SIGNATURE|DECRYPT_CERT)|ERR_TLS_CERT_ALTNAME_INVALID|INVALID_CA|INVALID_PURPOSE|CERT_UNTRUSTED|CERT_REJECTED|HOSTNAME_MISMATCH)/;
+
+function describe(error: unknown): { message: string; certificate: boolean } {
+  const e = error as Error & { code?: string; cause?: Error & { code?: string } };
+  const code = e.cause?.code ?? e.code ?? '';
+  const certificate = CERTIFICATE_CODES.test(code);
+  const timeouts: Record<string, string> = {
+    UND_ERR_CONNECT_TIMEOUT: 'no connection within the connect timeout',
+    UND_ERR_HEADERS_TIMEOUT: 'no response headers within the timeout',
+    UND_ERR_BODY_TIMEOUT: 'the body stalled past the timeout',
+  };
+  const message = timeouts[code] ?? `${code ? `${code}: ` : ''}${e.cause?.message ?? e.message}`;
+  return { message: certificate ? `certificate refused: ${message}` : message, certificate };
+}
+
+/**
+ * The probe's HTTP client: undici with keep-alive and a bounded number of connections per difusor,
+ * timeouts per phase, real certificate checks (Node's CA store, plus NODE_EXTRA_CA_CERTS), and the
+ * peer certificate of each connection captured at the handshake for its expiry.
+ */
+export function createProbeHttp(opts: ProbeHttpOptions): ProbeHttp & { close(): Promise<void> } {
+  const certificates = new Map<string, PeerCertificate>();
+  const connect = buildConnector({ timeout: opts.connectTimeoutMs });
+  const agent = new Agent({
+    connections: opts.connectionsPerOrigin,
+    headersTimeout: opts.headersTimeoutMs,
+    bodyTimeout: opts.bodyTimeoutMs,
+    keepAliveTimeout: 10_000,
+    connect(options, callback) {
+      connect(options, (...args) => {
+        const socket = args[1];
+        if (socket instanceof TLSSocket) {
+          const peer = socket.getPeerCertificate();
+          if (peer?.valid_to) {
+            certificates.set(`${options.hostname}:${options.port}`, {
+              validTo: new Date(peer.valid_to).toISOString(),
+              subject: [peer.subject?.CN].flat()[0],
+              issuer: [peer.issuer?.CN].flat()[0],
+            });
+          }
+        }
+        callback(...args);
+      });
+    },
+  });
+
+  const once = async (target: URL, keepBody: boolean, started: number): Promise<HttpAnswer & { location?: string }> => {
+    const res = await agent.request({
+      origin: target.origin,
+      path: `${target.pathname}${target.search}`,
+      method: 'GET',
+      headers: { 'cache-control': 'no-cache', pragma: 'no-cache', 'user-agent': 'difusion-probe' },
+    });
+    const ttfbMs = Math.round(performance.now() - started);
+    const hash = createHash('sha256');
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      if (keepBody) chunks.push(chunk);
+    }
+    const headers: Record<string, string | undefined> = {};
+    for (const [name, value] of Object.entries(res.headers)) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+    return {
+      status: res.statusCode,
+      headers,
+      sha256: hash.digest('hex'),
+      bytes,
+      body: keepBody ? Buffer.concat(chunks) : undefined,
+      ttfbMs,
+      totalMs: Math.round(performance.now() - started),
+      certificate: certificates.get(`${target.hostname}:${target.port || (target.protocol === 'https:' ? '443' : '80')}`),
+      location: res.statusCode >= 300 && res.statusCode < 400 ? headers.location : undefined,
+    };
+  };
+
+  return {
+    async get(url, { keepBody = false } = {}) {
+      const started = performance.now();
+      let target = new URL(url);
+      try {
+        for (let hop = 0; ; hop++) {
+          const answer = await once(target, keepBody, started);
+          if (!answer.location || hop >= (opts.maxRedirects ?? 5)) {
+            delete answer.location;
+            return answer;
+          }
+          const next = new URL(answer.location, target);
+          // The cache-busting query must survive a redirect that drops it.
+          if (!next.search) next.search = target.search;
+          target = next;
+        }
+      } catch (error) {
+        const { message, certificate } = describe(error);
+        return { headers: {}, bytes: 0, totalMs: Math.round(performance.now() - started), error: message, certificateError: certificate };
+      }
+    },
+    close: () => agent.close(),
+  };
 }
