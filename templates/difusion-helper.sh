@@ -12,7 +12,8 @@
 #     releases/<cut>/       complete, verified cuts (MANIFEST.sha256 at their root)
 #     current -> releases/<cut>   the DocumentRoot, switched by renaming a new symlink over it
 #     .staging/<cut>/       a transfer in progress, never served
-#     aviso/                the notice shown while the difusor is suspended
+#     notices/<stamp>/      the notice (aviso) of a suspension: index.html, aviso.json, MANIFEST.sha256;
+#                           current -> notices/<stamp> while the difusor is suspended
 set -u
 umask 022
 PATH=/usr/local/bin:/usr/bin:/bin
@@ -63,6 +64,14 @@ need_cut() {
 	is_cut "${1:-}" || die "not a cut id: ${1:-}"
 }
 
+# A notice's name: YYYYMMDD_HHMMSS, the moment of the cutoff in the publication timezone.
+need_stamp() {
+	case ${1:-} in
+	[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]_[0-9][0-9][0-9][0-9][0-9][0-9]) ;;
+	*) die "not a notice stamp: ${1:-}" ;;
+	esac
+}
+
 # A relative path inside a release: no absolute path, no '..' component.
 is_inside() {
 	case $1 in
@@ -80,6 +89,16 @@ live_cut() {
 	esac
 	is_cut "${target#releases/}" || return 1
 	printf '%s\n' "${target#releases/}"
+}
+
+# The notice current points to, whatever its name: a suspension is never lifted by accident.
+live_notice() {
+	[ -L current ] || return 1
+	target=$(readlink current) || return 1
+	case $target in
+	notices/*) printf '%s\n' "${target#notices/}" ;;
+	*) return 1 ;;
+	esac
 }
 
 # "f SIZE PATH" per regular file and "o PATH" per anything that is neither file nor directory.
@@ -126,6 +145,8 @@ case $verb in
 status)
 	if live=$(live_cut); then
 		echo "live $live"
+	elif notice=$(live_notice) && [ -f "notices/$notice/aviso.json" ]; then
+		echo "notice $notice"
 	elif [ -e current ] || [ -L current ]; then
 		echo "current-invalid"
 	fi
@@ -134,7 +155,6 @@ status)
 			[ -d "$r" ] && [ ! -L "$r" ] && is_cut "${r#releases/}" && echo "release ${r#releases/}"
 		done
 	fi
-	[ -d aviso ] && [ -f aviso/index.html ] && echo 'aviso present'
 	echo "free $(free_kb)"
 	echo "rsync $(rsync --version 2>/dev/null | sed -n '1s/^rsync *version *\([^ ]*\).*/\1/p')"
 	if [ -w . ]; then echo 'writable yes'; else echo 'writable no'; fi
@@ -283,11 +303,61 @@ promote)
 switch)
 	need_cut "${1:-}"
 	cut=$1
+	case ${2:-} in
+	'' | --lift-notice) ;;
+	*) die "refused: switch $cut ${2:-}" ;;
+	esac
 	[ -d "releases/$cut" ] && [ ! -L "releases/$cut" ] || die "releases/$cut is not there"
 	if [ -e current ] && [ ! -L current ]; then die 'current is not a symlink; refusing to replace it'; fi
+	# A suspended difusor keeps its notice whatever a publish or rollback asks; only reinstate lifts it.
+	if notice=$(live_notice) && [ "${2:-}" != --lift-notice ]; then
+		die "current shows the notice notices/$notice: the difusor is suspended; only difusion reinstate replaces it"
+	fi
 	rm -f .current.new
 	ln -s "releases/$cut" .current.new || die 'cannot create the new symlink'
 	# rename(2) of a symlink over current: Apache sees the old or the new cut, never neither.
+	mv -T .current.new current || die 'cannot switch current'
+	echo "live $(readlink current)"
+	;;
+
+notice-put)
+	# One file of a notice into its staging directory; stdin is the file.
+	need_stamp "${1:-}"
+	stamp=$1
+	case ${2:-} in
+	index.html | aviso.json | MANIFEST.sha256) ;;
+	*) die "refused: notice-put ${2:-}" ;;
+	esac
+	for d in notices .staging; do
+		if [ -L "$d" ] || { [ -e "$d" ] && [ ! -d "$d" ]; }; then die "$d is not a directory"; fi
+		mkdir -p "$d" || die "cannot create $ROOT/$d"
+	done
+	mkdir -p ".staging/notice-$stamp" || die "cannot create staging for notice $stamp"
+	cat >".staging/notice-$stamp/$2.tmp" && mv -f ".staging/notice-$stamp/$2.tmp" ".staging/notice-$stamp/$2" || die "cannot write $2"
+	;;
+
+notice-switch)
+	# The staged notice, checked against its manifest, moved into notices/ and switched in like a cut.
+	need_stamp "${1:-}"
+	stamp=$1
+	staged=".staging/notice-$stamp"
+	if [ -d "$staged" ]; then
+		for f in index.html aviso.json MANIFEST.sha256; do
+			[ -f "$staged/$f" ] || die "the staged notice $stamp lacks $f"
+		done
+		(cd "$staged" && sha256sum -c --quiet --strict MANIFEST.sha256 >/dev/null 2>&1) || die "the staged notice $stamp does not match its MANIFEST.sha256"
+		if [ -e "notices/$stamp" ] || [ -L "notices/$stamp" ]; then
+			[ "$(live_notice)" != "$stamp" ] || die "notices/$stamp is live; stage the new notice under another stamp"
+			rm -rf "notices/$stamp" || die "cannot replace notices/$stamp"
+		fi
+		mv "$staged" "notices/$stamp" || die "cannot move the notice into notices/$stamp"
+	fi
+	[ -d "notices/$stamp" ] && [ ! -L "notices/$stamp" ] || die "notices/$stamp is not there"
+	[ -f "notices/$stamp/aviso.json" ] && [ -f "notices/$stamp/index.html" ] || die "notices/$stamp is not a whole notice"
+	if [ -e current ] && [ ! -L current ]; then die 'current is not a symlink; refusing to replace it'; fi
+	rm -f .current.new
+	ln -s "notices/$stamp" .current.new || die 'cannot create the new symlink'
+	# The same rename as a cut's switch: a visitor sees the cut or the notice, never neither.
 	mv -T .current.new current || die 'cannot switch current'
 	echo "live $(readlink current)"
 	;;
@@ -307,6 +377,17 @@ prune)
 		[ "$n" = "$live" ] && continue
 		rm -rf "releases/$n" && echo "pruned $n"
 	done
+	# A notice is only ever needed while it is live: one lifted by reinstate goes with the next prune.
+	notice=$(live_notice) || notice=
+	if [ -d notices ]; then
+		for r in notices/*; do
+			n=${r#notices/}
+			[ -d "$r" ] && [ ! -L "$r" ] && [ "$n" != "$notice" ] || continue
+			case $n in
+			[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]_[0-9][0-9][0-9][0-9][0-9][0-9]) rm -rf "$r" && echo "pruned notices/$n" ;;
+			esac
+		done
+	fi
 	;;
 
 *)

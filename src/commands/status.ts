@@ -42,7 +42,7 @@ export default class Status extends DifusionCommand {
           report.difusores.map((r) => [
             r.id,
             r.state,
-            r.live ?? '-',
+            r.notice ? `aviso ${r.notice}` : (r.live ?? '-'),
             r.lagCuts === undefined ? '-' : `${r.lagCuts} cuts / ${r.lagMinutes ?? '?'} min`,
             String(r.releases.length),
             r.freeKb === undefined ? '-' : formatBytes(r.freeKb * 1024),

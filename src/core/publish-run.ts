@@ -153,6 +153,7 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
     if (!opts.dryRun) {
       await state.saveManifest(cut, manifest.text, signature);
       await state.saveSizes(cut, manifest.entries);
+      await state.saveSource(cut, cutDir);
     }
 
     ports.onStart?.({

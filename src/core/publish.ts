@@ -102,6 +102,8 @@ export interface PublishRequest {
   concurrency: number;
   keepReleases: number;
   dryRun: boolean;
+  /** Only reinstate may replace a suspended difusor's notice; the helper refuses any other switch over one. */
+  liftNotice?: boolean;
 }
 
 export interface PublishPorts {
@@ -338,7 +340,7 @@ async function switchOne(staged: Staged, req: PublishRequest, ports: PublishPort
   try {
     if (staged.needsSwitch) {
       ports.observer?.phase(d.id, 'switching');
-      const out = await step(session, 'switching', 'switch', [req.cut]);
+      const out = await step(session, 'switching', 'switch', [req.cut, ...(req.liftNotice ? ['--lift-notice'] : [])]);
       outcome.switchedAt = now();
       // Confirm with readlink what Apache will now serve.
       if (out.stdout.trim() !== `live releases/${req.cut}`) {

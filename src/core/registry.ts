@@ -615,6 +615,8 @@ function toDifusor(raw: Raw, dir: string): Difusor {
     public_url: raw.public_url as string,
     contact: contact ? { ...contact } : undefined,
     status: (raw.status as Difusor['status'] | undefined) ?? DEFAULTS.status,
+    suspended_at: raw.suspended_at as string | undefined,
+    suspension_reason: raw.suspension_reason as string | undefined,
     access: (raw.access as Difusor['access'] | undefined) ?? DEFAULTS.access,
     from: raw.from as string | undefined,
     access_log: raw.access_log as string | undefined,

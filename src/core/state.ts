@@ -65,6 +65,16 @@ export class StateStore {
     return parseManifest(text);
   }
 
+  /** Where a cut was published from, so reinstate can deliver it again to a difusor that was suspended. */
+  async saveSource(cut: string, cutDir: string): Promise<void> {
+    await writeAtomically(path.join(this.dir, 'cuts', cut, 'source'), `${cutDir}\n`);
+  }
+
+  async sourceOf(cut: string): Promise<string | undefined> {
+    const text = await readFile(path.join(this.dir, 'cuts', cut, 'source'), 'utf8').catch(() => undefined);
+    return text?.trim() || undefined;
+  }
+
   /** Sizes by path, so a quick verify can spot a changed file without re-hashing it. */
   async saveSizes(cut: string, entries: Array<{ path: string; size: number }>): Promise<void> {
     await writeAtomically(path.join(this.dir, 'cuts', cut, 'sizes.json'), JSON.stringify(entries.map((e) => [e.path, e.size])));

@@ -12,6 +12,8 @@ export interface DifusorStatusRow {
   name: string;
   state: 'active' | 'suspended' | 'unreachable';
   live?: string;
+  /** The notice `current` shows while the difusor is suspended (its notices/<stamp>). */
+  notice?: string;
   releases: string[];
   freeKb?: number;
   /** Published cuts newer than the live one. */
@@ -57,6 +59,8 @@ export interface HelperStatus {
   freeKb?: number;
   rsync?: string;
   writable?: boolean;
+  /** current -> notices/<stamp>: the stamp. */
+  notice?: string;
   aviso: boolean;
 }
 
@@ -72,7 +76,10 @@ export function parseHelperStatus(stdout: string): HelperStatus {
     else if (key === 'free') status.freeKb = Number(value);
     else if (key === 'rsync') status.rsync = value;
     else if (key === 'writable') status.writable = value === 'yes';
-    else if (key === 'aviso') status.aviso = true;
+    else if (key === 'notice') {
+      status.notice = value;
+      status.aviso = true;
+    }
   }
   return status;
 }
@@ -115,6 +122,7 @@ export async function gatherStatus(args: {
           if (out.code !== 0) throw new Error(out.stderr.trim() || `status failed (exit ${out.code})`);
           const status = parseHelperStatus(out.stdout);
           row.live = status.live;
+          row.notice = status.notice;
           row.releases = status.releases;
           row.freeKb = status.freeKb;
           if (status.currentInvalid) row.error = 'current is not a symlink into releases/';

@@ -26,6 +26,9 @@ export interface Difusor {
   public_url: string;
   contact?: Contact;
   status: DifusorStatus;
+  /** ISO 8601 with offset; set by cutoff while suspended. */
+  suspended_at?: string;
+  suspension_reason?: string;
   access: Access;
   /** Source address pattern for the authorized_keys from= option. */
   from?: string;

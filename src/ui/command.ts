@@ -3,6 +3,7 @@ import { displayPath, formatProblem, loadRegistry } from '../core/registry.js';
 import type { Difusor, Registry } from '../core/types.js';
 import { RunRefusal, selectTargets } from '../core/publish-run.js';
 import { CutRefusedError } from '../core/cut.js';
+import { systemClock, type Clock } from '../ports/clock.js';
 
 /** What every difusion command shares: the registry, refusals turned into exit codes, and exit codes kept under --json. */
 export abstract class DifusionCommand extends Command {
@@ -16,6 +17,24 @@ export abstract class DifusionCommand extends Command {
     }
     for (const problem of result.problems) this.logToStderr(formatProblem(problem));
     this.error(`${displayPath(file)} is invalid (${result.problems.length} problem(s)); run \`difusion validate\``, { exit: 2 });
+  }
+
+  /** The run's clock (DIFUSION_NOW honoured, read in the publication timezone); a set clock is said on stderr. */
+  protected clockFor(registry: Registry): Clock {
+    let clock: Clock;
+    try {
+      clock = systemClock(process.env, { timezone: registry.publication.timezone });
+    } catch (error) {
+      this.error((error as Error).message, { exit: 2 });
+    }
+    if (clock.fromEnv && !this.jsonEnabled()) this.logToStderr(`note: the clock is set by ${clock.setting}`);
+    return clock;
+  }
+
+  /** A line for the operator: stdout, or stderr when stdout carries the JSON document. */
+  protected say(line: string): void {
+    if (this.jsonEnabled()) this.logToStderr(line);
+    else this.log(line);
   }
 
   /** A refusal of the core (bad usage, a bad cut, the window, the lock) ends the command with its own exit code. */

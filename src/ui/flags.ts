@@ -13,3 +13,9 @@ export const onlyFlag = Flags.string({
   multiple: true,
   helpValue: 'ID',
 });
+
+export const yesFlag = Flags.boolean({
+  char: 'y',
+  description: 'confirm without asking (required without a terminal)',
+  default: false,
+});

@@ -77,7 +77,17 @@ describe('the vhost', () => {
     expect(vhost).toContain('Options +FollowSymLinks -Indexes');
     expect(vhost).toContain('AllowOverride None');
     expect(vhost).toContain('Cache-Control "public, max-age=30"');
-    expect(vhost).toContain('#     RewriteRule ^ "/var/www/prep/aviso/index.html" [L]');
+  });
+
+  test('the notice rule is always on: no commented block for the admin to uncomment', async () => {
+    const vhost = fillVhost(await readFile('templates/apache-vhost.conf', 'utf8'), difusor());
+    const directives = vhost.split('\n').filter((l) => !/^\s*#/.test(l)).join('\n');
+    expect(directives).toContain('RewriteCond %{DOCUMENT_ROOT}/aviso.json -f');
+    expect(directives).toContain('RewriteCond %{REQUEST_URI} !^/(aviso\\.json|MANIFEST\\.sha256)$');
+    expect(directives).toContain('RewriteRule ^ - [R=503,L]');
+    expect(directives).toContain('ErrorDocument 503 /index.html');
+    expect(directives).toContain('Header always set Cache-Control "no-store"');
+    expect(vhost).not.toMatch(/^\s*#\s*(RewriteRule|<Directory|Alias)/m);
   });
 });
 

@@ -1,0 +1,72 @@
+import { readFile } from 'node:fs/promises';
+import { Args, Flags } from '@oclif/core';
+import { cutoff, type CutoffResult } from '../core/suspension.js';
+import { registryFileStore, RegistryEditError } from '../core/registry-edit.js';
+import type { Cancelled } from '../core/operation.js';
+import { openJournal, newRunId } from '../core/journal.js';
+import { createConnector } from '../ports/difusor.js';
+import { registryFlag, yesFlag } from '../ui/flags.js';
+import { DifusionCommand } from '../ui/command.js';
+import { confirmPlan, requireConsent } from '../ui/confirm.js';
+import { planLines } from '../ui/suspension-view.js';
+
+export const NOTICE_TEMPLATE = new URL('../../templates/aviso.html', import.meta.url);
+
+export default class Cutoff extends DifusionCommand {
+  static override summary = 'Suspend a difusor: its site shows the mandated notice on every path; later publishes skip it.';
+  static override description =
+    'Writes status: suspended (with suspended_at and suspension_reason) into the registry, keeping its comments, ' +
+    'then sends the notice (aviso) to the difusor as a release of its own, notices/<YYYYMMDD_HHMMSS>/ with ' +
+    'index.html, aviso.json and MANIFEST.sha256, checked there and switched over `current` atomically. The vhost ' +
+    'installed at onboarding answers every path with it (503, Cache-Control: no-store). On a terminal it shows ' +
+    'what will change and asks; --yes answers (required without a terminal). Running it again re-sends the ' +
+    'notice, e.g. to a difusor that was down the first time.\n\n' +
+    'Exit codes: 0 notice live, 1 the notice did not reach the difusor (the registry still says suspended) or ' +
+    'the operator said no, 2 refused (usage, registry, no terminal without --yes), 5 another run holds the lock.';
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> canal-12 --reason "Alteró los resultados publicados"',
+    '<%= config.bin %> <%= command.id %> canal-12 --reason "Publicó resultados antes de la hora oficial" --yes --json',
+  ];
+  static override enableJsonFlag = true;
+  static override args = { id: Args.string({ description: 'difusor id', required: true }) };
+  static override flags = {
+    registry: registryFlag,
+    reason: Flags.string({ description: 'why the institute suspends it (shown on the notice)', required: true, helpValue: 'TEXT' }),
+    yes: yesFlag,
+  };
+
+  async run(): Promise<CutoffResult | Cancelled> {
+    const { args, flags } = await this.parse(Cutoff);
+    const registry = await this.requireRegistry(flags.registry);
+    const clock = this.clockFor(registry);
+    let result: CutoffResult | Cancelled;
+    try {
+      requireConsent('cutoff', flags.yes);
+      result = await cutoff(
+        { registry, id: args.id, reason: flags.reason },
+        {
+          clock,
+          connect: (reg, targets) => createConnector(reg, targets),
+          openJournal,
+          newRunId: () => newRunId(),
+          registry: registryFileStore(registry.file),
+          noticeTemplate: await readFile(NOTICE_TEMPLATE, 'utf8'),
+          confirm: (plan) => confirmPlan(planLines(plan), { yes: flags.yes, log: (l) => this.say(l), quiet: this.jsonEnabled() }),
+        },
+      );
+    } catch (error) {
+      if (error instanceof RegistryEditError) this.error(error.message, { exit: 2 });
+      this.refuse(error);
+    }
+    if (!this.jsonEnabled()) {
+      if ('cancelled' in result && result.cancelled) this.log('cancelled: nothing changed');
+      else if (result.exitCode === 0) this.log(`${result.difusor}: the notice ${result.notice} is live; publishes skip it until \`difusion reinstate ${result.difusor}\``);
+      else {
+        this.logToStderr(`${result.difusor}: the registry says suspended (publishes skip it), but the notice did not reach it: ${result.error}`);
+        this.logToStderr(`  run the same cutoff again once it answers`);
+      }
+    }
+    this.finish(result.exitCode);
+    return result;
+  }
+}

@@ -1,0 +1,259 @@
+import { existsSync } from 'node:fs';
+import type { Difusor, Registry } from './types.js';
+import { renderNotice, isoWithOffset, NOTICE_FILES } from './notice.js';
+import { changeDifusorStatus, type RegistryStore } from './registry-edit.js';
+import { parseHelperStatus, publishedCuts } from './status.js';
+import { newestCut } from './cut-id.js';
+import { publishCut, type DifusorOutcome } from './publish.js';
+import { StateStore } from './state.js';
+import { scanCut } from './cut.js';
+import { HashCache, buildManifest, parseManifest, sha256Hex, type Manifest } from './manifest.js';
+import { RunRefusal } from './publish-run.js';
+import { formatLocal } from './window.js';
+import { loadSigningKey, signManifest } from './signing.js';
+import {
+  CANCELLED,
+  errorText,
+  findDifusor,
+  helperStep,
+  underLock,
+  type Cancelled,
+  type OperationPorts,
+  type Serving,
+} from './operation.js';
+import type { DifusorConnector } from '../ports/difusor.js';
+
+/**
+ * Suspending a difusor and lifting the suspension.
+ *   cutoff ID --reason: (1) ask the difusor what it serves and show the plan; once confirmed, under
+ *   the lock: (2) the registry says `status: suspended` with the time and reason, so every later
+ *   publish skips it even if the difusor cannot be reached now; (3) the notice is written into the
+ *   difusor's staging, checked against its manifest there, moved into notices/<stamp> and switched
+ *   over `current` by a rename, like a cut: a visitor sees the results or the notice, never neither.
+ *   reinstate ID: the newest published cut is delivered through the normal publish pipeline, whose
+ *   switch alone is allowed to replace the notice; only once the difusor serves it does the registry
+ *   say `status: active` again. Either way the registry errs towards "suspended".
+ * Both are journaled (phase 'cutoff' / 'reinstate'); a run that could not finish says how to resume.
+ */
+
+const MAX_REASON = 1000;
+// The registry refuses control characters (see registry.ts); better said before anything changes.
+const CONTROL = /[\p{Cc}\u200E\u200F\u202A-\u202E\u2066-\u2069]/u;
+
+export interface CutoffPlan {
+  action: 'cutoff';
+  difusor: Difusor;
+  reason: string;
+  serving: Serving;
+  /** The time the notice will carry, in the publication timezone. */
+  local: string;
+  registryFile: string;
+}
+
+export interface ReinstatePlan {
+  action: 'reinstate';
+  difusor: Difusor;
+  serving: Serving;
+  cut: string;
+  registryFile: string;
+}
+
+export interface SuspensionPorts extends OperationPorts {
+  registry: RegistryStore;
+  noticeTemplate: string;
+  confirm(plan: CutoffPlan | ReinstatePlan): Promise<boolean>;
+}
+
+export interface CutoffResult {
+  cancelled?: false;
+  difusor: string;
+  notice: string;
+  from?: string;
+  /** 0: notice live; 1: the registry says suspended but the notice did not reach the difusor. */
+  exitCode: 0 | 1;
+  error?: string;
+  clock?: string;
+}
+
+export interface ReinstateResult {
+  cancelled?: false;
+  difusor: string;
+  cut: string;
+  outcome: DifusorOutcome;
+  exitCode: 0 | 1;
+  error?: string;
+  clock?: string;
+}
+
+async function serving(connector: DifusorConnector, difusor: Difusor): Promise<Serving> {
+  try {
+    const session = await connector.open(difusor);
+    try {
+      const status = parseHelperStatus((await helperStep(session, 'status', [])).stdout);
+      return { live: status.live, notice: status.notice, releases: status.releases };
+    } finally {
+      session.close();
+    }
+  } catch (error) {
+    return { releases: [], error: errorText(error) };
+  }
+}
+
+export function checkReason(reason: string): string {
+  const trimmed = reason.trim();
+  if (trimmed === '') throw new RunRefusal('--reason must say why the difusor is suspended: the notice shows it to the public', 2);
+  if (trimmed.length > MAX_REASON) throw new RunRefusal(`--reason is ${trimmed.length} characters; the notice takes at most ${MAX_REASON}`, 2);
+  const control = CONTROL.exec(trimmed);
+  if (control) {
+    const code = control[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
+    throw new RunRefusal(`--reason contains the control character U+${code} (a line break?); write it on one line`, 2);
+  }
+  return trimmed;
+}
+
+export async function cutoff(
+  opts: { registry: Registry; id: string; reason: string },
+  ports: SuspensionPorts,
+): Promise<CutoffResult | Cancelled> {
+  const { registry } = opts;
+  const difusor = findDifusor(registry, opts.id);
+  const reason = checkReason(opts.reason);
+  const tz = registry.publication.timezone;
+  const connector = await ports.connect(registry, [difusor]);
+  try {
+    const before = await serving(connector, difusor);
+    const at = ports.clock.now();
+    const plan: CutoffPlan = { action: 'cutoff', difusor, reason, serving: before, local: formatLocal(at, tz), registryFile: registry.file };
+    if (!(await ports.confirm(plan))) return CANCELLED;
+
+    return await underLock(registry, `cutoff ${difusor.id}`, ports, async (journal) => {
+      const notice = renderNotice({
+        difusor,
+        reason,
+        at,
+        timezone: tz,
+        officialUrl: registry.publication.official_url,
+        template: ports.noticeTemplate,
+        avoidStamps: before.notice ? [before.notice] : [],
+      });
+      const detail = { reason, notice: notice.stamp, from: before.live ?? before.notice ?? null };
+      try {
+        await changeDifusorStatus(ports.registry, difusor.id, { status: 'suspended', suspended_at: isoWithOffset(at, tz), suspension_reason: reason });
+      } catch (error) {
+        await journal.append({ phase: 'cutoff', result: 'failed', difusor: difusor.id, error: `registry: ${errorText(error)}`, detail });
+        throw error;
+      }
+      try {
+        const session = await connector.open(difusor);
+        try {
+          for (const name of NOTICE_FILES) await helperStep(session, 'notice-put', [notice.stamp, name], notice.files[name]);
+          const out = await helperStep(session, 'notice-switch', [notice.stamp]);
+          if (out.stdout.trim() !== `live notices/${notice.stamp}`) {
+            throw new Error(`current points to ${out.stdout.trim() || 'nothing'} after the switch`);
+          }
+        } finally {
+          session.close();
+        }
+      } catch (error) {
+        const message = errorText(error);
+        await journal.append({ phase: 'cutoff', result: 'failed', difusor: difusor.id, error: message, detail });
+        return { difusor: difusor.id, notice: notice.stamp, from: detail.from ?? undefined, exitCode: 1 as const, error: message, clock: clockNote(ports) };
+      }
+      await journal.append({ phase: 'cutoff', result: 'ok', difusor: difusor.id, detail });
+      return { difusor: difusor.id, notice: notice.stamp, from: detail.from ?? undefined, exitCode: 0 as const, clock: clockNote(ports) };
+    });
+  } finally {
+    await connector.dispose();
+  }
+}
+
+function clockNote(ports: OperationPorts): string | undefined {
+  return ports.clock.fromEnv ? ports.clock.setting : undefined;
+}
+
+/** The newest cut this host published, with the directory it was published from and its manifest. */
+async function newestPublished(registry: Registry): Promise<{ cut: string; cutDir?: string; manifest: Manifest }> {
+  const stateDir = registry.publication.state_dir;
+  const cut = newestCut(await publishedCuts(stateDir));
+  if (!cut) throw new RunRefusal(`no cut has been published yet (nothing under ${stateDir}/cuts): publish one, then reinstate`, 2);
+  const state = new StateStore(stateDir);
+  const text = await state.manifestText(cut);
+  const cutDir = await state.sourceOf(cut);
+  if (text === undefined) throw new RunRefusal(`the manifest of ${cut} is missing from ${stateDir}/cuts/${cut}`, 2);
+  if (cutDir && existsSync(cutDir)) {
+    const cache = new HashCache(state.hashCacheFile());
+    await cache.load();
+    const manifest = await buildManifest(cutDir, await scanCut(cutDir), cache);
+    await cache.save();
+    // The files must be the ones published to everyone else; a rewritten cut directory is not that cut.
+    if (manifest.digest !== sha256Hex(text)) {
+      throw new RunRefusal(`${cutDir} no longer matches the manifest published for ${cut}; restore it, then reinstate`, 2);
+    }
+    return { cut, cutDir, manifest };
+  }
+  // Without the files, a difusor that still holds the release can be switched back; one that lacks files fails the transfer.
+  const sizes = (await state.sizesOf(cut)) ?? new Map<string, number>();
+  const hashes = parseManifest(text);
+  const entries = [...hashes].map(([path, sha256]) => ({ path, sha256, size: sizes.get(path) ?? 0 }));
+  return {
+    cut,
+    cutDir: cutDir ?? undefined,
+    manifest: { entries, text, digest: sha256Hex(text), totalBytes: entries.reduce((n, e) => n + e.size, 0) },
+  };
+}
+
+export async function reinstate(opts: { registry: Registry; id: string }, ports: SuspensionPorts): Promise<ReinstateResult | Cancelled> {
+  const { registry } = opts;
+  const difusor = findDifusor(registry, opts.id);
+  const newest = await newestPublished(registry);
+  const connector = await ports.connect(registry, [difusor]);
+  try {
+    const before = await serving(connector, difusor);
+    if (difusor.status === 'active' && !before.notice && !before.error) {
+      throw new RunRefusal(`${difusor.id} is not suspended: the registry says active and it serves ${before.live ?? 'no notice'}`, 2, [
+        'difusion status shows what every difusor serves',
+      ]);
+    }
+    const plan: ReinstatePlan = { action: 'reinstate', difusor, serving: before, cut: newest.cut, registryFile: registry.file };
+    if (!(await ports.confirm(plan))) return CANCELLED;
+
+    return await underLock(registry, `reinstate ${difusor.id}`, ports, async (journal) => {
+      const publication = registry.publication;
+      const signature = publication.signing_key ? signManifest(newest.manifest.text, await loadSigningKey(publication.signing_key)) : undefined;
+      const state = new StateStore(publication.state_dir);
+      const report = await publishCut(
+        {
+          cut: newest.cut,
+          cutDir: newest.cutDir ?? '/nonexistent',
+          manifest: newest.manifest,
+          signature,
+          targets: [{ ...difusor, status: 'active' }],
+          concurrency: 1,
+          keepReleases: publication.keep_releases,
+          dryRun: false,
+          liftNotice: true,
+        },
+        { connector, state, journal: { record: async (entry) => void (await journal.append(entry)) } },
+      );
+      const outcome = report.outcomes[0] as DifusorOutcome;
+      const detail = { cut: newest.cut, notice: before.notice ?? null, from: before.notice ?? before.live ?? null };
+      if (outcome.result !== 'live' && outcome.result !== 'up-to-date') {
+        const error = `${outcome.failedPhase ?? 'publish'}: ${outcome.error ?? 'failed'}`;
+        await journal.append({ phase: 'reinstate', result: 'failed', difusor: difusor.id, cut: newest.cut, error, detail });
+        return { difusor: difusor.id, cut: newest.cut, outcome, exitCode: 1 as const, error, clock: clockNote(ports) };
+      }
+      await state.recordResult(difusor.id, { at: new Date().toISOString(), cut: newest.cut, result: 'live', live: newest.cut });
+      try {
+        await changeDifusorStatus(ports.registry, difusor.id, { status: 'active' });
+      } catch (error) {
+        const message = `${difusor.id} serves ${newest.cut} again, but the registry could not be updated: ${errorText(error)}; set status: active by hand`;
+        await journal.append({ phase: 'reinstate', result: 'failed', difusor: difusor.id, cut: newest.cut, error: message, detail });
+        return { difusor: difusor.id, cut: newest.cut, outcome, exitCode: 1 as const, error: message, clock: clockNote(ports) };
+      }
+      await journal.append({ phase: 'reinstate', result: 'ok', difusor: difusor.id, cut: newest.cut, detail });
+      return { difusor: difusor.id, cut: newest.cut, outcome, exitCode: 0 as const, clock: clockNote(ports) };
+    });
+  } finally {
+    await connector.dispose();
+  }
+}
