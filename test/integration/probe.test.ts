@@ -21,7 +21,7 @@ const C2 = '20220605_2030_PREP_DGO';
 let lab: Lab;
 let cuts: string;
 let registry: string;
-const apaches: Record<string, Apache> = {};
+const apaches: Record<string, Apache & { vhost: string }> = {};
 let cache: StaleCache;
 /** When C2 went live, as the journal has it: the probe's clock is set relative to it. */
 let c2Live: Date;
@@ -188,11 +188,42 @@ describe('over TLS', () => {
   }, T);
 });
 
-test('a web server down fails as down, named, exit 6 (the others still probed)', async () => {
+test('a suspended difusor showing the notice passes; once its admin removes the notice, it fails, named, exit 6', async () => {
+  const cutoff = await runCli(['cutoff', 'd2', '--reason', 'Alteró los resultados publicados', '--yes', '--registry', registry]);
+  expect(cutoff.code).toBe(0);
+  const shown = await probe(['--only', 'd1', '--only', 'd2']);
+  expect(shown.run.code).toBe(0);
+  expect(shown.row('d2')).toMatchObject({ ok: true, kinds: [], registryStatus: 'suspended', notice: { reason: 'Alteró los resultados publicados' } });
+  expect(shown.row('d2').cut).toBeUndefined();
+
+  // The admin takes the notice rule out of the vhost: the notice's page answers 200 at /, and nothing else.
+  const port = apaches.d2!.port;
   await apaches.d2!.stop();
-  const { run, row } = await probe(['--only', 'd1', '--only', 'd2']);
+  apaches.d2 = await startVhost(lab.difusor('d2'), { port, edit: (v) => v.replace(/^\s*RewriteEngine On[\s\S]*?<\/If>\n/m, '') });
+  expect(apaches.d2.vhost).not.toMatch(/RewriteRule/);
+  const noRule = await probe(['--only', 'd2']);
+  expect(noRule.run.code).toBe(6);
+  expect(noRule.row('d2')).toMatchObject({ ok: false, kinds: ['notice-missing'] });
+  expect(noRule.row('d2').differing).toEqual(expect.arrayContaining([expect.stringMatching(/^\/index\.html: HTTP 200, not the notice's 503/), expect.stringMatching(/^\/datos\/: HTTP 404/)]));
+
+  // With the rule back, the admin points current at the results again.
+  await apaches.d2!.stop();
+  apaches.d2 = await startVhost(lab.difusor('d2'), { port });
+  const notice = await readFile(path.join(lab.difusor('d2').path, 'current', 'aviso.json'), 'utf8');
+  expect(JSON.parse(notice)).toMatchObject({ aviso: 'suspension', difusor: 'd2' });
+  await pointCurrent(lab.difusor('d2').path, `releases/${C2}`);
+  const results = await probe(['--only', 'd2']);
+  expect(results.run.code).toBe(6);
+  expect(results.row('d2')).toMatchObject({ ok: false, kinds: ['notice-missing'], cut: C2 });
+  const journaled = (await readJournal(lab.stateDir)).filter((e) => e.phase === 'probe' && e.result === 'failed' && e.difusor === 'd2');
+  expect(journaled.slice(-2).map((e) => e.detail?.kinds)).toEqual([['notice-missing'], ['notice-missing']]);
+}, T);
+
+test('a web server down fails as down, named, exit 6 (the others still probed)', async () => {
+  await apaches.d1!.stop();
+  const { run, row } = await probe(['--only', 'd1', '--only', 'd3']);
   expect(run.code).toBe(6);
-  expect(row('d1').ok).toBe(true);
-  expect(row('d2')).toMatchObject({ ok: false, kinds: ['down'] });
-  expect(row('d2').error).toMatch(/ECONNREFUSED/);
+  expect(row('d3').ok).toBe(true);
+  expect(row('d1')).toMatchObject({ ok: false, kinds: ['down'] });
+  expect(row('d1').error).toMatch(/ECONNREFUSED/);
 }, T);

@@ -11,6 +11,8 @@ export interface VhostOptions {
   tls?: CertificatePair;
   /** Edits the filled vhost before Apache reads it (an admin's own change, say). */
   edit?: (vhost: string) => string;
+  /** The port of an Apache this one replaces, so the difusor's public URL stays the same. */
+  port?: number;
 }
 
 export async function startVhost(difusor: { id: string; path: string }, opts: VhostOptions = {}): Promise<Apache & { vhost: string }> {
@@ -25,6 +27,7 @@ export async function startVhost(difusor: { id: string; path: string }, opts: Vh
   const vhost = (opts.edit ?? ((v: string) => v))(filled.replace(/<\/VirtualHost>/, `${tls}</VirtualHost>`));
   const apache = await startApache({
     docRoot: join(difusor.path, 'current'),
+    port: opts.port,
     modules: ['rewrite', ...(opts.tls ? ['socache_shmcb', 'ssl'] : [])],
     extraConfig: vhost,
   });
