@@ -134,14 +134,33 @@ export function isAggregate(file: string): boolean {
 
 /** The aggregates plus `size` other files drawn at random, so successive runs cover different files. */
 export function chooseSample(files: string[], size: number, random: () => number = Math.random): string[] {
-  const aggregates = files.filter(isAggregate);
-  const others = files.filter((f) => !isAggregate(f));
-  for (let i = 0; i < Math.min(size, others.length); i++) {
-    const j = i + Math.floor(random() * (others.length - i));
-    [others[i], others[j]] = [others[j] as string, others[i] as string];
-  }
-  return [...aggregates, ...others.slice(0, size)];
+  return sampleOf(partition(files), size, random);
 }
+
+interface Partition {
+  aggregates: string[];
+  others: string[];
+}
+
+function partition(files: Iterable<string>): Partition {
+  const out: Partition = { aggregates: [], others: [] };
+  for (const f of files) (isAggregate(f) ? out.aggregates : out.others).push(f);
+  return out;
+}
+
+/** Floyd's draw of `size` distinct files: as many random numbers as files wanted, whatever the cut's size. */
+function sampleOf({ aggregates, others }: Partition, size: number, random: () => number): string[] {
+  if (size >= others.length) return [...aggregates, ...others];
+  const picked = new Set<number>();
+  for (let j = others.length - size; j < others.length; j++) {
+    const t = Math.floor(random() * (j + 1));
+    picked.add(picked.has(t) ? j : t);
+  }
+  return [...aggregates, ...[...picked].map((i) => others[i] as string)];
+}
+
+/** Per parsed manifest (one per cut and run, however many difusores serve it), its files split once. */
+const partitions = new WeakMap<Map<string, string>, Partition>();
 
 /** The time each cut first went live: the earliest switch of that cut on any difusor. */
 export function wentLiveTimes(entries: JournalEntry[]): Map<string, Date> {
@@ -279,7 +298,12 @@ async function checkFiles(
     fail('unknown-cut', `this host's manifest of ${cut} could not be read back`);
     return;
   }
-  const files = opts.full ? [...hashes.keys()] : chooseSample([...hashes.keys()], opts.sampleSize, ports.random);
+  let split = partitions.get(hashes);
+  if (!split) {
+    split = partition(hashes.keys());
+    partitions.set(hashes, split);
+  }
+  const files = opts.full ? [...hashes.keys()] : sampleOf(split, opts.sampleSize, ports.random ?? Math.random);
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < files.length) {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { TLSSocket } from 'node:tls';
-import { Agent, buildConnector } from 'undici';
+import type * as Undici from 'undici';
 import type { HttpResult } from '../core/preflight.js';
 import type { HttpAnswer, PeerCertificate, ProbeHttp } from '../core/probe.js';
 
@@ -29,6 +30,12 @@ export interface ProbeHttpOptions {
   /** Redirects followed, as a browser would (http to https, a trailing slash). */
   maxRedirects?: number;
 }
+
+// Only the agent and the connector: undici's index also loads fetch, WebSocket, caches and mocks, which cost a
+// probe run from cron more CPU (~0.1 s) than its own work. Pinned in package.json, so these paths do not move.
+const require = createRequire(import.meta.url);
+const Agent = require('undici/lib/dispatcher/agent.js') as typeof Undici.Agent;
+const buildConnector = require('undici/lib/core/connect.js') as typeof Undici.buildConnector;
 
 /** Node's own codes for a certificate TLS refused (openssl's verify errors, plus a name mismatch). */
 const CERTIFICATE_CODES = /^(CERT_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_(GET_ISSUER_CERT|VERIFY_LEAF_SIGNATURE|DECRYPT_CERT)|ERR_TLS_CERT_ALTNAME_INVALID|INVALID_CA|INVALID_PURPOSE|CERT_UNTRUSTED|CERT_REJECTED|HOSTNAME_MISMATCH)/;
@@ -77,36 +84,55 @@ export function createProbeHttp(opts: ProbeHttpOptions): ProbeHttp & { close(): 
     },
   });
 
-  const once = async (target: URL, keepBody: boolean, started: number): Promise<HttpAnswer & { location?: string }> => {
-    const res = await agent.request({
-      origin: target.origin,
-      path: `${target.pathname}${target.search}`,
-      method: 'GET',
-      headers: { 'cache-control': 'no-cache', pragma: 'no-cache', 'user-agent': 'difusion-probe' },
+  // A dispatch handler rather than a body stream: each chunk goes straight into the hash, nothing is buffered.
+  const once = (target: URL, keepBody: boolean, started: number): Promise<HttpAnswer & { location?: string }> =>
+    new Promise((resolve, reject) => {
+      const hash = createHash('sha256');
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      let status = 0;
+      let ttfbMs = 0;
+      const headers: Record<string, string | undefined> = {};
+      agent.dispatch(
+        {
+          origin: target.origin,
+          path: `${target.pathname}${target.search}`,
+          method: 'GET',
+          headers: { 'cache-control': 'no-cache', pragma: 'no-cache', 'user-agent': 'difusion-probe' },
+        },
+        {
+          onConnect() {},
+          onHeaders(statusCode, rawHeaders) {
+            status = statusCode;
+            ttfbMs = Math.round(performance.now() - started);
+            for (let i = 0; i + 1 < rawHeaders.length; i += 2) headers[String(rawHeaders[i]).toLowerCase()] = String(rawHeaders[i + 1]);
+            return true;
+          },
+          onData(chunk) {
+            hash.update(chunk);
+            bytes += chunk.length;
+            if (keepBody) chunks.push(chunk);
+            return true;
+          },
+          onComplete() {
+            resolve({
+              status,
+              headers,
+              sha256: hash.digest('hex'),
+              bytes,
+              body: keepBody ? Buffer.concat(chunks) : undefined,
+              ttfbMs,
+              totalMs: Math.round(performance.now() - started),
+              certificate: certificates.get(`${target.hostname}:${target.port || (target.protocol === 'https:' ? '443' : '80')}`),
+              location: status >= 300 && status < 400 ? headers.location : undefined,
+            });
+          },
+          onError(error) {
+            reject(error);
+          },
+        },
+      );
     });
-    const ttfbMs = Math.round(performance.now() - started);
-    const hash = createHash('sha256');
-    const chunks: Buffer[] = [];
-    let bytes = 0;
-    for await (const chunk of res.body as AsyncIterable<Buffer>) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      if (keepBody) chunks.push(chunk);
-    }
-    const headers: Record<string, string | undefined> = {};
-    for (const [name, value] of Object.entries(res.headers)) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
-    return {
-      status: res.statusCode,
-      headers,
-      sha256: hash.digest('hex'),
-      bytes,
-      body: keepBody ? Buffer.concat(chunks) : undefined,
-      ttfbMs,
-      totalMs: Math.round(performance.now() - started),
-      certificate: certificates.get(`${target.hostname}:${target.port || (target.protocol === 'https:' ? '443' : '80')}`),
-      location: res.statusCode >= 300 && res.statusCode < 400 ? headers.location : undefined,
-    };
-  };
 
   return {
     async get(url, { keepBody = false } = {}) {

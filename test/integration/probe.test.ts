@@ -9,7 +9,7 @@ import { startStaleCache, type StaleCache } from './lab/stale-cache.js';
 import { makeLabCertificates, type LabCertificates } from './lab/tls.js';
 import { listFiles, writeCut } from '../../bench/prep-cut.js';
 import { publish } from './support/publish.js';
-import { runCli, show, type CliExit } from './support/cli.js';
+import { runCli, show, spawnCli, type CliExit } from './support/cli.js';
 import { readJournal } from '../../src/core/journal.js';
 import { wentLiveTimes, type ProbeReport, type ProbeRow } from '../../src/core/probe.js';
 
@@ -106,6 +106,24 @@ test('behind a caching proxy that keeps an old cut: that difusor is stale with i
   const status = await runCli(['status', '--registry', registry, '--json']);
   const rows = (JSON.parse(status.stdout) as { difusores: Array<{ id: string; probe?: { ok: boolean; lagSeconds?: number } }> }).difusores;
   expect(rows.find((r) => r.id === 'd3')?.probe).toMatchObject({ ok: true, lagSeconds: 30, cut: C1 });
+}, T);
+
+test('--watch probes again and again, journaling an incident once rather than every round; Ctrl-C ends it with the verdict', async () => {
+  const before = (await readJournal(lab.stateDir)).filter((e) => e.phase === 'probe').length;
+  const watch = spawnCli(['probe', '--registry', registry, '--only', 'd3', '--watch', '1'], {
+    DIFUSION_NOW: new Date(c2Live.getTime() + 125_000).toISOString(),
+  });
+  try {
+    const rounds = (): number => watch.stdout().split('\n').filter((l) => / {2}d3 {2}FAIL lag {2}cut=/.test(l)).length;
+    for (let waited = 0; rounds() < 3 && waited < 60_000; waited += 200) await new Promise((r) => setTimeout(r, 200));
+    expect(rounds()).toBeGreaterThanOrEqual(3);
+  } finally {
+    watch.signal('SIGINT');
+  }
+  const end = await watch.exited;
+  expect(end.code).toBe(6);
+  const added = (await readJournal(lab.stateDir)).filter((e) => e.phase === 'probe').slice(before);
+  expect(added.map((e) => `${e.result} ${e.difusor ?? ''}`)).toEqual(['failed d3', 'info ']);
 }, T);
 
 test('pointed back at an old release by its admin, a file edited in place: each fails, named, exit 6', async () => {

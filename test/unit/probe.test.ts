@@ -62,6 +62,13 @@ describe('the sample', () => {
     expect(first).toHaveLength(5);
     expect(new Set(first.slice(3))).not.toEqual(new Set(last.slice(3)));
   });
+  test('the random files are distinct, however the draw falls', () => {
+    for (const draw of [() => 0, () => 0.999, () => 0.5]) {
+      const extra = chooseSample(files, 4, draw).slice(3);
+      expect(new Set(extra).size).toBe(4);
+      expect(extra.every((f) => !isAggregate(f))).toBe(true);
+    }
+  });
   test('asking for more than there is gives every file once', () => {
     expect(chooseSample(files, 50).sort()).toEqual([...files].sort());
   });
@@ -230,5 +237,22 @@ describe('journal records', () => {
     ]);
     expect(records[2]!.difusor).toBeUndefined();
     expect(failureSignature(report)).not.toBe(failureSignature({ ...report, difusores: [] }));
+  });
+});
+
+describe('what the operator reads', () => {
+  test('a table on a terminal, plain lines for cron: cut, lag, files, differing named, status, times, certificate', async () => {
+    const { probeTable, probeLines } = await import('../../src/ui/probe-view.js');
+    const pages = { ...pagesOf(C1), '/datos/resumen.json': { status: 200, body: 'x' } };
+    const http = fakeHttp(pages);
+    const report = await probeDifusores([difusor('d1', { public_url: 'https://d1.test/' })], { ...OPTS, now: new Date('2022-06-06T01:33:00Z') }, { http, knowledge });
+    const table = probeTable(report, 'America/Mexico_City');
+    expect(table).toMatch(/^probe at 2022-06-05 20:33:00 · newest live cut 20220605_2030_PREP_DGO · max lag 60 s/);
+    expect(table).toMatch(/difusor +result +cut seen +lag +files +differing +status +ttfb +total +cert/);
+    expect(table).toMatch(/d1 +FAIL lag,differs +20220605_2015_PREP_DGO +120 s +3 +1 +200 +1 ms +\d+ ms +9 d \(!\)/);
+    expect(table).toMatch(/d1: differs: datos\/resumen\.json: content differs/);
+    const lines = probeLines(report, 'America/Mexico_City');
+    expect(lines[0]).toMatch(/^2022-06-05 20:33:00 {2}d1 {2}FAIL lag,differs {2}cut=20220605_2015_PREP_DGO lag=120s files=3 differing=1 status=200 ttfb=1ms total=\d+ms cert=9d$/);
+    expect(lines.slice(1).join('\n')).toMatch(/warning: certificate expires in 9 day/);
   });
 });
