@@ -17,7 +17,8 @@ import type { StateStore } from './state.js';
  *    data under datos/ that people and scrapers read: json, csv, html, txt, xml), plus a random set
  *    drawn anew each run; `full`: every file — each streamed through SHA-256, compared with the manifest.
  * 3. Lag the Debian-mirror way: 0 while serving the newest cut that went live; otherwise the time since
- *    the first newer cut went live on any difusor (the journal's switch entries).
+ *    the first newer cut went live on any difusor (the journal's switch entries; a rollback withdraws
+ *    the cuts newer than the one it went back to).
  * 4. A suspended difusor must show the notice: /aviso.json names it, every other path answers 503 with
  *    the notice's page.
  * A difusor fails on lag beyond the limit, a differing file, no answer, a bad certificate, a manifest
@@ -162,11 +163,19 @@ function sampleOf({ aggregates, others }: Partition, size: number, random: () =>
 /** Per parsed manifest (one per cut and run, however many difusores serve it), its files split once. */
 const partitions = new WeakMap<Map<string, string>, Partition>();
 
-/** The time each cut first went live: the earliest switch of that cut on any difusor. */
+/**
+ * The time each cut first went live: the earliest switch of that cut on any difusor. A rollback withdraws the
+ * cuts newer than the one it went back to (the institute chose that cut); a later switch puts a cut live again.
+ */
 export function wentLiveTimes(entries: JournalEntry[]): Map<string, Date> {
   const out = new Map<string, Date>();
   for (const e of entries) {
-    if (e.phase !== 'switch' || e.result !== 'ok' || !e.cut) continue;
+    if (e.result !== 'ok' || !e.cut) continue;
+    if (e.phase === 'rollback') {
+      for (const cut of [...out.keys()]) if (compareCutIds(cut, e.cut) > 0) out.delete(cut);
+      continue;
+    }
+    if (e.phase !== 'switch') continue;
     const switchedAt = typeof e.detail?.switchedAt === 'string' ? e.detail.switchedAt : e.at;
     const at = new Date(switchedAt);
     if (Number.isNaN(at.getTime())) continue;

@@ -48,6 +48,16 @@ describe('lag the Debian-mirror way', () => {
     ]);
     expect([...times.entries()]).toEqual([[C2, new Date('2022-06-06T01:31:01.500Z')]]);
   });
+  test('a rollback withdraws the newer cuts: a difusor on the cut it went back to is not late; a new switch counts again', () => {
+    const switched = [entry({ cut: C1, at: '2022-06-06T01:16:00Z' }), entry({ cut: C2, at: '2022-06-06T01:31:00Z' })];
+    const rolledBack = [...switched, entry({ phase: 'rollback', cut: C1, at: '2022-06-06T01:40:00Z', detail: { cut: C1, from: C2 } })];
+    expect(lagSeconds(C1, wentLiveTimes(rolledBack), new Date('2022-06-06T02:00:00Z'))).toBe(0);
+    expect(lagSeconds(C1, wentLiveTimes(switched), new Date('2022-06-06T02:00:00Z'))).toBe(1740);
+    const forward = [...rolledBack, entry({ cut: C3, at: '2022-06-06T01:50:00Z' })];
+    expect(lagSeconds(C1, wentLiveTimes(forward), new Date('2022-06-06T01:51:00Z'))).toBe(60);
+    const failed = [...switched, entry({ phase: 'rollback', result: 'failed', cut: C1 })];
+    expect(wentLiveTimes(failed).has(C2)).toBe(true);
+  });
 });
 
 describe('the sample', () => {
