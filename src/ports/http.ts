@@ -37,6 +37,9 @@ const require = createRequire(import.meta.url);
 const Agent = require('undici/lib/dispatcher/agent.js') as typeof Undici.Agent;
 const buildConnector = require('undici/lib/core/connect.js') as typeof Undici.buildConnector;
 
+/** The largest body kept in memory (a manifest of a federal election's cut is a few MB). */
+const MAX_KEPT_BYTES = 64 * 1048576;
+
 /** Node's own codes for a certificate TLS refused (openssl's verify errors, plus a name mismatch). */
 const CERTIFICATE_CODES = /^(CERT_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_(GET_ISSUER_CERT|VERIFY_LEAF_SIGNATURE|DECRYPT_CERT)|ERR_TLS_CERT_ALTNAME_INVALID|INVALID_CA|INVALID_PURPOSE|CERT_UNTRUSTED|CERT_REJECTED|HOSTNAME_MISMATCH)/;
 
@@ -93,6 +96,7 @@ export function createProbeHttp(opts: ProbeHttpOptions): ProbeHttp & { close(): 
       let status = 0;
       let ttfbMs = 0;
       const headers: Record<string, string | undefined> = {};
+      let cancel: ((reason: Error) => void) | undefined;
       agent.dispatch(
         {
           origin: target.origin,
@@ -101,7 +105,9 @@ export function createProbeHttp(opts: ProbeHttpOptions): ProbeHttp & { close(): 
           headers: { 'cache-control': 'no-cache', pragma: 'no-cache', 'user-agent': 'difusion-probe' },
         },
         {
-          onConnect() {},
+          onConnect(abort) {
+            cancel = abort;
+          },
           onHeaders(statusCode, rawHeaders) {
             status = statusCode;
             ttfbMs = Math.round(performance.now() - started);
@@ -111,7 +117,14 @@ export function createProbeHttp(opts: ProbeHttpOptions): ProbeHttp & { close(): 
           onData(chunk) {
             hash.update(chunk);
             bytes += chunk.length;
-            if (keepBody) chunks.push(chunk);
+            if (keepBody) {
+              // A manifest or an aviso.json is kept to be read; a difusor sending gigabytes in their place is refused.
+              if (bytes > MAX_KEPT_BYTES) {
+                cancel?.(new Error(`${target.pathname}: more than ${MAX_KEPT_BYTES / 1048576} MB, not a manifest`));
+                return false;
+              }
+              chunks.push(chunk);
+            }
             return true;
           },
           onComplete() {
