@@ -177,7 +177,8 @@ export class StateStore {
   }
 
   private unjournaledFile(): string {
-    return path.join(this.dir, 'probe', 'unjournaled.json');
+    // Beside probe/, not in it: probe/*.json are the difusores' last results.
+    return path.join(this.dir, 'probe-unjournaled.json');
   }
 
   /** Probe incidents that could not be journaled because another run held the lock; the next probe journals them. */
