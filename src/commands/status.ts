@@ -1,17 +1,16 @@
 import { gatherStatus, type StatusReport } from '../core/status.js';
 import { StateStore } from '../core/state.js';
-import { selectTargets } from '../core/publish-run.js';
 import { createConnector } from '../ports/difusor.js';
 import { onlyFlag, registryFlag } from '../ui/flags.js';
 import { DifusionCommand } from '../ui/command.js';
-import { formatBytes, renderTable } from '../ui/render.js';
+import { formatBytes, localStamp, renderTable } from '../ui/render.js';
 
 export default class Status extends DifusionCommand {
   static override summary = 'One row per difusor: state, live cut, lag behind the newest cut, last result.';
   static override description =
     'Asks every difusor (concurrently, with a timeout) which cut `current` points to and which releases it ' +
     'holds; the lag is counted against the newest cut this host has published, the last result comes from ' +
-    'the state directory. A difusor that does not answer is shown as unreachable with the reason.';
+    'the state directory, and so does what the last `probe` saw over HTTP. A difusor that does not answer is shown as unreachable with the reason.';
   static override examples = ['<%= config.bin %> <%= command.id %>', '<%= config.bin %> <%= command.id %> --only ujed --json'];
   static override enableJsonFlag = true;
   static override flags = { registry: registryFlag, only: onlyFlag };
@@ -19,13 +18,7 @@ export default class Status extends DifusionCommand {
   async run(): Promise<StatusReport> {
     const { flags } = await this.parse(Status);
     const registry = await this.requireRegistry(flags.registry);
-    let chosen;
-    try {
-      chosen = selectTargets(registry, flags.only ?? []);
-    } catch (error) {
-      this.refuse(error);
-    }
-    const targets = registry.difusores.filter((d) => chosen.targets.includes(d) || chosen.skipped.some((s) => s.id === d.id));
+    const targets = this.lookAt(registry, flags.only);
     const connector = await createConnector(registry, targets);
     const state = new StateStore(registry.publication.state_dir);
     let report: StatusReport;
@@ -35,6 +28,7 @@ export default class Status extends DifusionCommand {
         targets,
         connector,
         readRecord: (id) => state.readRecord(id),
+        readProbe: (id) => state.readProbe(id),
         timeoutMs: registry.publication.ssh.connect_timeout_s * 1000 + 5000,
       });
     } finally {
@@ -44,7 +38,7 @@ export default class Status extends DifusionCommand {
       this.log(`newest published cut: ${report.newest ?? '(none yet)'}`);
       this.log(
         renderTable(
-          ['difusor', 'state', 'live cut', 'lag', 'releases', 'free', 'last result', 'error'],
+          ['difusor', 'state', 'live cut', 'lag', 'releases', 'free', 'last result', 'last probe', 'error'],
           report.difusores.map((r) => [
             r.id,
             r.state,
@@ -53,6 +47,9 @@ export default class Status extends DifusionCommand {
             String(r.releases.length),
             r.freeKb === undefined ? '-' : formatBytes(r.freeKb * 1024),
             r.lastResult ? `${r.lastResult.result} ${r.lastResult.cut}` : '-',
+            r.probe
+              ? `${r.probe.ok ? 'ok' : `FAIL ${r.probe.kinds.join(',')}`} ${localStamp(new Date(r.probe.at), registry.publication.timezone).slice(5, 16)}`
+              : '-',
             r.error ?? '',
           ]),
         ),

@@ -1,7 +1,14 @@
 import type { Difusor } from './types.js';
 import { parseHelperStatus } from './status.js';
 import type { DifusorConnector } from '../ports/difusor.js';
-import type { HttpResult } from '../ports/http.js';
+
+/** What preflight asks of HTTP: a GET with a deadline, reporting status or the reason it failed. */
+export interface HttpResult {
+  ok: boolean;
+  status?: number;
+  error?: string;
+  body?: string;
+}
 
 /** Readiness of one difusor, check by check, before election night (or before a run). */
 export interface PreflightCheck {

@@ -1,6 +1,8 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseManifest, sha256Hex } from './manifest.js';
+import type { JournalRecord } from './journal.js';
+import type { ProbeRow } from './probe.js';
 
 /**
  * What this host published, under publication.state_dir. Nothing here is needed to serve a difusor:
@@ -15,6 +17,13 @@ export interface DifusorRecord {
 }
 
 const HISTORY_LIMIT = 200;
+
+/** The last probe of one difusor, in `<state_dir>/probe/<id>.json`. */
+export interface ProbeRecord {
+  at: string;
+  run: string;
+  row: ProbeRow;
+}
 
 export async function writeAtomically(file: string, data: string | Buffer): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
@@ -126,5 +135,64 @@ export class StateStore {
     record.lastResult = { at: entry.at, cut: entry.cut, result: entry.result, ...(entry.error ? { error: entry.error } : {}) };
     record.history = [...record.history, { at: entry.at, cut: entry.cut, result: entry.result }].slice(-HISTORY_LIMIT);
     await writeAtomically(this.recordFile(id), JSON.stringify(record, null, 2) + '\n');
+  }
+
+  private readonly manifestDigests = new Map<string, { key: string; digest: string }>();
+
+  /** The cut whose manifest we published has these bytes; only the copies of the same length are read and hashed. */
+  async cutWithManifest(digest: string, bytes: number): Promise<string | undefined> {
+    const cuts = await readdir(path.join(this.dir, 'cuts')).catch(() => [] as string[]);
+    for (const cut of cuts) {
+      const info = await stat(this.manifestFile(cut)).catch(() => undefined);
+      if (!info || info.size !== bytes) continue;
+      const key = `${info.size}:${info.mtimeMs}`;
+      let known = this.manifestDigests.get(cut);
+      if (known?.key !== key) {
+        const text = await readFile(this.manifestFile(cut)).catch(() => undefined);
+        if (!text) continue;
+        known = { key, digest: sha256Hex(text) };
+        this.manifestDigests.set(cut, known);
+      }
+      if (known.digest === digest) return cut;
+    }
+    return undefined;
+  }
+
+  private probeFile(id: string): string {
+    return path.join(this.dir, 'probe', `${id}.json`);
+  }
+
+  async saveProbe(id: string, record: ProbeRecord): Promise<void> {
+    await writeAtomically(this.probeFile(id), JSON.stringify(record, null, 2) + '\n');
+  }
+
+  async readProbe(id: string): Promise<ProbeRecord | undefined> {
+    const text = await readFile(this.probeFile(id), 'utf8').catch(() => undefined);
+    if (!text) return undefined;
+    try {
+      return JSON.parse(text) as ProbeRecord;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private unjournaledFile(): string {
+    // Beside probe/, not in it: probe/*.json are the difusores' last results.
+    return path.join(this.dir, 'probe-unjournaled.json');
+  }
+
+  /** Probe incidents that could not be journaled because another run held the lock; the next probe journals them. */
+  async readUnjournaled(): Promise<JournalRecord[]> {
+    const text = await readFile(this.unjournaledFile(), 'utf8').catch(() => undefined);
+    if (!text) return [];
+    try {
+      return JSON.parse(text) as JournalRecord[];
+    } catch {
+      return [];
+    }
+  }
+
+  async saveUnjournaled(records: JournalRecord[]): Promise<void> {
+    await writeAtomically(this.unjournaledFile(), JSON.stringify(records) + '\n');
   }
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Difusor, Registry } from './types.js';
 import { compareCutIds, newestCut, parseCutId } from './cut-id.js';
 import { wallToInstant } from './window.js';
-import type { DifusorRecord } from './state.js';
+import type { DifusorRecord, ProbeRecord } from './state.js';
 import type { DifusorConnector } from '../ports/difusor.js';
 
 /** One row of `difusion status`: what the difusor serves, how far behind it is, how it last went. */
@@ -20,7 +20,31 @@ export interface DifusorStatusRow {
   lagCuts?: number;
   lagMinutes?: number;
   lastResult?: DifusorRecord['lastResult'];
+  /** What the last `probe` saw over HTTP. */
+  probe?: LastProbe;
   error?: string;
+}
+
+export interface LastProbe {
+  at: string;
+  ok: boolean;
+  kinds: string[];
+  cut?: string;
+  notice?: boolean;
+  lagSeconds?: number;
+}
+
+export function lastProbe(record: ProbeRecord | undefined): LastProbe | undefined {
+  if (!record) return undefined;
+  const { row } = record;
+  return {
+    at: record.at,
+    ok: row.ok,
+    kinds: row.kinds,
+    ...(row.cut ? { cut: row.cut } : {}),
+    ...(row.notice ? { notice: true } : {}),
+    ...(row.lagSeconds !== undefined ? { lagSeconds: row.lagSeconds } : {}),
+  };
 }
 
 export interface StatusReport {
@@ -80,6 +104,7 @@ export async function gatherStatus(args: {
   targets: Difusor[];
   connector: DifusorConnector;
   readRecord(id: string): Promise<DifusorRecord>;
+  readProbe?(id: string): Promise<ProbeRecord | undefined>;
   timeoutMs: number;
 }): Promise<StatusReport> {
   const { registry, targets } = args;
@@ -88,6 +113,8 @@ export async function gatherStatus(args: {
     targets.map(async (d): Promise<DifusorStatusRow> => {
       const record = await args.readRecord(d.id);
       const row: DifusorStatusRow = { id: d.id, name: d.name, state: d.status, releases: [], lastResult: record.lastResult };
+      const probe = lastProbe(await args.readProbe?.(d.id));
+      if (probe) row.probe = probe;
       try {
         const session = await withTimeout(args.connector.open(d), args.timeoutMs, `no answer within ${args.timeoutMs / 1000} s`);
         try {

@@ -1,7 +1,7 @@
 import { Command, Errors } from '@oclif/core';
 import { displayPath, formatProblem, loadRegistry } from '../core/registry.js';
-import type { Registry } from '../core/types.js';
-import { RunRefusal } from '../core/publish-run.js';
+import type { Difusor, Registry } from '../core/types.js';
+import { RunRefusal, selectTargets } from '../core/publish-run.js';
 import { CutRefusedError } from '../core/cut.js';
 import { RegistryEditError } from '../core/registry-edit.js';
 import { RosterError } from '../core/roster.js';
@@ -44,6 +44,16 @@ export abstract class DifusionCommand extends Command {
     if (error instanceof RunRefusal) this.error(error.message, { exit: error.exitCode, suggestions: error.suggestions });
     if (error instanceof CutRefusedError || error instanceof RegistryEditError || error instanceof RosterError) this.error(error.message, { exit: 2 });
     throw error;
+  }
+
+  /** The difusores --only names (every one by default), suspended ones included: for commands that look, not publish. */
+  protected lookAt(registry: Registry, only: string[] | undefined): Difusor[] {
+    try {
+      const chosen = selectTargets(registry, only ?? []);
+      return registry.difusores.filter((d) => chosen.targets.includes(d) || chosen.skipped.some((s) => s.id === d.id));
+    } catch (error) {
+      this.refuse(error);
+    }
   }
 
   /** Ends with the run's exit code; under --json the document is printed first and the code still reaches cron. */

@@ -1,0 +1,93 @@
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createProbeHttp } from '../../src/ports/http.js';
+
+/** The probe's HTTP adapter against a real server on loopback that misbehaves on request. */
+let server: http.Server;
+let base: string;
+const seen: Array<{ url: string; cacheControl?: string }> = [];
+const sockets = new Set<import('node:net').Socket>();
+
+beforeAll(async () => {
+  server = http.createServer((req, res) => {
+    seen.push({ url: req.url ?? '', cacheControl: req.headers['cache-control'] });
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path === '/file') {
+      res.end('contenido del corte');
+    } else if (path === '/moved') {
+      res.writeHead(301, { location: '/file' });
+      res.end();
+    } else if (path === '/endless') {
+      // A "manifest" that never ends: the adapter must stop keeping it.
+      const chunk = Buffer.alloc(1 << 20, 97);
+      const pump = (): void => {
+        while (res.write(chunk));
+        res.once('drain', pump);
+      };
+      pump();
+    } else if (path === '/stall-body') {
+      res.writeHead(200, { 'content-length': '100' });
+      res.write('only a part');
+    } else if (path === '/stall-headers') {
+      // Nothing, ever.
+    } else {
+      res.writeHead(404);
+      res.end('no');
+    }
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  for (const s of sockets) s.destroy();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+const client = () => createProbeHttp({ connectTimeoutMs: 2000, headersTimeoutMs: 500, bodyTimeoutMs: 500, connectionsPerOrigin: 2 });
+
+test('a body is hashed as it streams; no-cache is asked for; a redirect is followed with the cache-busting query kept', async () => {
+  const h = client();
+  try {
+    const direct = await h.get(`${base}/file?difusion-probe=a-1`);
+    expect(direct).toMatchObject({ status: 200, bytes: 19, sha256: createHash('sha256').update('contenido del corte').digest('hex') });
+    expect(direct.body).toBeUndefined();
+    expect(direct.ttfbMs).toBeLessThanOrEqual(direct.totalMs);
+    const moved = await h.get(`${base}/moved?difusion-probe=a-2`, { keepBody: true });
+    expect(moved).toMatchObject({ status: 200, sha256: direct.sha256 });
+    expect(moved.body?.toString()).toBe('contenido del corte');
+    expect(seen.slice(-2).map((s) => s.url)).toEqual(['/moved?difusion-probe=a-2', '/file?difusion-probe=a-2']);
+    expect(seen.every((s) => s.cacheControl === 'no-cache')).toBe(true);
+  } finally {
+    await h.close();
+  }
+});
+
+test('a stalled body, silent headers and a closed port are errors that say which, never a hang', async () => {
+  const h = client();
+  try {
+    expect((await h.get(`${base}/stall-body`)).error).toMatch(/body stalled/);
+    expect((await h.get(`${base}/stall-headers`)).error).toMatch(/no response headers/);
+    const closed = await h.get('http://127.0.0.1:1/MANIFEST.sha256');
+    expect(closed.error).toMatch(/ECONNREFUSED/);
+    expect(closed.certificateError).toBe(false);
+  } finally {
+    await h.close();
+  }
+}, 20_000);
+
+test('a document kept in memory that will not end is cut off, not held', async () => {
+  const h = client();
+  try {
+    const answer = await h.get(`${base}/endless`, { keepBody: true });
+    expect(answer.error).toMatch(/more than 64 MB, not a manifest/);
+    expect(answer.body).toBeUndefined();
+  } finally {
+    await h.close();
+  }
+}, 30_000);
