@@ -24,11 +24,16 @@ interface Cursor {
   head: LogRecord | undefined;
 }
 
+/** Reads every source once; each line goes to every counter (the election period and the baseline in one pass). */
 export async function countMerged(
   sources: LogSource[],
-  counter: TrafficCounter,
+  counter: TrafficCounter | TrafficCounter[],
   onProgress?: (bytesDone: number, bytesTotal: number) => void,
 ): Promise<void> {
+  const counters = Array.isArray(counter) ? counter : [counter];
+  const malformed = (): void => {
+    for (const c of counters) c.addMalformed();
+  };
   const total = sources.reduce((sum, s) => sum + s.size, 0);
   let done = 0;
 
@@ -41,7 +46,7 @@ export async function countMerged(
         c.head = record;
         return true;
       }
-      if (line.trim() !== '') counter.addMalformed();
+      if (line.trim() !== '') malformed();
     }
     return false;
   };
@@ -74,7 +79,7 @@ export async function countMerged(
     for (let i = 0; i < live.length; i++) if (i !== min) bound = Math.min(bound, (live[i] as Cursor).head!.ms);
     // Take from the earliest file until another file's next line comes first: rotated files rarely overlap.
     do {
-      counter.addRecord(cursor.head as LogRecord);
+      for (const c of counters) c.addRecord(cursor.head as LogRecord);
     } while ((nextInChunk(cursor) || (await advance(cursor))) && (cursor.head as LogRecord).ms <= bound);
     if (!cursor.head) live.splice(min, 1);
   }
