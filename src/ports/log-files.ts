@@ -25,9 +25,15 @@ export async function logFileSource(file: string): Promise<LogSource> {
       let rest = '';
       let reported = 0;
       for await (const chunk of stream as AsyncIterable<Buffer>) {
-        const text = rest + chunk.toString('latin1');
-        const lines = text.split('\n');
-        rest = lines.pop() ?? '';
+        const lastNewline = chunk.lastIndexOf(10);
+        if (lastNewline < 0) {
+          rest += chunk.toString('latin1');
+          continue;
+        }
+        // Split the chunk alone and glue the previous tail to its first line: no copy of the whole chunk.
+        const lines = chunk.toString('latin1', 0, lastNewline).split('\n');
+        lines[0] = rest + (lines[0] as string);
+        rest = chunk.toString('latin1', lastNewline + 1);
         yield { lines, bytes: consumed - reported };
         reported = consumed;
       }

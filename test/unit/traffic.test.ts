@@ -203,6 +203,20 @@ describe('files merged in time order', () => {
     }
   });
 
+  test('lines cut across read chunks, and a last line without a newline, are read whole', async () => {
+    const text = lines(Array.from({ length: 12_000 }, (_, i) => ({ at: '2022-06-05 20:00:00', url: `/p${'x'.repeat(i % 300)}` })));
+    for (const [name, bytes] of [
+      ['big', Buffer.from(text.slice(0, -1))],
+      ['big.gz', gzipSync(text)],
+    ] as const) {
+      await writeFile(join(dir, name), bytes);
+      const counter = new TrafficCounter(PERIOD, TZ);
+      await countMerged([await logFileSource(join(dir, name))], counter);
+      expect(bytes.length > 1 << 20 || name.endsWith('.gz')).toBe(true);
+      expect(counter.result()).toMatchObject({ hits: 12_000, malformed: 0 });
+    }
+  });
+
   test('interleaved files are merged line by line', async () => {
     await writeFile(join(dir, 'a'), lines([{ at: '2022-06-05 20:00:00' }, { at: '2022-06-05 22:00:00' }]));
     await writeFile(join(dir, 'b'), lines([{ at: '2022-06-05 21:00:00' }, { at: '2022-06-05 23:00:00' }]));
