@@ -11,9 +11,10 @@ import type { Writable } from 'node:stream';
  *   2. a file is known by its inode, so a log renamed by logrotate (access_log → access_log.1) is the
  *      same file: only the bytes it gained since are pulled; a file compressed by rotation
  *      (access_log.1 → access_log.2.gz) is a new file and is pulled once;
- *   3. a copy cut short by a lost connection or a killed run is resumed from its local size, after the
- *      last 4 KiB here are checked against the difusor's (same inode and same bytes: the same file);
- *      a file that shrank or whose bytes differ is pulled again from the start;
+ *   3. a copy is trusted only when its last 4 KiB match the difusor's at the same offset (same inode
+ *      and same bytes: the same file, even if an inode was reused); then a copy cut short by a lost
+ *      connection or a killed run is resumed from its local size; a file that shrank or whose bytes
+ *      differ is pulled again from the start;
  *   4. files last written before the period are not pulled; local copies of files the difusor no longer
  *      has are removed, so a rotated log is never counted twice.
  * The index is written before each transfer, so a run killed at any point leaves a copy the next resumes.
@@ -142,9 +143,9 @@ export async function pullLogs(
     let offset = 0;
     if (entry && have !== undefined && have <= file.size) {
       const check = Math.min(CHECK_BYTES, have);
-      const unchanged = have === file.size && entry.mtime === file.mtime;
+      // Checked even when size and mtime agree: a deleted log's inode is soon reused by the next new one.
       const same =
-        unchanged || (await remote.sum(opts.glob, file.path, have - check, check)) === (await localSum(path.join(opts.dir, entry.local), have - check, check));
+        (await remote.sum(opts.glob, file.path, have - check, check)) === (await localSum(path.join(opts.dir, entry.local), have - check, check));
       if (same) {
         how = have === file.size ? 'complete' : 'resumed';
         offset = have;
