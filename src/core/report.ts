@@ -1,6 +1,7 @@
 import type { JournalEntry } from './journal.js';
 import type { LogSource } from './log-merge.js';
 import { countMerged } from './log-merge.js';
+import { runPool } from './publish.js';
 import { TrafficCounter, periodDays, type Figures, type Period, type TrafficFigures } from './traffic.js';
 import type { Difusor } from './types.js';
 import { formatLocal, instantToWall, wallToInstant } from './window.js';
@@ -72,24 +73,12 @@ export interface MemoriaReport {
 
 const LAG_LIMIT_S = 60;
 
-function emptyFigures(counter: TrafficCounter): TrafficFigures {
-  return counter.result();
-}
-
 function dailyRatio(election: Figures, electionDays: number, baseline: Figures, baselineDays: number): Ratios {
   const ratio = (key: keyof Figures): number | null => {
     const base = baseline[key] / baselineDays;
     return base === 0 ? null : Math.round(((election[key] / electionDays) / base) * 100) / 100;
   };
   return { hits: ratio('hits'), pages: ratio('pages'), visits: ratio('visits'), visitors: ratio('visitors'), bytes: ratio('bytes') };
-}
-
-async function runPool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await fn(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
 }
 
 /** The first local instant of the period and the last, as instants. */
@@ -116,7 +105,7 @@ export async function buildReport(req: ReportRequest, ports: ReportPorts): Promi
     const baseCounter = baseline ? new TrafficCounter(baseline, timeZone) : undefined;
     const base: Omit<DifusorReport, keyof TrafficFigures> = { id: d.id, name: d.name, result: 'ok', logs: { files: 0 }, lags: lags.get(d.id) ?? [] };
     if (!d.access_log) {
-      reports.set(d.id, { ...emptyFigures(counter), ...base, result: 'no-logs', error: 'the registry gives no access_log for this difusor; add access_log (a path or glob on its server) to count its traffic' });
+      reports.set(d.id, { ...counter.result(), ...base, result: 'no-logs', error: 'the registry gives no access_log for this difusor; add access_log (a path or glob on its server) to count its traffic' });
       return;
     }
     try {
@@ -137,7 +126,7 @@ export async function buildReport(req: ReportRequest, ports: ReportPorts): Promi
       ports.onProgress?.(d.id, { phase: 'done' });
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      reports.set(d.id, { ...emptyFigures(counter), ...base, result: 'failed', error: message });
+      reports.set(d.id, { ...counter.result(), ...base, result: 'failed', error: message });
       ports.onProgress?.(d.id, { phase: 'failed', error: message });
     }
   });
