@@ -64,13 +64,19 @@ const PAGES = ['/', '/index.html', '/gubernatura/', '/ayuntamientos/durango.html
 const ASSETS = ['/css/prep.css', '/js/prep.js', '/img/logo.png', '/img/escudo.svg', '/fonts/roboto.woff2', '/actas/0001.jpg'];
 const DOWNLOADS = ['/datos/PREP_GUB.csv', '/datos/PREP_AYUN.zip', '/datos/LEEME.pdf'];
 
+const NOISE_URLS = ['/favicon.ico', '/robots.txt', '/a.JSON', '/x.CSV?y=1', '/d/x.tar.gz', '/p;jsessionid=3', '/q?a=b.png', '/%7Euser/', '/x%2Ecss', '/docs/', '/img.WEBP', '/file.abcdefgh'];
+const NOISE_METHODS = ['GET', 'HEAD', 'POST', 'PATCH', 'PUT', 'DELETE', 'OPTIONS', 'TRACE'];
+const NOISE_STATUSES = [200, 200, 304, 404, 500, 301, 403];
+
 /**
  * A day-shaped log in time order: `count` lines from `start` (wall time, UTC-5), browsers and robots that
  * isbot and AWStats both classify the same way, pages, assets and downloads, 304s, 404s, IPv6 clients.
+ * With `noise`, about one line in seven more is an odd one: favicon, robots.txt, PATCH/TRACE and other
+ * methods, upper-case extensions, ';' parameters, %-escapes, other statuses, no user agent.
  */
 export function* generateLog(
   count: number,
-  opts: { seed?: number; start?: string; stepMs?: number; clients?: number } = {},
+  opts: { seed?: number; start?: string; stepMs?: number; clients?: number; noise?: boolean } = {},
 ): Generator<string> {
   const random = seeded(opts.seed ?? 1);
   const startMs = Date.parse(`${(opts.start ?? '2022-06-05 18:00:00').replace(' ', 'T')}Z`);
@@ -88,5 +94,16 @@ export function* generateLog(
     const status = s < 0.1 ? 304 : s < 0.13 ? 404 : 200;
     const size = status === 304 ? '-' : status === 404 ? 196 : 200 + Math.floor(random() * 90_000);
     yield line({ host, at: wall, url, status, size, agent, referer: 'https://prep.example.mx/' });
+    if (opts.noise && random() < 0.15) {
+      yield line({
+        host: pick(['198.51.0.1', '2001:db8::a', '198.51.0.2', '::1']),
+        at: wall,
+        method: pick(NOISE_METHODS),
+        url: pick(NOISE_URLS),
+        status: pick(NOISE_STATUSES),
+        size: pick([0, 10, 555, '-'] as const),
+        agent: pick(['', '-', GOOGLEBOT, FIREFOX, CHROME]),
+      });
+    }
   }
 }
