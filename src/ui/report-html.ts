@@ -120,7 +120,17 @@ function baselineTable(d: DifusorReport, report: MemoriaReport): string {
         `<tr><th scope="row">${label}</th><td>${escapeHtml(avg(d, key, report.period.days))}</td><td>${escapeHtml(avg(d.baseline as Figures, key, report.baseline!.days))}</td><td>${ratioText(d.ratio?.[key])}</td></tr>`,
     )
     .join('');
-  return `<table><caption>Elección frente a la línea base (promedios diarios; línea base del ${dmy(report.baseline.from)} al ${dmy(report.baseline.to)})</caption>
+  const daily = (f: Figures, days: number): number[] => [f.visits / days, f.pages / days, f.hits / days].map((v) => Math.round(v * 10) / 10);
+  const chart = barChart(
+    'Promedio diario: elección frente a línea base',
+    ['Visitas', 'Páginas', 'Hits'],
+    [
+      { name: 'elección', values: daily(d, report.period.days), colour: HITS },
+      { name: 'línea base', values: daily(d.baseline, report.baseline.days), colour: '#888' },
+    ],
+    { labelEvery: 1 },
+  );
+  return `${chart}<table><caption>Elección frente a la línea base (promedios diarios; línea base del ${dmy(report.baseline.from)} al ${dmy(report.baseline.to)})</caption>
 <thead><tr><th></th><th>Elección</th><th>Línea base</th><th>Razón</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
