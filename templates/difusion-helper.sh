@@ -285,7 +285,7 @@ logs)
 	case $sub in
 	list)
 		logs_matches "$glob" | while IFS= read -r f; do
-			printf 'f %s %s\n' "$(stat -c '%s %i %Y' -- "$f")" "$f"
+			printf 'f %s %s\n' "$(stat -L -c '%s %i %Y' -- "$f")" "$f"
 		done
 		;;
 	send | sum)

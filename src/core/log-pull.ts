@@ -121,7 +121,8 @@ export async function pullLogs(
   onFile?: (file: RemoteLogFile, how: PulledFile['how']) => void,
 ): Promise<PullResult> {
   await mkdir(opts.dir, { recursive: true });
-  const listed = await remote.list(opts.glob);
+  // Two names for one file (a symlink or a hard link the glob also matches) are read once, or counted twice.
+  const listed = (await remote.list(opts.glob)).filter((f, i, all) => all.findIndex((g) => g.inode === f.inode) === i);
   const index = await readIndex(opts.dir);
   const byInode = new Map(index.map((e) => [e.inode, e]));
   const sinceS = opts.since ? opts.since.getTime() / 1000 : -Infinity;

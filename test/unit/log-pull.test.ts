@@ -151,3 +151,14 @@ test('files last written before the period are not pulled', async () => {
   expect(r.older).toEqual([old]);
   expect(r.files.map((f) => path.basename(f.remote))).toEqual(['access_log']);
 });
+
+test('two names for one file (a symlink the glob also matches) are pulled and counted once', async () => {
+  const { symlink } = await import('node:fs/promises');
+  await writeFile(path.join(remoteDir, 'access_log.20220605'), 'today\n');
+  await symlink('access_log.20220605', path.join(remoteDir, 'access_log'));
+  const remote = diskRemote(remoteDir);
+  // The helper lists with stat -L: a symlink shows its target's inode, as this fake does with stat().
+  const r = await pull(remote);
+  expect(r.files).toHaveLength(1);
+  expect(remote.sent).toBe(6);
+});

@@ -85,3 +85,10 @@ describe('refusals', () => {
 test('encoding: every character the restricted account refuses travels as =XX', () => {
   expect(encodeLogArg('/var/log/httpd/prep access_log*?=')).toBe('/var/log/httpd/prep=20access_log=2A=3F=3D');
 });
+
+test('a symlink to a log is listed with its target\'s inode, so the pull reads the file once', () => {
+  symlinkSync('access_log', path.join(logs, 'access_log.current'));
+  const files = parseLogList(helper(['logs', 'list', glob()]).stdout);
+  const inodes = new Map(files.map((f) => [path.basename(f.path), f.inode]));
+  expect(inodes.get('access_log.current')).toBe(inodes.get('access_log'));
+}, T);
