@@ -8,17 +8,27 @@ import type { TrafficCounter } from './traffic.js';
  * where it is met.
  */
 
-/** What the core asks of a log file: its lines in chunks, and how many bytes of the file each chunk consumed. */
+/**
+ * What the core asks of a log file: its lines in chunks, and how many bytes of the file each chunk consumed.
+ * `cutShort` counts a last line without its newline: Apache ends every line, so it is a line still being
+ * written when the file was copied, and is tallied as malformed, never counted from half its fields.
+ */
+export interface LogChunk {
+  lines: string[];
+  bytes: number;
+  cutShort?: number;
+}
+
 export interface LogSource {
   name: string;
   /** Bytes on disk, for progress. */
   size: number;
-  chunks(): AsyncIterable<{ lines: string[]; bytes: number }>;
+  chunks(): AsyncIterable<LogChunk>;
 }
 
 interface Cursor {
   source: LogSource;
-  iterator: AsyncIterator<{ lines: string[]; bytes: number }>;
+  iterator: AsyncIterator<LogChunk>;
   lines: string[];
   index: number;
   head: LogRecord | undefined;
@@ -59,6 +69,7 @@ export async function countMerged(
         return false;
       }
       done += next.value.bytes;
+      for (let i = 0; i < (next.value.cutShort ?? 0); i++) malformed();
       onProgress?.(done, total);
       c.lines = next.value.lines;
       c.index = 0;

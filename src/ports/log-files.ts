@@ -6,7 +6,8 @@ import type { LogSource } from '../core/log-merge.js';
 /**
  * A log file on this machine as the core reads it: chunks of whole lines, gunzipped when the file is
  * gzip (by its magic bytes, whatever its name). Bytes are read as latin1: a log line is ASCII where it
- * matters, and a stray byte must not make a line unreadable.
+ * matters, and a stray byte must not make a line unreadable. A last line without its newline is reported
+ * as cut short (a live log copied mid-write), not as a line.
  */
 export async function logFileSource(file: string): Promise<LogSource> {
   const { size } = await stat(file);
@@ -37,7 +38,7 @@ export async function logFileSource(file: string): Promise<LogSource> {
         yield { lines, bytes: consumed - reported };
         reported = consumed;
       }
-      yield { lines: rest === '' ? [] : [rest], bytes: consumed - reported };
+      yield { lines: [], bytes: consumed - reported, cutShort: rest.trim() === '' ? 0 : 1 };
     },
   };
 }

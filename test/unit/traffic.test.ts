@@ -203,7 +203,7 @@ describe('files merged in time order', () => {
     }
   });
 
-  test('lines cut across read chunks, and a last line without a newline, are read whole', async () => {
+  test('lines cut across read chunks are read whole; a last line without its newline is malformed', async () => {
     const text = lines(Array.from({ length: 12_000 }, (_, i) => ({ at: '2022-06-05 20:00:00', url: `/p${'x'.repeat(i % 300)}` })));
     for (const [name, bytes] of [
       ['big', Buffer.from(text.slice(0, -1))],
@@ -213,7 +213,8 @@ describe('files merged in time order', () => {
       const counter = new TrafficCounter(PERIOD, TZ);
       await countMerged([await logFileSource(join(dir, name))], counter);
       expect(bytes.length > 1 << 20 || name.endsWith('.gz')).toBe(true);
-      expect(counter.result()).toMatchObject({ hits: 12_000, malformed: 0 });
+      // The plain copy lost its last newline: that line was being written when the file was copied.
+      expect(counter.result()).toMatchObject(name === 'big' ? { hits: 11_999, malformed: 1 } : { hits: 12_000, malformed: 0 });
     }
   });
 
