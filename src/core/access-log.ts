@@ -81,7 +81,8 @@ export function parseLogLine(text: string): LogRecord | undefined {
   if (hostEnd <= 0) return undefined;
   const open = line.indexOf('[', hostEnd);
   if (open < 0 || line.charCodeAt(open + 27) !== 93 /* ] */) return undefined;
-  const ms = parseLogTime(line.slice(open + 1, open + 27));
+  // Most lines share their second with the line before: compare in place before slicing a new string.
+  const ms = lastStamp !== '' && line.startsWith(lastStamp, open + 1) ? lastStampMs : parseLogTime(line.slice(open + 1, open + 27));
   if (Number.isNaN(ms)) return undefined;
   if (line.charCodeAt(open + 28) !== 32 || line.charCodeAt(open + 29) !== 34) return undefined;
   const requestStart = open + 30;

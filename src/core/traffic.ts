@@ -101,6 +101,8 @@ export class TrafficCounter {
   private readonly hourFigures: Slot[] = Array.from({ length: 24 }, emptySlot);
   private readonly addresses = new Map<string, AddressState>();
   private readonly offsets = new Map<number, number>();
+  private lastSlot = NaN;
+  private lastOffset = 0;
   private readonly tallies: Tallies = {
     lines: 0,
     malformed: 0,
@@ -124,11 +126,14 @@ export class TrafficCounter {
   /** Local wall time as ms since the epoch, as if the zone were UTC. */
   localMs(ms: number): number {
     const slot = Math.floor(ms / OFFSET_SLOT_MS);
+    if (slot === this.lastSlot) return ms + this.lastOffset;
     let offset = this.offsets.get(slot);
     if (offset === undefined) {
       offset = offsetAt(slot * OFFSET_SLOT_MS, this.timeZone);
       this.offsets.set(slot, offset);
     }
+    this.lastSlot = slot;
+    this.lastOffset = offset;
     return ms + offset;
   }
 
