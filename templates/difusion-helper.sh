@@ -138,6 +138,24 @@ free_kb() {
 	df -Pk . | awk 'NR == 2 { print $4 }'
 }
 
+# A logs argument as sent (plain tokens): =2A, =3F, =20 and =3D stand for '*', '?', ' ' and '='.
+logs_decode() {
+	printf '%s\n' "$1" | sed 's/=2A/*/g; s/=3F/?/g; s/=20/ /g; s/=3D/=/g'
+}
+
+# The regular files a glob matches, one per line (a name holding a newline is skipped).
+logs_matches() {
+	(
+		IFS=
+		set +f
+		for f in $1; do
+			case $f in *'
+'*) continue ;; esac
+			[ -f "$f" ] && printf '%s\n' "$f"
+		done
+	)
+}
+
 verb=${1:-}
 [ $# -gt 0 ] && shift
 
@@ -270,6 +288,41 @@ audit)
 	echo "check $?"
 	[ -n "$out" ] && printf '%s\n' "$out" | sed 's/^/x /'
 	inventory "releases/$cut"
+	;;
+
+logs)
+	# Read-only, for the memoria técnica: the access logs matching the registry's access_log glob.
+	#   logs list GLOB                 "f SIZE INODE MTIME PATH" per regular file the glob matches
+	#   logs send GLOB FILE OFFSET     FILE's bytes from OFFSET (0-based) to its end
+	#   logs sum GLOB FILE OFFSET LEN  sha256 of LEN bytes of FILE from OFFSET (to check a copy before resuming it)
+	# Arguments are plain tokens: '*', '?', ' ' and '=' travel as =2A, =3F, =20 and =3D.
+	sub=${1:-}
+	glob=$(logs_decode "${2:-}")
+	case $glob in
+	/*) ;;
+	*) die "refused: logs glob must be an absolute path: $glob" ;;
+	esac
+	case $sub in
+	list)
+		logs_matches "$glob" | while IFS= read -r f; do
+			printf 'f %s %s\n' "$(stat -L -c '%s %i %Y' -- "$f")" "$f"
+		done
+		;;
+	send | sum)
+		file=$(logs_decode "${3:-}")
+		offset=${4:-}
+		case $offset in '' | *[!0-9]*) die "offset must be a number: $offset" ;; esac
+		# Only a file the glob matches: never any other path this account can read.
+		logs_matches "$glob" | grep -Fqx -- "$file" || die "refused: $file is not one of the logs $glob matches"
+		if [ "$sub" = send ]; then
+			exec tail -c +$((offset + 1)) -- "$file"
+		fi
+		len=${5:-}
+		case $len in '' | *[!0-9]*) die "length must be a number: $len" ;; esac
+		tail -c +$((offset + 1)) -- "$file" | head -c "$len" | sha256sum | cut -c1-64
+		;;
+	*) die "refused: logs ${sub:-(none)}" ;;
+	esac
 	;;
 
 promote)

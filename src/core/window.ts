@@ -80,7 +80,7 @@ function wallAsUtcMs(wall: WallTime): number {
 }
 
 /** The zone's offset from UTC at that instant, in ms (UTC-5 → -18 000 000). */
-function offsetAt(ms: number, timeZone: string): number {
+export function offsetAt(ms: number, timeZone: string): number {
   const wholeSecond = Math.floor(ms / 1000) * 1000;
   return wallAsUtcMs(wallAt(wholeSecond, timeZone)) - wholeSecond;
 }

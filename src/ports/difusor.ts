@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type { Writable } from 'node:stream';
 import { execa } from 'execa';
 import type { Difusor, Registry } from '../core/types.js';
 import { connectSsh, shCommand, type RemoteShell } from './ssh.js';
@@ -21,6 +22,8 @@ export interface HelperOutput {
 
 export interface DifusorSession {
   helper(verb: string, args: string[], opts?: { stdin?: string; timeoutMs?: number }): Promise<HelperOutput>;
+  /** A verb whose stdout is bytes to keep (a log pulled): written to `sink` as it arrives; `stdout` comes back empty. */
+  helperToStream?(verb: string, args: string[], sink: Writable, opts?: { timeoutMs?: number }): Promise<HelperOutput>;
   transfer(
     sourceDir: string,
     cut: string,
@@ -138,6 +141,8 @@ function sshSession(
   return {
     helper: (verb, args, opts = {}) =>
       shell.exec(helperCommand(difusor, verb, args), { stdin: opts.stdin ?? '', timeoutMs: opts.timeoutMs ?? 5 * MINUTE }),
+    helperToStream: (verb, args, sink, opts = {}) =>
+      shell.exec(helperCommand(difusor, verb, args), { stdin: '', stdoutTo: sink, timeoutMs: opts.timeoutMs ?? transferTimeoutMs }),
     transfer: async (sourceDir, cut, files, onProgress) =>
       runRsync(
         {

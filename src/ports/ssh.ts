@@ -1,3 +1,4 @@
+import type { Writable } from 'node:stream';
 import ssh2 from 'ssh2';
 import type { Client as Ssh2Client, ClientChannel, ConnectConfig } from 'ssh2';
 import { fingerprint, parseHostKey } from '../core/hostkey.js';
@@ -14,6 +15,8 @@ export interface ExecResult {
 export interface ExecOptions {
   stdin?: string | Buffer;
   timeoutMs?: number;
+  /** Where stdout goes, byte for byte and with backpressure, instead of into the result (a log file pulled). */
+  stdoutTo?: Writable;
 }
 
 /** One open SSH connection; every remote step of a run goes through the same one. */
@@ -299,7 +302,14 @@ class Ssh2Shell implements RemoteShell {
         const stdout: Buffer[] = [];
         const stderr: Buffer[] = [];
         let code: number | null = null;
-        ch.on('data', (chunk: Buffer) => stdout.push(chunk));
+        const sink = opts.stdoutTo;
+        ch.on('data', (chunk: Buffer) => {
+          if (!sink) return void stdout.push(chunk);
+          if (!sink.write(chunk)) {
+            ch.pause();
+            sink.once('drain', () => ch.resume());
+          }
+        });
         ch.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
         ch.on('exit', (exitCode: number | null) => {
           code = exitCode;

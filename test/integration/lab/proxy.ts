@@ -14,6 +14,8 @@ export interface Proxy {
   resume(): void;
   /** Destroys every open connection, as a dropped link would; the proxy keeps accepting. */
   cut(): void;
+  /** Cuts every connection (as cut() does) once this many more bytes have gone server to client. */
+  cutAfterDown(bytes: number): void;
   /** Adds this one-way delay to every chunk, in both directions. */
   setLatency(ms: number): void;
   /** Bytes delivered so far, client to server and server to client. */
@@ -39,6 +41,7 @@ export async function startProxy(target: { host: string; port: number }, opts: {
   let latencyMs = 0;
   let connections = 0;
   const bytes = { up: 0, down: 0 };
+  let cutAtDown = Infinity;
   const sockets = new Set<net.Socket>();
   const directions = new Set<Direction>();
 
@@ -101,7 +104,20 @@ export async function startProxy(target: { host: string; port: number }, opts: {
     client.on('close', kill);
     upstream.on('close', kill);
     pump({ from: client, to: upstream, held: [], ended: false, due: 0, count: (n) => (bytes.up += n) });
-    pump({ from: upstream, to: client, held: [], ended: false, due: 0, count: (n) => (bytes.down += n) });
+    pump({
+      from: upstream,
+      to: client,
+      held: [],
+      ended: false,
+      due: 0,
+      count: (n) => {
+        bytes.down += n;
+        if (bytes.down >= cutAtDown) {
+          cutAtDown = Infinity;
+          for (const s of sockets) s.destroy();
+        }
+      },
+    });
   });
 
   let port = 0;
@@ -142,6 +158,9 @@ export async function startProxy(target: { host: string; port: number }, opts: {
     },
     cut() {
       for (const s of sockets) s.destroy();
+    },
+    cutAfterDown(n: number) {
+      cutAtDown = bytes.down + n;
     },
     setLatency(ms: number) {
       latencyMs = ms;

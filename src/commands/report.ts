@@ -1,0 +1,134 @@
+import { Flags } from '@oclif/core';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { readJournal } from '../core/journal.js';
+import { displayPath } from '../core/registry.js';
+import { buildReport, type MemoriaReport } from '../core/report.js';
+import { dayNumber, type Period } from '../core/traffic.js';
+import { formatLocal } from '../core/window.js';
+import { systemClock } from '../ports/clock.js';
+import { createConnector } from '../ports/difusor.js';
+import { reportLogs } from '../ports/report-logs.js';
+import { DifusionCommand } from '../ui/command.js';
+import { registryFlag } from '../ui/flags.js';
+import { formatBytes, renderTable } from '../ui/render.js';
+import { renderDifusorCsv, renderReportHtml } from '../ui/report-html.js';
+import { reportProgress } from '../ui/report-view.js';
+
+export default class Report extends DifusionCommand {
+  static override summary = 'Memoria técnica: each difusor\'s traffic (visits, pages, hits as AWStats counts them), incidents and charts.';
+  static override description =
+    'Pulls each difusor\'s access logs (registry access_log, rotated .gz included) read-only over SSH into the ' +
+    'state directory, resuming a pull that was cut off and never pulling twice what is already there (local ' +
+    'difusores are read in place). Counts the period [--from 00:00:00, --to 23:59:59] in the publication timezone ' +
+    'exactly as AWStats 7.8 with its default configuration, and the baseline period when given, with the ratio ' +
+    'election/baseline of daily averages. Incidents (failed publishes, cut-offs, probe failures, lag beyond one ' +
+    'minute) come from the journal. Writes DIR/index.html (self-contained, printable), DIR/report.json and ' +
+    'DIR/<id>.csv. Exit 3 when some difusores could not be reported (they are named), 1 when none could.';
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> --from 2022-06-05 --to 2022-06-12 --out memoria/',
+    '<%= config.bin %> <%= command.id %> --from 2022-06-05 --to 2022-06-12 --baseline-from 2022-05-01 --baseline-to 2022-05-28 --out memoria/',
+    '<%= config.bin %> <%= command.id %> --from 2022-06-05 --to 2022-06-06 --only ujed --out /tmp/ujed --json',
+  ];
+  static override enableJsonFlag = true;
+  static override flags = {
+    registry: registryFlag,
+    only: Flags.string({ description: 'limit to this difusor id (repeatable); suspended difusores are reported too', multiple: true, helpValue: 'ID' }),
+    from: Flags.string({ description: 'first day of the period (publication timezone)', helpValue: 'YYYY-MM-DD', required: true }),
+    to: Flags.string({ description: 'last day of the period, included', helpValue: 'YYYY-MM-DD', required: true }),
+    out: Flags.string({ description: 'directory for index.html, report.json and <id>.csv', helpValue: 'DIR', required: true }),
+    'baseline-from': Flags.string({ description: 'first day of an ordinary period to compare with', helpValue: 'YYYY-MM-DD', dependsOn: ['baseline-to'] }),
+    'baseline-to': Flags.string({ description: 'last day of the ordinary period, included', helpValue: 'YYYY-MM-DD', dependsOn: ['baseline-from'] }),
+  };
+
+  async run(): Promise<MemoriaReport> {
+    const { flags } = await this.parse(Report);
+    const registry = await this.requireRegistry(flags.registry);
+    const period = this.period(flags.from, flags.to, '--from', '--to');
+    const baseline = flags['baseline-from'] ? this.period(flags['baseline-from'], flags['baseline-to'] as string, '--baseline-from', '--baseline-to') : undefined;
+    const only = flags.only ?? [];
+    const unknown = only.filter((id) => !registry.difusores.some((d) => d.id === id));
+    if (unknown.length > 0) {
+      this.error(`unknown difusor ${unknown.map((id) => `"${id}"`).join(', ')} in --only`, {
+        exit: 2,
+        suggestions: [`known ids: ${registry.difusores.map((d) => d.id).join(', ')}`],
+      });
+    }
+    const targets = registry.difusores.filter((d) => only.length === 0 || only.includes(d.id));
+    const { publication } = registry;
+    const clock = systemClock(process.env, { timezone: publication.timezone });
+    if (clock.fromEnv && !this.jsonEnabled()) this.logToStderr(`clock set by ${clock.setting}`);
+
+    const connector = await createConnector(registry, targets.filter((d) => d.access_log));
+    const progress = reportProgress(process.stderr, { enabled: Boolean(process.stderr.isTTY) && !this.jsonEnabled() && !process.env.NO_COLOR });
+    let report: MemoriaReport;
+    try {
+      report = await buildReport(
+        { targets, timeZone: publication.timezone, period, baseline, concurrency: publication.concurrency },
+        {
+          logs: reportLogs(publication.state_dir, connector),
+          journal: () => readJournal(publication.state_dir),
+          now: () => clock.now(),
+          onProgress: progress.update,
+        },
+      );
+    } finally {
+      progress.done();
+      await connector.dispose();
+    }
+
+    const out = path.resolve(flags.out);
+    await mkdir(out, { recursive: true });
+    const write = async (name: string, data: string): Promise<void> => {
+      const tmp = path.join(out, `.${name}.${process.pid}.tmp`);
+      await writeFile(tmp, data);
+      await rename(tmp, path.join(out, name));
+    };
+    await write('report.json', JSON.stringify(report, null, 2) + '\n');
+    for (const d of report.difusores.filter((r) => r.result === 'ok')) await write(`${d.id}.csv`, renderDifusorCsv(d));
+    await write('index.html', renderReportHtml(report, { generatedLocal: formatLocal(new Date(report.generatedAt), publication.timezone) }));
+
+    if (!this.jsonEnabled()) {
+      this.log(
+        renderTable(
+          ['difusor', 'result', 'visits', 'visitors', 'pages', 'hits', 'bytes', 'robots', 'malformed', 'vs baseline', 'error'],
+          report.difusores.map((d) => [
+            d.id,
+            d.result,
+            String(d.visits),
+            String(d.visitors),
+            String(d.pages),
+            String(d.hits),
+            formatBytes(d.bytes),
+            String(d.robots.hits),
+            String(d.malformed),
+            d.ratio?.visits === undefined ? '-' : d.ratio.visits === null ? 'n/a' : `${d.ratio.visits}x visits`,
+            d.error ?? '',
+          ]),
+        ),
+      );
+      this.log(`${report.incidents.length} incident(s) in the period; ${report.cuts.length} cut(s) went live.`);
+      this.log(`written: ${displayPath(path.join(out, 'index.html'))}, report.json, ${report.difusores.filter((r) => r.result === 'ok').length} CSV file(s)`);
+      for (const d of report.difusores.filter((r) => r.result === 'failed')) {
+        this.logToStderr(`${d.id}: not reported: ${d.error}. Its logs pulled so far stay in the state directory; run the report again to resume.`);
+      }
+    }
+    this.finish(report.exitCode);
+    return report;
+  }
+
+  private period(from: string, to: string, fromFlag: string, toFlag: string): Period {
+    for (const [value, flag] of [
+      [from, fromFlag],
+      [to, toFlag],
+    ] as const) {
+      try {
+        dayNumber(value);
+      } catch {
+        this.error(`${flag} "${value}" is not a date YYYY-MM-DD`, { exit: 2, suggestions: ['e.g. 2022-06-05'] });
+      }
+    }
+    if (dayNumber(to) < dayNumber(from)) this.error(`${toFlag} ${to} is before ${fromFlag} ${from}`, { exit: 2 });
+    return { from, to };
+  }
+}

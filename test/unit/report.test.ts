@@ -1,0 +1,96 @@
+import type { JournalEntry } from '../../src/core/journal.js';
+import type { LogSource } from '../../src/core/log-merge.js';
+import { buildReport, journalFacts } from '../../src/core/report.js';
+import type { Difusor } from '../../src/core/types.js';
+import { lines } from '../support/logs.js';
+
+const TZ = 'America/Mexico_City';
+const PERIOD = { from: '2022-06-05', to: '2022-06-06' };
+
+let seq = 0;
+function entry(fields: Partial<JournalEntry> & Pick<JournalEntry, 'phase' | 'result' | 'at'>): JournalEntry {
+  return { seq: ++seq, run: 'r', operator: 'op@host', command: 'publish --latest x', prev: '0'.repeat(64), ...fields };
+}
+
+describe('facts from the journal', () => {
+  test('lag per cut is measured from the first difusor live on it, with or without lateSeconds', () => {
+    const journal = [
+      entry({ at: '2022-06-06T01:15:03Z', difusor: 'a', cut: 'c1', phase: 'switch', result: 'ok', detail: { switched: true } }),
+      entry({ at: '2022-06-06T01:15:04Z', difusor: 'b', cut: 'c1', phase: 'switch', result: 'ok', detail: { switched: true } }),
+      // A catch-up in a later run: lateSeconds 0 within that run, yet 20 minutes after the others.
+      entry({ at: '2022-06-06T01:35:00Z', difusor: 'c', cut: 'c1', phase: 'switch', result: 'ok', detail: { switched: true, lateSeconds: 0 } }),
+      // Already live: no switch happened, no lag to measure.
+      entry({ at: '2022-06-06T01:50:00Z', difusor: 'a', cut: 'c1', phase: 'switch', result: 'ok', detail: { switched: false } }),
+      entry({ at: '2022-06-06T01:31:00Z', difusor: 'a', cut: 'c2', phase: 'switch', result: 'ok', detail: { switchedAt: '2022-06-06T01:30:00Z', lateSeconds: 0 } }),
+      entry({ at: '2022-06-06T01:31:00Z', difusor: 'b', cut: 'c2', phase: 'switch', result: 'ok', detail: { switchedAt: '2022-06-06T01:30:30Z', lateSeconds: 75 } }),
+    ];
+    const { lags, incidents, cuts } = journalFacts(journal, PERIOD, TZ);
+    expect(lags.get('a')!.map((l) => [l.cut, l.lateSeconds])).toEqual([['c1', 0], ['c2', 0]]);
+    expect(lags.get('b')!.map((l) => [l.cut, l.lateSeconds])).toEqual([['c1', 1], ['c2', 75]]);
+    expect(lags.get('c')!.map((l) => [l.cut, l.lateSeconds])).toEqual([['c1', 1197]]);
+    expect(incidents.map((i) => [i.kind, i.difusor, i.cut])).toEqual([
+      ['lag', 'b', 'c2'],
+      ['lag', 'c', 'c1'],
+    ]);
+    expect(cuts.map((c) => [c.cut, c.local])).toEqual([
+      ['c1', '2022-06-05 20:15:03 (UTC-5)'],
+      ['c2', '2022-06-05 20:30:00 (UTC-5)'],
+    ]);
+  });
+
+  test('only incidents whose local day is in the period', () => {
+    const journal = [
+      // 04:59 UTC on 5 June is 23:59 on 4 June in Mexico City: before the period.
+      entry({ at: '2022-06-05T04:59:00Z', difusor: 'a', cut: 'x', phase: 'staging', result: 'failed', error: 'early' }),
+      entry({ at: '2022-06-05T05:00:00Z', difusor: 'a', cut: 'x', phase: 'staging', result: 'failed', error: 'first' }),
+      entry({ at: '2022-06-07T04:59:59Z', difusor: 'a', phase: 'probe', result: 'failed', command: 'probe', detail: { kinds: ['down'], lagSeconds: 30 } }),
+      entry({ at: '2022-06-07T05:00:00Z', difusor: 'a', phase: 'probe', result: 'failed', command: 'probe', detail: { kinds: ['down'] } }),
+      entry({ at: '2022-06-06T02:00:00Z', phase: 'probe', result: 'info', command: 'probe' }),
+      entry({ at: '2022-06-06T02:00:00Z', difusor: 'a', phase: 'stage', result: 'ok' }),
+    ];
+    const { incidents } = journalFacts(journal, PERIOD, TZ);
+    expect(incidents.map((i) => [i.kind, i.local.slice(0, 19)])).toEqual([
+      ['publish-failed', '2022-06-05 00:00:00'],
+      ['probe-failed', '2022-06-06 23:59:59'],
+    ]);
+    expect(incidents[1]!.description).toBe('sondeo fallido: down, retraso 30 s');
+  });
+});
+
+describe('the report over fake ports', () => {
+  const difusor = (id: string, access_log?: string): Difusor =>
+    ({ id, name: `Difusor ${id}`, transport: 'ssh', port: 22, path: '/p', public_url: 'https://x/', status: 'active', access: 'shell', access_log }) as Difusor;
+  const source = (text: string): LogSource => ({
+    name: 'mem',
+    size: text.length,
+    async *chunks() {
+      yield { lines: text.split('\n'), bytes: text.length };
+    },
+  });
+  const ports = (failing: string[]) => ({
+    logs: async (d: Difusor) => {
+      if (failing.includes(d.id)) throw new Error(`${d.id}: connection refused`);
+      return { sources: [source(lines([{ at: '2022-06-05 20:00:00' }, { at: '2022-05-29 12:00:00' }, { at: '2022-05-30 12:00:00' }]))] };
+    },
+    journal: async () => [],
+    now: () => new Date('2022-06-13T12:00:00Z'),
+  });
+
+  test('one failing difusor is named and the others reported: exit 3; the baseline ratio of daily averages', async () => {
+    const r = await buildReport(
+      { targets: [difusor('a', '/l*'), difusor('b', '/l*'), difusor('c')], timeZone: TZ, period: PERIOD, baseline: { from: '2022-05-29', to: '2022-05-30' }, concurrency: 2 },
+      ports(['b']),
+    );
+    expect(r.exitCode).toBe(3);
+    expect(r.difusores.map((d) => [d.id, d.result])).toEqual([['a', 'ok'], ['b', 'failed'], ['c', 'no-logs']]);
+    expect(r.difusores[1]!.error).toMatch(/b: connection refused/);
+    // 1 visit over 2 days against 2 visits over 2 days.
+    expect(r.difusores[0]!.ratio).toEqual({ hits: 0.5, pages: 0.5, visits: 0.5, visitors: 1, bytes: 0.5 });
+    expect(r.difusores[0]!.baseline).toMatchObject({ hits: 2, visits: 2, visitors: 1 });
+  });
+
+  test('every difusor failing is exit 1', async () => {
+    const r = await buildReport({ targets: [difusor('a', '/l*')], timeZone: TZ, period: PERIOD, concurrency: 1 }, ports(['a']));
+    expect(r.exitCode).toBe(1);
+  });
+});
