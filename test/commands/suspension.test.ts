@@ -163,6 +163,28 @@ describe('cutoff', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ difusor: 'espejo-a', notice: '20220605_211000', from: CUT_1, exitCode: 0 });
   }, T);
 
+  test('a difusor that refuses the notice: exit 1, status says the notice is NOT in place, the same cutoff again puts it there', async () => {
+    expect((await cli('publish', path.join(cuts, CUT_1))).code).toBe(0);
+    // A file where the helper needs the notices/ directory: the notice cannot be written.
+    writeFileSync(path.join(espejo('a'), 'notices'), 'not a directory');
+    const failed = await cli('cutoff', 'espejo-a', '--reason', REASON, '--yes');
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain('the notice did not reach it');
+    expect(current('a')).toBe(`releases/${CUT_1}`);
+    expect(readFileSync(registry, 'utf8')).toContain('status: suspended');
+    const before = await cli('status');
+    expect(before.stdout).toMatch(/^espejo-a +suspended +20220605_2015 +- .*notice is NOT in place: run difusion cutoff espejo-a again/m);
+
+    rmSync(path.join(espejo('a'), 'notices'));
+    expect((await cli('cutoff', 'espejo-a', '--reason', REASON, '--yes')).code).toBe(0);
+    expect(current('a')).toBe('notices/20220605_211000');
+    const after = await cli('status');
+    // The notice, no lag (it is not behind on any cut) and no error.
+    expect(after.stdout).toMatch(/^espejo-a +suspended +aviso 20220605_211000 +- +1 /m);
+    expect(after.stdout).not.toContain('NOT in place');
+    expect(after.stdout).toMatch(/^espejo-b +active +20220605_2015 +0 cuts/m);
+  }, T);
+
   test('another run holding the lock refuses it with exit 5', async () => {
     expect((await cli('publish', path.join(cuts, CUT_1))).code).toBe(0);
     const lock = await acquireLock(path.join(work, 'state'), { runId: 'test', command: 'publish' });
