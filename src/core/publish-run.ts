@@ -116,7 +116,9 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
   let { cut, cutDir } = await resolveCut(opts.cutArg, opts.latest);
   const hold = await readHold(publication.state_dir);
   // After a rollback, cron must not publish the newer cut again behind the operator's back.
-  if (opts.latest && hold && hold.cut !== cut) {
+  // A rollback of some difusores (--only) holds only those; the others go on to the newest cut.
+  const heldIds = opts.latest && hold?.difusores ? new Set(hold.difusores) : undefined;
+  if (opts.latest && hold && !hold.difusores && hold.cut !== cut) {
     cutDir = path.resolve(opts.cutArg, hold.cut);
     cut = hold.cut;
     if (!existsSync(cutDir)) {
@@ -126,7 +128,12 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
     }
   }
   const held = opts.latest && hold ? hold : undefined;
-  const { targets, skipped } = selectTargets(registry, opts.only);
+  const selected = selectTargets(registry, opts.only);
+  const targets = selected.targets.filter((d) => !heldIds?.has(d.id));
+  const skipped = [
+    ...selected.skipped,
+    ...selected.targets.filter((d) => heldIds?.has(d.id)).map((d) => ({ id: d.id, reason: `rollback hold on ${hold!.cut}` })),
+  ];
 
   const now = ports.clock.now();
   const decision = checkPublication({

@@ -251,6 +251,26 @@ describe('publish, reinstate and rollback around a suspension', () => {
     ]);
   }, T);
 
+  test('rollback --only holds only that difusor: cron keeps publishing the newest cut to the others', async () => {
+    expect((await cli('publish', path.join(cuts, CUT_1))).code).toBe(0);
+    expect((await cli('publish', path.join(cuts, CUT_1, '..', CUT_2), '--only', 'espejo-b')).code).toBe(0);
+    interactive = true;
+    answers = ['y'];
+    // --json on a terminal: the plan still shown (on stderr) before the question.
+    const r = await cli('rollback', '--only', 'espejo-b', '--json');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`rollback to ${CUT_1} (from ${CUT_2})`);
+    expect(JSON.parse(r.stdout)).toMatchObject({ to: CUT_1, hold: { cut: CUT_1, difusores: ['espejo-b'] } });
+    expect(current('b')).toBe(`releases/${CUT_1}`);
+
+    const cron = await cli('publish', '--latest', cuts);
+    expect(cron.code).toBe(0);
+    expect(cron.stdout).toContain(`rollback hold: espejo-b kept on ${CUT_1}`);
+    expect(cron.stdout).toMatch(new RegExp(`^espejo-b +skipped .*rollback hold on ${CUT_1}`, 'm'));
+    expect(current('a')).toBe(`releases/${CUT_2}`);
+    expect(current('b')).toBe(`releases/${CUT_1}`);
+  }, T);
+
   test('rollback names the difusores lacking the release (exit 3) and leaves them as they were', async () => {
     expect((await cli('publish', path.join(cuts, CUT_1), '--only', 'espejo-a')).code).toBe(0);
     expect((await cli('publish', path.join(cuts, CUT_2))).code).toBe(0);
