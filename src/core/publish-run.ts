@@ -92,6 +92,16 @@ export function selectTargets(registry: Registry, only: string[]): { targets: Di
   };
 }
 
+/** Every cron run repeats it in its summary: a suspension whose notice did not reach the difusor. */
+async function noticeWarning(stateDir: string, skip: { id: string; reason: string }): Promise<{ id: string; reason: string }> {
+  const last = (await new StateStore(stateDir).readRecord(skip.id)).lastResult;
+  if (last?.result !== NOTICE_FAILED) return skip;
+  return { ...skip, reason: `${skip.reason}, but its notice is NOT in place: run difusion cutoff ${skip.id} again` };
+}
+
+/** The record a cutoff leaves when its notice did not reach the difusor (see suspension.ts). */
+export const NOTICE_FAILED = 'notice-failed';
+
 export async function resolveCut(cutArg: string, latest: boolean): Promise<{ cut: string; cutDir: string }> {
   if (latest) {
     const entries = await readdir(cutArg, { withFileTypes: true }).catch((error: Error) => {
@@ -131,7 +141,7 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
   const selected = selectTargets(registry, opts.only);
   const targets = selected.targets.filter((d) => !heldIds?.has(d.id));
   const skipped = [
-    ...selected.skipped,
+    ...(await Promise.all(selected.skipped.map((s) => noticeWarning(publication.state_dir, s)))),
     ...selected.targets.filter((d) => heldIds?.has(d.id)).map((d) => ({ id: d.id, reason: `rollback hold on ${hold!.cut}` })),
   ];
 

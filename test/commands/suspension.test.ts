@@ -174,6 +174,11 @@ describe('cutoff', () => {
     expect(readFileSync(registry, 'utf8')).toContain('status: suspended');
     const before = await cli('status');
     expect(before.stdout).toMatch(/^espejo-a +suspended +20220605_2015 +- .*notice is NOT in place: run difusion cutoff espejo-a again/m);
+    // Every later publish (cron) says it too, without contacting the suspended difusor.
+    const cron = await cli('publish', path.join(cuts, CUT_2));
+    expect(cron.code).toBe(0);
+    expect(cron.stdout).toMatch(/^espejo-a +skipped .*suspended, but its notice is NOT in place: run difusion cutoff espejo-a again/m);
+    expect(current('a')).toBe(`releases/${CUT_1}`);
 
     rmSync(path.join(espejo('a'), 'notices'));
     expect((await cli('cutoff', 'espejo-a', '--reason', REASON, '--yes')).code).toBe(0);
@@ -182,7 +187,8 @@ describe('cutoff', () => {
     // The notice, no lag (it is not behind on any cut) and no error.
     expect(after.stdout).toMatch(/^espejo-a +suspended +aviso 20220605_211000 +- +1 /m);
     expect(after.stdout).not.toContain('NOT in place');
-    expect(after.stdout).toMatch(/^espejo-b +active +20220605_2015 +0 cuts/m);
+    expect(after.stdout).toMatch(/^espejo-b +active +20220605_2030 +0 cuts/m);
+    expect((await cli('publish', path.join(cuts, CUT_2))).stdout).not.toContain('NOT in place');
   }, T);
 
   test('another run holding the lock refuses it with exit 5', async () => {
@@ -269,6 +275,11 @@ describe('publish, reinstate and rollback around a suspension', () => {
     expect(cron.stdout).toMatch(new RegExp(`^espejo-b +skipped .*rollback hold on ${CUT_1}`, 'm'));
     expect(current('a')).toBe(`releases/${CUT_2}`);
     expect(current('b')).toBe(`releases/${CUT_1}`);
+    // Reinstating another difusor brings it the newest cut, not the one espejo-b is held on.
+    interactive = false;
+    expect((await cli('cutoff', 'espejo-a', '--reason', REASON, '--yes')).code).toBe(0);
+    expect((await cli('reinstate', 'espejo-a', '--yes')).code).toBe(0);
+    expect(current('a')).toBe(`releases/${CUT_2}`);
   }, T);
 
   test('rollback names the difusores lacking the release (exit 3) and leaves them as they were', async () => {
