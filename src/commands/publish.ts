@@ -74,7 +74,8 @@ export default class Publish extends DifusionCommand {
               this.log(`${info.cut}${mode}: ${info.files} files, ${formatBytes(info.bytes)} → ${info.targets.length} difusores`);
               if (info.wouldRefuse) this.log(`note: a real run would be refused now: ${info.wouldRefuse}`);
               if (info.held) {
-                this.log(`note: rollback hold: --latest stays on ${info.held.cut} (rolled back at ${info.held.at}); publish a cut by name to move forward`);
+                const who = info.held.difusores ? `${info.held.difusores.join(', ')} kept` : '--latest stays';
+                this.log(`note: rollback hold: ${who} on ${info.held.cut} (rolled back at ${info.held.at}); publish a cut by name to move forward`);
               }
             }
             view.start(info.targets);

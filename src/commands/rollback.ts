@@ -54,7 +54,10 @@ export default class Rollback extends DifusionCommand {
         this.log(renderTable(['difusor', 'result', 'was', 'error'], result.outcomes.map((o) => [o.id, o.result === 'live' ? `live ${result.to}` : 'failed', o.from ?? '-', o.error ?? ''])));
         const lacking = result.outcomes.filter((o) => o.result === 'failed').map((o) => o.id);
         if (lacking.length > 0) this.logToStderr(`not rolled back: ${lacking.join(', ')} (they keep what they served)`);
-        if (result.hold) this.log(`publish --latest now stays on ${result.to}; publish a cut by name to move forward`);
+        if (result.hold) {
+          const who = result.hold.difusores ? `keeps ${result.hold.difusores.join(', ')}` : 'stays';
+          this.log(`publish --latest now ${who} on ${result.to}; publish a cut by name to move forward`);
+        }
       }
     }
     this.finish(result.exitCode);

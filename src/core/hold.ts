@@ -18,6 +18,8 @@ export interface RollbackHold {
   run: string;
   /** The newest cut that was live before. */
   from?: string;
+  /** A rollback --only: the difusores held on `cut`; absent, every difusor is. */
+  difusores?: string[];
 }
 
 export async function readHold(stateDir: string): Promise<RollbackHold | undefined> {
@@ -25,7 +27,8 @@ export async function readHold(stateDir: string): Promise<RollbackHold | undefin
   if (text === undefined) return undefined;
   try {
     const hold = JSON.parse(text) as RollbackHold;
-    return typeof hold.cut === 'string' && parseCutId(hold.cut) ? hold : undefined;
+    const difusores = hold.difusores === undefined || (Array.isArray(hold.difusores) && hold.difusores.every((id) => typeof id === 'string'));
+    return typeof hold.cut === 'string' && parseCutId(hold.cut) && difusores ? hold : undefined;
   } catch {
     return undefined;
   }

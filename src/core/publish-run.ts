@@ -92,6 +92,16 @@ export function selectTargets(registry: Registry, only: string[]): { targets: Di
   };
 }
 
+/** Every cron run repeats it in its summary: a suspension whose notice did not reach the difusor. */
+async function noticeWarning(stateDir: string, skip: { id: string; reason: string }): Promise<{ id: string; reason: string }> {
+  const last = (await new StateStore(stateDir).readRecord(skip.id)).lastResult;
+  if (last?.result !== NOTICE_FAILED) return skip;
+  return { ...skip, reason: `${skip.reason}, but its notice is NOT in place: run difusion cutoff ${skip.id} again` };
+}
+
+/** The record a cutoff leaves when its notice did not reach the difusor (see suspension.ts). */
+export const NOTICE_FAILED = 'notice-failed';
+
 export async function resolveCut(cutArg: string, latest: boolean): Promise<{ cut: string; cutDir: string }> {
   if (latest) {
     const entries = await readdir(cutArg, { withFileTypes: true }).catch((error: Error) => {
@@ -116,7 +126,9 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
   let { cut, cutDir } = await resolveCut(opts.cutArg, opts.latest);
   const hold = await readHold(publication.state_dir);
   // After a rollback, cron must not publish the newer cut again behind the operator's back.
-  if (opts.latest && hold && hold.cut !== cut) {
+  // A rollback of some difusores (--only) holds only those; the others go on to the newest cut.
+  const heldIds = opts.latest && hold?.difusores ? new Set(hold.difusores) : undefined;
+  if (opts.latest && hold && !hold.difusores && hold.cut !== cut) {
     cutDir = path.resolve(opts.cutArg, hold.cut);
     cut = hold.cut;
     if (!existsSync(cutDir)) {
@@ -126,7 +138,12 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
     }
   }
   const held = opts.latest && hold ? hold : undefined;
-  const { targets, skipped } = selectTargets(registry, opts.only);
+  const selected = selectTargets(registry, opts.only);
+  const targets = selected.targets.filter((d) => !heldIds?.has(d.id));
+  const skipped = [
+    ...(await Promise.all(selected.skipped.map((s) => noticeWarning(publication.state_dir, s)))),
+    ...selected.targets.filter((d) => heldIds?.has(d.id)).map((d) => ({ id: d.id, reason: `rollback hold on ${hold!.cut}` })),
+  ];
 
   const now = ports.clock.now();
   const decision = checkPublication({

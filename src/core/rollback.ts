@@ -135,7 +135,9 @@ export async function rollback(opts: { registry: Registry; to?: string; only: st
       );
       let hold: RollbackHold | undefined;
       if (outcomes.some((o) => o.result === 'live')) {
-        hold = { cut: to, at: ports.clock.now().toISOString(), run, ...(from ? { from } : {}) };
+        // Held: the difusores --only named, not every difusor (a later cron would roll the others back too).
+        const only = opts.only.length > 0 ? { difusores: outcomes.filter((o) => o.result === 'live').map((o) => o.id) } : {};
+        hold = { cut: to, at: ports.clock.now().toISOString(), run, ...(from ? { from } : {}), ...only };
         await writeHold(stateDir, hold);
       }
       return {

@@ -134,6 +134,9 @@ export async function gatherStatus(args: {
         row.error = error instanceof Error ? error.message : String(error);
         row.live = record.live;
       }
+      if (row.state !== 'unreachable') row.error ??= suspensionMismatch(d, row.notice);
+      // A suspended difusor serves its notice on purpose: it is not behind on any cut.
+      if (row.notice || d.status === 'suspended') return row;
       const lag = lagOf(row.live, published, registry.publication.timezone);
       row.lagCuts = lag.cuts;
       row.lagMinutes = lag.minutes;
@@ -141,6 +144,13 @@ export async function gatherStatus(args: {
     }),
   );
   return { newest: newestCut(published), difusores: rows };
+}
+
+/** The registry and the difusor disagree about a suspension: the operator must learn it and what to run. */
+export function suspensionMismatch(d: Pick<Difusor, 'id' | 'status'>, notice: string | undefined): string | undefined {
+  if (d.status === 'suspended' && !notice) return `suspended, but the notice is NOT in place: run difusion cutoff ${d.id} again`;
+  if (d.status === 'active' && notice) return `shows the notice ${notice} though the registry says active: run difusion reinstate ${d.id}`;
+  return undefined;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {

@@ -8,7 +8,7 @@ import { publishCut, type DifusorOutcome } from './publish.js';
 import { StateStore } from './state.js';
 import { scanCut } from './cut.js';
 import { HashCache, buildManifest, parseManifest, sha256Hex, type Manifest } from './manifest.js';
-import { RunRefusal } from './publish-run.js';
+import { NOTICE_FAILED, RunRefusal } from './publish-run.js';
 import { formatLocal } from './window.js';
 import { loadSigningKey, signManifest } from './signing.js';
 import { readHold } from './hold.js';
@@ -130,6 +130,7 @@ export async function cutoff(
         avoidStamps: before.notice ? [before.notice] : [],
       });
       const detail = { reason, notice: notice.stamp, from: before.live ?? before.notice ?? null };
+      const state = new StateStore(registry.publication.state_dir);
       try {
         await changeDifusorStatus(ports.registry, difusor.id, { status: 'suspended', suspended_at: isoWithOffset(at, tz), suspension_reason: reason });
       } catch (error) {
@@ -149,9 +150,12 @@ export async function cutoff(
         }
       } catch (error) {
         const message = errorText(error);
+        // Remembered, so every later publish says the notice is missing until a cutoff puts it there.
+        await state.recordResult(difusor.id, { at: at.toISOString(), cut: notice.stamp, result: NOTICE_FAILED, error: message });
         await journal.append({ phase: 'cutoff', result: 'failed', difusor: difusor.id, error: message, detail });
         return { difusor: difusor.id, notice: notice.stamp, from: detail.from ?? undefined, exitCode: 1 as const, error: message, clock: clockNote(ports) };
       }
+      await state.recordResult(difusor.id, { at: at.toISOString(), cut: notice.stamp, result: 'notice' });
       await journal.append({ phase: 'cutoff', result: 'ok', difusor: difusor.id, detail });
       return { difusor: difusor.id, notice: notice.stamp, from: detail.from ?? undefined, exitCode: 0 as const, clock: clockNote(ports) };
     });
@@ -170,7 +174,9 @@ function clockNote(ports: OperationPorts): string | undefined {
  */
 async function newestPublished(registry: Registry): Promise<{ cut: string; cutDir?: string; manifest: Manifest }> {
   const stateDir = registry.publication.state_dir;
-  const cut = (await readHold(stateDir))?.cut ?? newestCut(await publishedCuts(stateDir));
+  const hold = await readHold(stateDir);
+  // A rollback --only holds just the difusores it moved; the others, like this one, serve the newest.
+  const cut = (hold && !hold.difusores ? hold.cut : undefined) ?? newestCut(await publishedCuts(stateDir));
   if (!cut) throw new RunRefusal(`no cut has been published yet (nothing under ${stateDir}/cuts): publish one, then reinstate`, 2);
   const state = new StateStore(stateDir);
   const text = await state.manifestText(cut);

@@ -1,4 +1,4 @@
-import { Command, Errors } from '@oclif/core';
+import { Command, Errors, ux } from '@oclif/core';
 import { displayPath, formatProblem, loadRegistry } from '../core/registry.js';
 import type { Difusor, Registry } from '../core/types.js';
 import { RunRefusal, selectTargets } from '../core/publish-run.js';
@@ -35,7 +35,8 @@ export abstract class DifusionCommand extends Command {
 
   /** A line for the operator: stdout, or stderr when stdout carries the JSON document. */
   protected say(line: string): void {
-    if (this.jsonEnabled()) this.logToStderr(line);
+    // logToStderr is silent under --json; the operator must still see the plan they confirm.
+    if (this.jsonEnabled()) ux.stderr(line);
     else this.log(line);
   }
 

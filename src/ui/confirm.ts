@@ -38,7 +38,8 @@ export function requireConsent(command: string, yes: boolean): void {
 
 /** Shows the plan; true when --yes was given or the operator answers yes. */
 export async function confirmPlan(lines: string[], opts: { yes: boolean; log(line: string): void; quiet: boolean }): Promise<boolean> {
-  if (!opts.quiet) for (const line of lines) opts.log(line);
+  // Nobody is asked to confirm a plan they were not shown, --json or not.
+  if (!opts.quiet || !opts.yes) for (const line of lines) opts.log(line);
   if (opts.yes) return true;
   const answer = await terminal.ask('Proceed? [y/N] ');
   return /^\s*(y|yes|s|si|sí)\s*$/i.test(answer);

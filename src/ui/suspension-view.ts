@@ -35,6 +35,6 @@ export function rollbackPlanLines(plan: RollbackPlan): string[] {
     `rollback to ${plan.to}${plan.from ? ` (from ${plan.from})` : ''}`,
     ...plan.rows.map((r) => `  ${r.difusor.id.padEnd(16)} ${describeServing(r.serving).padEnd(34)} ${ROLLBACK_ACTION[r.action]}`),
     ...plan.skipped.map((s) => `  ${s.id.padEnd(16)} ${s.reason}: keeps its notice`),
-    `  then publish --latest stays on ${plan.to} until a cut is published by name`,
+    `  then publish --latest keeps them on ${plan.to} until a cut is published by name`,
   ];
 }

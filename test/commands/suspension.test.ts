@@ -163,6 +163,34 @@ describe('cutoff', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ difusor: 'espejo-a', notice: '20220605_211000', from: CUT_1, exitCode: 0 });
   }, T);
 
+  test('a difusor that refuses the notice: exit 1, status says the notice is NOT in place, the same cutoff again puts it there', async () => {
+    expect((await cli('publish', path.join(cuts, CUT_1))).code).toBe(0);
+    // A file where the helper needs the notices/ directory: the notice cannot be written.
+    writeFileSync(path.join(espejo('a'), 'notices'), 'not a directory');
+    const failed = await cli('cutoff', 'espejo-a', '--reason', REASON, '--yes');
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain('the notice did not reach it');
+    expect(current('a')).toBe(`releases/${CUT_1}`);
+    expect(readFileSync(registry, 'utf8')).toContain('status: suspended');
+    const before = await cli('status');
+    expect(before.stdout).toMatch(/^espejo-a +suspended +20220605_2015 +- .*notice is NOT in place: run difusion cutoff espejo-a again/m);
+    // Every later publish (cron) says it too, without contacting the suspended difusor.
+    const cron = await cli('publish', path.join(cuts, CUT_2));
+    expect(cron.code).toBe(0);
+    expect(cron.stdout).toMatch(/^espejo-a +skipped .*suspended, but its notice is NOT in place: run difusion cutoff espejo-a again/m);
+    expect(current('a')).toBe(`releases/${CUT_1}`);
+
+    rmSync(path.join(espejo('a'), 'notices'));
+    expect((await cli('cutoff', 'espejo-a', '--reason', REASON, '--yes')).code).toBe(0);
+    expect(current('a')).toBe('notices/20220605_211000');
+    const after = await cli('status');
+    // The notice, no lag (it is not behind on any cut) and no error.
+    expect(after.stdout).toMatch(/^espejo-a +suspended +aviso 20220605_211000 +- +1 /m);
+    expect(after.stdout).not.toContain('NOT in place');
+    expect(after.stdout).toMatch(/^espejo-b +active +20220605_2030 +0 cuts/m);
+    expect((await cli('publish', path.join(cuts, CUT_2))).stdout).not.toContain('NOT in place');
+  }, T);
+
   test('another run holding the lock refuses it with exit 5', async () => {
     expect((await cli('publish', path.join(cuts, CUT_1))).code).toBe(0);
     const lock = await acquireLock(path.join(work, 'state'), { runId: 'test', command: 'publish' });
@@ -227,6 +255,31 @@ describe('publish, reinstate and rollback around a suspension', () => {
       ['espejo-a', 'ok'],
       ['espejo-b', 'ok'],
     ]);
+  }, T);
+
+  test('rollback --only holds only that difusor: cron keeps publishing the newest cut to the others', async () => {
+    expect((await cli('publish', path.join(cuts, CUT_1))).code).toBe(0);
+    expect((await cli('publish', path.join(cuts, CUT_1, '..', CUT_2), '--only', 'espejo-b')).code).toBe(0);
+    interactive = true;
+    answers = ['y'];
+    // --json on a terminal: the plan still shown (on stderr) before the question.
+    const r = await cli('rollback', '--only', 'espejo-b', '--json');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`rollback to ${CUT_1} (from ${CUT_2})`);
+    expect(JSON.parse(r.stdout)).toMatchObject({ to: CUT_1, hold: { cut: CUT_1, difusores: ['espejo-b'] } });
+    expect(current('b')).toBe(`releases/${CUT_1}`);
+
+    const cron = await cli('publish', '--latest', cuts);
+    expect(cron.code).toBe(0);
+    expect(cron.stdout).toContain(`rollback hold: espejo-b kept on ${CUT_1}`);
+    expect(cron.stdout).toMatch(new RegExp(`^espejo-b +skipped .*rollback hold on ${CUT_1}`, 'm'));
+    expect(current('a')).toBe(`releases/${CUT_2}`);
+    expect(current('b')).toBe(`releases/${CUT_1}`);
+    // Reinstating another difusor brings it the newest cut, not the one espejo-b is held on.
+    interactive = false;
+    expect((await cli('cutoff', 'espejo-a', '--reason', REASON, '--yes')).code).toBe(0);
+    expect((await cli('reinstate', 'espejo-a', '--yes')).code).toBe(0);
+    expect(current('a')).toBe(`releases/${CUT_2}`);
   }, T);
 
   test('rollback names the difusores lacking the release (exit 3) and leaves them as they were', async () => {
