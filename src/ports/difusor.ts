@@ -79,12 +79,25 @@ export async function readIdentity(file: string | undefined): Promise<Buffer> {
 }
 
 const MINUTE = 60_000;
+const DEFAULT_KEEPALIVE_S = 5;
+const DEFAULT_KEEPALIVE_COUNT = 3;
 
-export async function createConnector(
-  registry: Registry,
-  targets: Difusor[],
-  opts: { transferTimeoutMs?: number } = {},
-): Promise<DifusorConnector> {
+/**
+ * How fast a dead link is noticed. A link that drops without a word (no RST: a cut cable, a frozen
+ * router) is seen only by keepalives: interval × count without an answer ends the connection, on the
+ * helper's ssh2 connection and on rsync's OpenSSH alike; rsync's own --timeout backs them up.
+ */
+export interface LinkTimeouts {
+  /** The whole transfer to one difusor (default 30 min). */
+  transferTimeoutMs?: number;
+  /** Keepalive interval in seconds (default 5) and unanswered ones before giving up (default 3). */
+  keepaliveS?: number;
+  keepaliveCount?: number;
+  /** rsync --timeout: seconds without any I/O (default max(30, 3 × connect_timeout_s)). */
+  ioTimeoutS?: number;
+}
+
+export async function createConnector(registry: Registry, targets: Difusor[], opts: LinkTimeouts = {}): Promise<DifusorConnector> {
   const trees = new SendTrees(path.join(registry.publication.state_dir, 'send'));
   // The source rsync reads: a tree of exactly the files to send where it can be linked, else the cut with a list.
   const source = async (sourceDir: string, files: string[]): Promise<Pick<RsyncRequest, 'sourceDir' | 'wholeSource'>> => {
@@ -101,9 +114,12 @@ export async function createConnector(
       difusores: sshTargets,
       identityFile: registry.publication.ssh.identity_file,
       connectTimeoutS,
+      keepaliveS: opts.keepaliveS ?? DEFAULT_KEEPALIVE_S,
+      keepaliveCount: opts.keepaliveCount ?? DEFAULT_KEEPALIVE_COUNT,
     });
   }
   const transferTimeoutMs = opts.transferTimeoutMs ?? 30 * MINUTE;
+  const ioTimeoutS = opts.ioTimeoutS ?? Math.max(30, connectTimeoutS * 3);
 
   const open = async (difusor: Difusor): Promise<DifusorSession> => {
     if (difusor.transport === 'local') return localSession(difusor, transferTimeoutMs, source);
@@ -114,9 +130,10 @@ export async function createConnector(
       hostKey: difusor.host_key as string,
       privateKey: privateKey as Buffer,
       connectTimeoutMs: connectTimeoutS * 1000,
-      keepaliveIntervalMs: 5000,
+      keepaliveIntervalMs: (opts.keepaliveS ?? DEFAULT_KEEPALIVE_S) * 1000,
+      keepaliveCountMax: opts.keepaliveCount ?? DEFAULT_KEEPALIVE_COUNT,
     });
-    return sshSession(difusor, shell, openssh as OpenSshRun, connectTimeoutS, transferTimeoutMs, source);
+    return sshSession(difusor, shell, openssh as OpenSshRun, ioTimeoutS, transferTimeoutMs, source);
   };
   return {
     open,
@@ -131,7 +148,7 @@ function sshSession(
   difusor: Difusor,
   shell: RemoteShell,
   openssh: OpenSshRun,
-  connectTimeoutS: number,
+  ioTimeoutS: number,
   transferTimeoutMs: number,
   source: SourceChooser,
 ): DifusorSession {
@@ -143,7 +160,7 @@ function sshSession(
         {
           ...(await source(sourceDir, files)),
           cut,
-          ioTimeoutS: Math.max(30, connectTimeoutS * 3),
+          ioTimeoutS,
           destination: {
             kind: 'ssh',
             alias: openssh.aliasOf(difusor),

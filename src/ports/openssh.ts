@@ -40,6 +40,8 @@ export function formatSshConfig(args: {
   knownHostsFile: string;
   identityFile?: string;
   connectTimeoutS: number;
+  keepaliveS?: number;
+  keepaliveCount?: number;
 }): string {
   const blocks = args.difusores
     .filter((d) => d.transport === 'ssh')
@@ -71,8 +73,8 @@ export function formatSshConfig(args: {
     '  KbdInteractiveAuthentication no',
     ...(args.identityFile ? [`  IdentityFile ${quoteConfig(args.identityFile)}`, '  IdentitiesOnly yes'] : []),
     `  ConnectTimeout ${args.connectTimeoutS}`,
-    '  ServerAliveInterval 5',
-    '  ServerAliveCountMax 3',
+    `  ServerAliveInterval ${args.keepaliveS ?? 5}`,
+    `  ServerAliveCountMax ${args.keepaliveCount ?? 3}`,
     // JPEG and zip do not compress; AES-GCM runs on the CPU's AES instructions, cheaper than the default.
     '  Compression no',
     '  Ciphers aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr',
@@ -89,6 +91,8 @@ export async function prepareOpenSsh(args: {
   difusores: Difusor[];
   identityFile?: string;
   connectTimeoutS: number;
+  keepaliveS?: number;
+  keepaliveCount?: number;
 }): Promise<OpenSshRun> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'difusion-ssh-'));
   const knownHostsFile = path.join(dir, 'known_hosts');

@@ -120,7 +120,8 @@ describe('a publish killed with SIGKILL, then run again', () => {
   test('killed between verify and switch: the verified release is never served half-way', async () => {
     const [, , slow] = lab.difusores;
     const run = spawnCli(['publish', path.join(cuts, CUT_C), '--registry', registry], { DIFUSION_NOW: NOW });
-    // One difusor is frozen while it stages, so nobody can switch (switching waits for every difusor's verdict)
+    // One difusor is frozen while it stages, so nobody can switch (switching waits for every difusor's verdict, up
+    // to the 20 s switch deadline)
     // and the kill lands after the others verified and promoted their release.
     await run.line(new RegExp(`\\s${slow.id}\\s+staging\\s`));
     const frozen = descendants(slow.sshdPid);
