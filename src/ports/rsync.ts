@@ -114,8 +114,17 @@ export async function runRsync(
   if (result.timedOut) throw new RsyncError(`rsync timed out after ${Math.round(opts.timeoutMs / 1000)} s and was killed`, undefined);
   if (result.exitCode !== 0) {
     const code = result.exitCode;
-    const meaning = code === undefined ? `killed by ${result.signal ?? 'a signal'}` : (EXIT_MEANING[code] ?? 'failed');
-    const detail = String(result.stderr).trim().split('\n').slice(-3).join(' | ');
+    const stderr = String(result.stderr);
+    // OpenSSH's own words for a link that went silent; rsync's exit code only says ssh failed.
+    const silent = /Timeout, server \S+ not responding/.exec(stderr);
+    const meaning = silent
+      ? 'the link went silent: no answer to the SSH keepalives'
+      : /connection unexpectedly closed/.test(stderr)
+        ? 'the connection was lost mid-transfer: closed, or silent past the SSH keepalives'
+        : code === undefined
+        ? `killed by ${result.signal ?? 'a signal'}`
+        : (EXIT_MEANING[code] ?? 'failed');
+    const detail = silent ? silent[0] : stderr.trim().split('\n').slice(-3).join(' | ');
     // 23 and 24 leave a partial copy: for a publication that is a failure, never a warning.
     throw new RsyncError(`rsync exit ${code ?? '-'} (${meaning})${detail ? `: ${detail}` : ''}`, code);
   }
