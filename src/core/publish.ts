@@ -256,28 +256,37 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
       );
     }
 
+    // The transfer does not wait for the linked copy: rsync writes into an incoming directory of its own while
+    // `link` builds the staging and the manifest is put there; verify merges the two before checking.
     phase = 'linking';
     observe(phase, `${plan.linked} unchanged files`);
-    await step(session, phase, 'link', [req.cut, plan.base ?? '-'], { stdin: plan.drop.map((p) => `${p}\n`).join('') });
-
+    const linked = step(session, phase, 'link', [req.cut, plan.base ?? '-'], { stdin: plan.drop.map((p) => `${p}\n`).join('') }).then(async () => {
+      await step(session as DifusorSession, 'staging', 'put', [req.cut, MANIFEST_NAME], { stdin: req.manifest.text });
+      if (signed) await step(session as DifusorSession, 'staging', 'put', [req.cut, SIGNATURE_NAME], { stdin: req.signature });
+    });
     phase = 'staging';
     observe(phase, `${plan.send.length} files`);
-    if (plan.send.length > 0) {
-      const sent = await session
-        .transfer(
-          req.cutDir,
-          req.cut,
-          plan.send.map((e) => e.path),
-          ports.observer?.progress ? (bytes, percent) => ports.observer?.progress?.(d.id, bytes, percent) : undefined,
-        )
-        .catch((error: Error) => {
-          throw new StepError('staging', error.message);
-        });
-      outcome.filesSent = sent.filesSent;
-      outcome.bytesSent = sent.bytesSent;
+    const sent =
+      plan.send.length === 0
+        ? Promise.resolve(undefined)
+        : session
+            .transfer(
+              req.cutDir,
+              req.cut,
+              plan.send.map((e) => e.path),
+              ports.observer?.progress ? (bytes, percent) => ports.observer?.progress?.(d.id, bytes, percent) : undefined,
+            )
+            .catch((error: Error) => {
+              throw new StepError('staging', error.message);
+            });
+    // Both settle before anything else happens on this difusor, so a failure never leaves a transfer running.
+    const [linkResult, sendResult] = await Promise.allSettled([linked, sent]);
+    if (linkResult.status === 'rejected') throw linkResult.reason;
+    if (sendResult.status === 'rejected') throw sendResult.reason;
+    if (sendResult.value) {
+      outcome.filesSent = sendResult.value.filesSent;
+      outcome.bytesSent = sendResult.value.bytesSent;
     }
-    await step(session, phase, 'put', [req.cut, MANIFEST_NAME], { stdin: req.manifest.text });
-    if (signed) await step(session, phase, 'put', [req.cut, SIGNATURE_NAME], { stdin: req.signature });
 
     phase = 'verifying';
     observe(phase);

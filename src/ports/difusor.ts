@@ -95,6 +95,8 @@ export interface LinkTimeouts {
   keepaliveCount?: number;
   /** rsync --timeout: seconds without any I/O (default max(30, 3 × connect_timeout_s)). */
   ioTimeoutS?: number;
+  /** rsync -z with --skip-compress (for the bench's comparison; see bench/README.md). */
+  compress?: boolean;
 }
 
 export async function createConnector(registry: Registry, targets: Difusor[], opts: LinkTimeouts = {}): Promise<DifusorConnector> {
@@ -133,7 +135,7 @@ export async function createConnector(registry: Registry, targets: Difusor[], op
       keepaliveIntervalMs: (opts.keepaliveS ?? DEFAULT_KEEPALIVE_S) * 1000,
       keepaliveCountMax: opts.keepaliveCount ?? DEFAULT_KEEPALIVE_COUNT,
     });
-    return sshSession(difusor, shell, openssh as OpenSshRun, ioTimeoutS, transferTimeoutMs, source);
+    return sshSession(difusor, shell, openssh as OpenSshRun, { ioTimeoutS, transferTimeoutMs, compress: opts.compress }, source);
   };
   return {
     open,
@@ -148,8 +150,7 @@ function sshSession(
   difusor: Difusor,
   shell: RemoteShell,
   openssh: OpenSshRun,
-  ioTimeoutS: number,
-  transferTimeoutMs: number,
+  limits: { ioTimeoutS: number; transferTimeoutMs: number; compress?: boolean },
   source: SourceChooser,
 ): DifusorSession {
   return {
@@ -160,7 +161,8 @@ function sshSession(
         {
           ...(await source(sourceDir, files)),
           cut,
-          ioTimeoutS,
+          ioTimeoutS: limits.ioTimeoutS,
+          compress: limits.compress,
           destination: {
             kind: 'ssh',
             alias: openssh.aliasOf(difusor),
@@ -169,7 +171,7 @@ function sshSession(
           },
         },
         files,
-        { timeoutMs: transferTimeoutMs, onProgress },
+        { timeoutMs: limits.transferTimeoutMs, onProgress },
       ),
     close: () => shell.close(),
   };

@@ -14,7 +14,12 @@ export interface RsyncRequest {
   wholeSource?: boolean;
   /** Progress lines cost CPU on both ends of the pipe: only when someone shows them. */
   progress?: boolean;
+  /** zlib on the text (HTML, JSON, CSV); never on what is already compressed. */
+  compress?: boolean;
 }
+
+/** Suffixes rsync 3.1 must not compress (--skip-compress): images and archives gain nothing but CPU. */
+export const SKIP_COMPRESS = 'jpg/jpeg/png/gif/webp/zip/gz/tgz/bz2/xz/7z/rar/pdf/mp4/mp3';
 
 /**
  * The transfer's command line, pure so it can be tested string for string.
@@ -32,13 +37,14 @@ export function formatRsyncArgs(req: RsyncRequest): string[] {
     '--whole-file',
     '--ignore-times',
     ...(req.wholeSource ? [] : ['--files-from=-', '--from0']),
+    ...(req.compress ? ['--compress', `--skip-compress=${SKIP_COMPRESS}`] : []),
     `--timeout=${req.ioTimeoutS}`,
     '--stats',
     ...(req.progress === false ? [] : ['--info=progress2']),
   ];
   const source = req.sourceDir.endsWith('/') ? req.sourceDir : `${req.sourceDir}/`;
   if (req.destination.kind === 'local') {
-    return [...args, source, `${req.destination.root}/.staging/${req.cut}/`];
+    return [...args, source, `${req.destination.root}/.staging/${req.cut}.in/`];
   }
   return [
     ...args,
@@ -47,7 +53,7 @@ export function formatRsyncArgs(req: RsyncRequest): string[] {
     '--rsync-path',
     req.destination.remoteRsyncPath,
     source,
-    `${req.destination.alias}:.staging/${req.cut}/`,
+    `${req.destination.alias}:.staging/${req.cut}.in/`,
   ];
 }
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Difusor } from '../../src/core/types.js';
+import { localDifusor } from './support/difusor.js';
 import { manifestText, type Manifest, type ManifestEntry } from '../../src/core/manifest.js';
 import {
   exitCodeFor,
@@ -26,18 +27,7 @@ function manifestOf(files: Record<string, string>): Manifest {
 const previousManifest = manifestOf({ 'index.html': 'corte 20:15', 'actas/1_A.jpg': 'acta 1A', 'datos/viejo.csv': 'se va' });
 const cutManifest = manifestOf({ 'index.html': 'corte 20:30', 'actas/1_A.jpg': 'acta 1A', 'actas/2_A.jpg': 'acta 2A' });
 
-function difusor(id: string): Difusor {
-  return {
-    id,
-    name: `Difusor ${id}`,
-    transport: 'local',
-    port: 22,
-    path: `/srv/${id}`,
-    public_url: `http://localhost/${id}/`,
-    status: 'active',
-    access: 'shell',
-  };
-}
+const difusor = localDifusor;
 
 /** The inventory a release holding this manifest's files reports ("f SIZE PATH"). */
 function inventory(m: Manifest, extra: string[] = []): string {
@@ -348,7 +338,9 @@ describe('publishCut: two phases across difusores', () => {
   it('a failing transfer fails at staging with the rsync message', async () => {
     const { connector, report } = await publish(['a', 'b'], { a: { transferError: 'rsync exit 23 (some files could not be transferred)' } });
     expect(outcome(report, 'a')).toMatchObject({ failedPhase: 'staging', error: 'rsync exit 23 (some files could not be transferred)' });
-    expect(connector.verbsOf('a')).not.toContain('put');
+    // The manifest was put alongside the transfer; nothing after the transfer ran.
+    expect(connector.verbsOf('a')).not.toContain('verify');
+    expect(connector.verbsOf('a')).not.toContain('promote');
     expect(report.exitCode).toBe(3);
   });
 
@@ -496,7 +488,7 @@ describe('publishCut: the switch deadline', () => {
     time.advance(20_000);
     await until(() => connector.log.includes('b:close') && connector.log.includes('a:close'));
     expect(connector.log.filter((l) => l.endsWith(':switch')).sort()).toEqual(['a:switch', 'b:switch']);
-    expect(connector.verbsOf('slow')).toEqual(['open', 'prepare', 'link', 'transfer']);
+    expect(connector.verbsOf('slow')).toEqual(['open', 'prepare', 'link', 'transfer', 'put']);
 
     time.advance(7_500);
     slow.open();

@@ -314,7 +314,8 @@ export async function startLab(opts: { difusores: number; baseDir?: string; host
       clientPublicKey,
       stateDir,
       registryYaml,
-      knownHosts: () => sshds.map((d) => `[${d.host}]:${d.port} ${d.hostKey}\n`).join(''),
+      // OpenSSH names a host on port 22 without brackets and port.
+      knownHosts: () => sshds.map((d) => `${d.port === 22 ? d.host : `[${d.host}]:${d.port}`} ${d.hostKey}\n`).join(''),
       async writeRegistry(overrides, file = join(dir, 'difusores.yaml')) {
         await writeFile(file, registryYaml(overrides));
         return file;
