@@ -81,6 +81,7 @@ export async function readIdentity(file: string | undefined): Promise<Buffer> {
 const MINUTE = 60_000;
 const DEFAULT_KEEPALIVE_S = 5;
 const DEFAULT_KEEPALIVE_COUNT = 3;
+const MASTER_WAIT_MS = 3000;
 
 /**
  * How fast a dead link is noticed. A link that drops without a word (no RST: a cut cable, a frozen
@@ -125,6 +126,8 @@ export async function createConnector(registry: Registry, targets: Difusor[], op
 
   const open = async (difusor: Difusor): Promise<DifusorSession> => {
     if (difusor.transport === 'local') return localSession(difusor, transferTimeoutMs, source);
+    // rsync's own connection is made while the helper's is set up and prepare runs, not when the transfer should start.
+    const master = (openssh as OpenSshRun).startMaster(difusor);
     const shell = await connectSsh({
       host: difusor.host as string,
       port: difusor.port,
@@ -134,8 +137,11 @@ export async function createConnector(registry: Registry, targets: Difusor[], op
       connectTimeoutMs: connectTimeoutS * 1000,
       keepaliveIntervalMs: (opts.keepaliveS ?? DEFAULT_KEEPALIVE_S) * 1000,
       keepaliveCountMax: opts.keepaliveCount ?? DEFAULT_KEEPALIVE_COUNT,
+    }).catch((error: Error) => {
+      master.stop();
+      throw error;
     });
-    return sshSession(difusor, shell, openssh as OpenSshRun, { ioTimeoutS, transferTimeoutMs, compress: opts.compress }, source);
+    return sshSession(difusor, shell, openssh as OpenSshRun, { ioTimeoutS, transferTimeoutMs, compress: opts.compress }, source, master);
   };
   return {
     open,
@@ -152,14 +158,17 @@ function sshSession(
   openssh: OpenSshRun,
   limits: { ioTimeoutS: number; transferTimeoutMs: number; compress?: boolean },
   source: SourceChooser,
+  master: ReturnType<OpenSshRun['startMaster']>,
 ): DifusorSession {
   return {
     helper: (verb, args, opts = {}) =>
       shell.exec(helperCommand(difusor, verb, args), { stdin: opts.stdin ?? '', timeoutMs: opts.timeoutMs ?? 5 * MINUTE }),
-    transfer: async (sourceDir, cut, files, onProgress) =>
-      runRsync(
+    transfer: async (sourceDir, cut, files, onProgress) => {
+      // A master still in its handshake is nearer than a handshake of rsync's own; a dead one is not waited for.
+      const [from] = await Promise.all([source(sourceDir, files), master.ready(MASTER_WAIT_MS)]);
+      return runRsync(
         {
-          ...(await source(sourceDir, files)),
+          ...from,
           cut,
           ioTimeoutS: limits.ioTimeoutS,
           compress: limits.compress,
@@ -172,8 +181,12 @@ function sshSession(
         },
         files,
         { timeoutMs: limits.transferTimeoutMs, onProgress },
-      ),
-    close: () => shell.close(),
+      );
+    },
+    close: () => {
+      master.stop();
+      shell.close();
+    },
   };
 }
 

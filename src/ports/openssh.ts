@@ -1,3 +1,5 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +13,12 @@ import { parseHostKey } from '../core/hostkey.js';
 export interface OpenSshRun {
   configFile: string;
   aliasOf(difusor: Difusor): string;
+  /**
+   * Starts a master connection to the difusor in the background, so rsync's ssh later rides on it
+   * (ControlPath) instead of doing a handshake of its own when the transfer should start. Without it,
+   * rsync's ssh simply connects by itself. `ready` settles true once it listens, false if it cannot.
+   */
+  startMaster(difusor: Difusor): { stop(): void; ready(timeoutMs: number): Promise<boolean> };
   dispose(): Promise<void>;
 }
 
@@ -42,6 +50,8 @@ export function formatSshConfig(args: {
   connectTimeoutS: number;
   keepaliveS?: number;
   keepaliveCount?: number;
+  /** Where master connections listen (%n: the alias), when the run keeps them. */
+  controlPath?: string;
 }): string {
   const blocks = args.difusores
     .filter((d) => d.transport === 'ssh')
@@ -81,7 +91,9 @@ export function formatSshConfig(args: {
     '  ForwardAgent no',
     '  ForwardX11 no',
     '  ClearAllForwardings yes',
+    // Clients use a master when one is up and connect by themselves otherwise; only startMaster makes one.
     '  ControlMaster no',
+    ...(args.controlPath ? [`  ControlPath ${quoteConfig(args.controlPath)}`] : []),
     '  LogLevel ERROR',
   ];
   return [...blocks, common.join('\n')].join('\n\n') + '\n';
@@ -98,10 +110,39 @@ export async function prepareOpenSsh(args: {
   const knownHostsFile = path.join(dir, 'known_hosts');
   const configFile = path.join(dir, 'ssh_config');
   await writeFile(knownHostsFile, formatKnownHosts(args.difusores), { mode: 0o600 });
-  await writeFile(configFile, formatSshConfig({ ...args, knownHostsFile }), { mode: 0o600 });
+  await writeFile(configFile, formatSshConfig({ ...args, knownHostsFile, controlPath: path.join(dir, '%n.sock') }), { mode: 0o600 });
+  const masters = new Set<ChildProcess>();
   return {
     configFile,
     aliasOf: hostAlias,
-    dispose: () => rm(dir, { recursive: true, force: true }),
+    startMaster(difusor) {
+      // -N: no command, so a restricted account's forced command never runs for the master itself.
+      const child = spawn('ssh', ['-F', configFile, '-M', '-N', '-o', 'ControlMaster=yes', '-o', 'ControlPersist=no', hostAlias(difusor)], {
+        stdio: 'ignore',
+      });
+      let exited = false;
+      child.on('error', () => undefined);
+      masters.add(child);
+      child.once('exit', () => {
+        exited = true;
+        masters.delete(child);
+      });
+      const socket = path.join(dir, `${hostAlias(difusor)}.sock`);
+      return {
+        stop: () => void child.kill('SIGTERM'),
+        async ready(timeoutMs) {
+          const deadline = Date.now() + timeoutMs;
+          while (!exited && Date.now() < deadline) {
+            if (existsSync(socket)) return true;
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+          return !exited && existsSync(socket);
+        },
+      };
+    },
+    dispose: async () => {
+      for (const child of masters) child.kill('SIGTERM');
+      await rm(dir, { recursive: true, force: true });
+    },
   };
 }

@@ -62,6 +62,12 @@ async function expectWhole(id: string, cut: string): Promise<void> {
   expect(await checkLive(d.path)).toEqual({ ok: true, output: '' });
 }
 
+/** The helper's connection and the master rsync rides on (rsync's own only if the master was not up in time): nothing retried. */
+function expectNoRetry(connections: number): void {
+  expect(connections).toBeGreaterThanOrEqual(2);
+  expect(connections).toBeLessThanOrEqual(3);
+}
+
 const results = (r: PublishRunResult): string[][] => r.outcomes.map((o) => [o.id, o.result]);
 
 beforeAll(async () => {
@@ -94,8 +100,7 @@ test('a link that vanishes for 5 s mid-transfer: the transfer resumes on the sam
   expect(results(result)).toEqual([['d1', 'live'], ['d2', 'live'], ['d3', 'live']]);
   expect(result.exitCode).toBe(0);
   expect(result.outcomes.find((o) => o.id === 'd3')?.lateSeconds).toBeGreaterThan(0);
-  // The helper's connection and rsync's: nothing was retried.
-  expect((await connectionsTo('d3')) - before).toBe(2);
+  expectNoRetry((await connectionsTo('d3')) - before);
   for (const d of lab.difusores) await expectWhole(d.id, CUTS[1] as string);
 }, T);
 
@@ -111,8 +116,8 @@ test('a link gone for minutes: the run gives d3 up within its timeouts, d3 keeps
     expect(results(result)).toEqual([['d1', 'live'], ['d2', 'live'], ['d3', 'failed']]);
     expect(result.exitCode).toBe(3);
     expect(result.outcomes.find((o) => o.id === 'd3')).toMatchObject({ failedPhase: 'staging', previous: CUTS[1] });
-    expect(result.outcomes.find((o) => o.id === 'd3')?.error).toMatch(/lost mid-transfer|went silent|keepalive/);
-    expect((await connectionsTo('d3')) - before).toBe(2);
+    expect(result.outcomes.find((o) => o.id === 'd3')?.error).toMatch(/lost mid-transfer|went silent|keepalive/i);
+    expectNoRetry((await connectionsTo('d3')) - before);
     await expectWhole('d3', CUTS[1] as string);
   } finally {
     await lab.drop('d3', false).catch(() => undefined);
@@ -139,7 +144,7 @@ test('a connection that stays open while nothing flows: given up on by keepalive
     await cut.done;
     expect(results(result)).toEqual([['d1', 'live'], ['d2', 'live'], ['d3', 'failed']]);
     expect(result.exitCode).toBe(3);
-    expect(proxy.connections).toBe(2);
+    expectNoRetry(proxy.connections);
     await expectWhole('d3', CUTS[2] as string);
 
     proxy.resume();

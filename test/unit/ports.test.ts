@@ -260,6 +260,13 @@ describe('formatSshConfig', () => {
     expect(text).not.toContain('Host difusor-espejo');
   }, T);
 
+  it('clients ride on a master when one is up (ControlPath) but never become one; keepalives as asked', () => {
+    const text = config({ controlPath: '/tmp/difusion-ssh-x/%n.sock', keepaliveS: 1, keepaliveCount: 4 });
+    expect(text).toContain('\n  ControlMaster no\n  ControlPath "/tmp/difusion-ssh-x/%n.sock"\n');
+    expect(text).toContain('\n  ServerAliveInterval 1\n  ServerAliveCountMax 4\n');
+    expect(config()).not.toContain('ControlPath');
+  }, T);
+
   it('never trusts on first use, never asks, and consults nothing from ~/.ssh or /etc/ssh', () => {
     const lines = config().split('\n').map((l) => l.trim());
     for (const wanted of [
