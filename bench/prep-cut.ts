@@ -13,6 +13,20 @@ export interface CutShape {
   counted: number;
   imageBytes: number;
   seed: string;
+  /** Pad each casilla page to about this size with table markup, as the PREP's pages are (text that compresses). */
+  pageBytes?: number;
+}
+
+/** Rows of a results table: markup repeats, figures differ, as in a real page. */
+function tableRows(id: string, stamp: string, bytes: number): string {
+  const rows: string[] = [];
+  let size = 0;
+  for (let r = 0; size < bytes; r++) {
+    const row = `<tr class="partido p${r % 12}"><td class="nombre">Partido ${r % 12}</td><td class="votos">${(r * 7919 + id.length * 31) % 997}</td><td class="pct">${((r * 13) % 100).toFixed(2)}%</td><td class="corte">${stamp}</td></tr>\n`;
+    rows.push(row);
+    size += row.length;
+  }
+  return rows.join('');
 }
 
 function bytes(seed: string, size: number): Buffer {
@@ -59,7 +73,8 @@ export async function writeCut(dir: string, cut: string, shape: CutShape, previo
     const id = casillaId(i);
     await writeFile(
       path.join(dir, 'casillas', `${id}.html`),
-      `<!doctype html><title>Casilla ${id}</title><p>Corte ${stamp}</p><p>${i < shape.counted ? 'Acta capturada' : 'Pendiente'}</p>\n`,
+      `<!doctype html><title>Casilla ${id}</title><p>Corte ${stamp}</p><p>${i < shape.counted ? 'Acta capturada' : 'Pendiente'}</p>\n` +
+        (shape.pageBytes ? `<table>\n${tableRows(id, stamp, shape.pageBytes)}</table>\n` : ''),
     );
   }
   await writeFile(

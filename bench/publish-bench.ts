@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PublishRunResult } from '../src/core/publish-run.js';
-import type { DifusorConnector, DifusorSession } from '../src/ports/difusor.js';
+import type { DifusorConnector, DifusorSession, LinkTimeouts } from '../src/ports/difusor.js';
 import type { Lab, LabDifusor } from '../test/integration/lab/sshd.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -58,6 +58,8 @@ interface RunnerJob {
   cutDir: string;
   /** The lab's sshd pids: with them (and concurrency 1) every remote step is charged its CPU on both sides. */
   labPids?: number[];
+  /** Connector options: compression, timeouts. */
+  link?: LinkTimeouts;
 }
 
 interface RunnerReport {
@@ -197,7 +199,7 @@ async function runner(job: RunnerJob): Promise<void> {
         marks.connectorStart = since();
         const c = process.cpuUsage(cpu0);
         marks.cpuBeforeConnect = (c.user + c.system) / 1000;
-        const connector = await createConnector(reg, targets);
+        const connector = await createConnector(reg, targets, job.link);
         marks.connectorReady = since();
         return timedConnector(connector, calls, since, cpuProbe);
       },
@@ -238,7 +240,7 @@ async function runner(job: RunnerJob): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // The bench
 
-type Method = 'plain' | 'careful' | 'publish';
+type Method = 'plain' | 'careful' | 'publish' | 'publish-z';
 
 interface Scale {
   casillas: number;
@@ -316,15 +318,21 @@ class Bench {
   private knownHostsFile = '';
   private registryFile = '';
 
+  readonly members: LabDifusor[];
+
   constructor(
     readonly lab: Lab,
     readonly tmp: string,
     readonly cutsDir: string,
     readonly descendants: (pid: number) => number[],
-  ) {}
+    /** Only these of the lab's difusores (default: all). */
+    readonly ids?: string[],
+  ) {
+    this.members = ids ? ids.map((id) => lab.difusor(id)) : lab.difusores;
+  }
 
   get labPids(): number[] {
-    return this.lab.difusores.map((d) => d.sshdPid);
+    return this.members.map((d) => d.sshdPid);
   }
 
   /** CPU of every lab sshd and all it ran (ms). */
@@ -334,14 +342,14 @@ class Bench {
 
   /** A registry for the same lab with other publication settings. */
   registryWith(publication: Record<string, unknown>, file: string): Promise<string> {
-    return this.lab.writeRegistry({ publication }, path.join(this.tmp, file));
+    return this.lab.writeRegistry({ publication, ...(this.ids ? { only: this.ids } : {}) }, path.join(this.tmp, file));
   }
 
   async init(): Promise<void> {
     this.knownHostsFile = path.join(this.tmp, 'known_hosts');
     await writeFile(this.knownHostsFile, this.lab.knownHosts(), { mode: 0o600 });
-    this.registryFile = await this.lab.writeRegistry();
-    for (const d of this.lab.difusores) {
+    this.registryFile = await this.lab.writeRegistry(this.ids ? { only: this.ids } : {}, path.join(this.tmp, `difusores-${path.basename(this.cutsDir)}-${this.ids?.length ?? 'all'}.yaml`));
+    for (const d of this.members) {
       await mkdir(path.join(d.path, 'plain'), { recursive: true });
       await mkdir(path.join(d.path, 'careful', 'releases'), { recursive: true });
     }
@@ -379,7 +387,7 @@ class Bench {
 
   async plain(cut: string): Promise<StepResult> {
     const [client0, server0, t0] = [procCpuMs('self'), this.serverCpu(), performance.now()];
-    const rs = await Promise.all(this.lab.difusores.map((d) => this.rsyncTo(d, this.cut(cut), `${d.path}/plain`)));
+    const rs = await Promise.all(this.members.map((d) => this.rsyncTo(d, this.cut(cut), `${d.path}/plain`)));
     const ms = performance.now() - t0;
     const ends = rs.map((r) => r.endedAt);
     return {
@@ -395,12 +403,12 @@ class Bench {
   async careful(cut: string, previous?: string): Promise<StepResult> {
     const [client0, server0, t0] = [procCpuMs('self'), this.serverCpu(), performance.now()];
     const rs = await Promise.all(
-      this.lab.difusores.map((d) =>
+      this.members.map((d) =>
         this.rsyncTo(d, this.cut(cut), `${d.path}/careful/releases/${cut}`, previous ? [`--link-dest=../${previous}`] : []),
       ),
     );
     const switches = await Promise.all(
-      this.lab.difusores.map((d) =>
+      this.members.map((d) =>
         this.ssh(d, `cd ${d.path} && ln -s releases/${cut} careful/current.new && mv -T careful/current.new careful/current`),
       ),
     );
@@ -415,8 +423,8 @@ class Bench {
     };
   }
 
-  async publish(cut: string, registry = this.registryFile, profile = false): Promise<PublishStep> {
-    const job: RunnerJob = { registry, cutDir: this.cut(cut), ...(profile ? { labPids: this.labPids } : {}) };
+  async publish(cut: string, registry = this.registryFile, profile = false, link?: LinkTimeouts): Promise<PublishStep> {
+    const job: RunnerJob = { registry, cutDir: this.cut(cut), ...(profile ? { labPids: this.labPids } : {}), ...(link ? { link } : {}) };
     const [server0, t0] = [this.serverCpu(), performance.now()];
     const r = await run(process.execPath, ['--import', REGISTER, SELF, '--runner', JSON.stringify(job)], { cwd: ROOT });
     const wallMs = performance.now() - t0;
@@ -437,7 +445,7 @@ class Bench {
   async resetToA(): Promise<void> {
     await this.plain(CUT_A);
     await Promise.all(
-      this.lab.difusores.map((d) =>
+      this.members.map((d) =>
         this.ssh(
           d,
           `cd ${d.path} && ln -s releases/${CUT_A} careful/current.new && mv -T careful/current.new careful/current && rm -rf careful/releases/${CUT_B}` +
@@ -554,7 +562,11 @@ function scaleFromEnv(): { name: string; scale: Scale } {
   if (process.env.BENCH_SCALE === 'small') {
     return { name: 'small', scale: { casillas: 300, countedA: 260, countedB: 295, imageBytes: 120_000 } };
   }
-  return { name: 'full', scale: { casillas: 2545, countedA: 2200, countedB: 2500, imageBytes: 120_000 } };
+  if (process.env.BENCH_SCALE === 'durango') {
+    return { name: 'durango', scale: { casillas: 2545, countedA: 2200, countedB: 2500, imageBytes: 120_000 } };
+  }
+  // PERFORMANCE.md's shape: the next cut adds ~7 % of the actas and rewrites every page (~20 MB per difusor).
+  return { name: 'full', scale: { casillas: 1200, countedA: 1000, countedB: 1080, imageBytes: 120_000 } };
 }
 
 async function memoryRun(lab: Lab, tmp: string, scale: Scale, factor: number, descendants: (pid: number) => number[]) {
@@ -583,171 +595,182 @@ async function memoryRun(lab: Lab, tmp: string, scale: Scale, factor: number, de
   return { factor, files: incremental.manifestFiles, full, incremental };
 }
 
-async function main(): Promise<void> {
+interface Section {
+  tmp: string;
+  say(line?: string): void;
+  progress(line: string): void;
+  /** Registers a lab for cleanup, even if the section throws. */
+  track<L extends Lab>(lab: L): L;
+  descendants: (pid: number) => number[];
+}
+
+/** The headline figures of each section, printed side by side at the end. */
+interface Headline {
+  label: string;
+  value: string;
+}
+
+/** Loopback: 8 sshd difusores on 127.0.0.x; the CPU, not the link, is the limit. */
+async function loopbackSection(ctx: Section): Promise<Headline[]> {
   const { startLab } = await import('../test/integration/lab/sshd.js');
   const { writeCut } = await import('./prep-cut.js');
-  const { descendants } = await import('../test/integration/lab/procs.js');
+  const { tmp, say, progress, track, descendants } = ctx;
   const n = Number(process.env.BENCH_DIFUSORES ?? 8);
   const repeats = Math.max(1, Number(process.env.BENCH_REPEATS ?? 2));
+  const detail = process.env.BENCH_DETAIL === '1';
   const { name: scaleName, scale } = scaleFromEnv();
-  const say = (line = ''): void => void process.stdout.write(`${line}\n`);
-  const progress = (line: string): void => void process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+  const loadAtStart = os.loadavg()[0] as number;
+  progress(`starting a lab of ${n} difusores in ${tmp}`);
+  const lab = track(await startLab({ difusores: n, baseDir: path.join(tmp, 'lab') }));
+  const cutsDir = path.join(tmp, 'cuts');
+  progress(`writing cut A (${scale.countedA} of ${scale.casillas} casillas) and cut B (${scale.countedB})`);
+  await writeCut(path.join(cutsDir, CUT_A), CUT_A, { casillas: scale.casillas, counted: scale.countedA, imageBytes: scale.imageBytes, seed: 'bench' });
+  await writeCut(
+    path.join(cutsDir, CUT_B),
+    CUT_B,
+    { casillas: scale.casillas, counted: scale.countedB, imageBytes: scale.imageBytes, seed: 'bench' },
+    path.join(cutsDir, CUT_A),
+  );
+  const delta = await contentDelta(path.join(cutsDir, CUT_A), path.join(cutsDir, CUT_B));
 
-  const tmp = await mkdtemp(path.join(os.tmpdir(), 'difusion-bench-'));
-  let lab: Lab | undefined;
-  let cleaned = false;
-  const cleanup = async (): Promise<void> => {
-    if (cleaned) return;
-    cleaned = true;
-    for (const c of children) c.kill('SIGKILL');
-    await lab?.stop().catch((e: Error) => progress(`lab stop: ${e.message}`));
-    if (process.env.DIFUSION_LAB_KEEP !== '1') await rm(tmp, { recursive: true, force: true });
-  };
-  const onSignal = (signal: NodeJS.Signals): void => {
-    progress(`${signal}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const bench = new Bench(lab, tmp, cutsDir, descendants);
+  await bench.init();
 
-  try {
-    const loadAtStart = os.loadavg()[0] as number;
-    progress(`starting a lab of ${n} difusores in ${tmp}`);
-    lab = await startLab({ difusores: n, baseDir: path.join(tmp, 'lab') });
-    const cutsDir = path.join(tmp, 'cuts');
-    progress(`writing cut A (${scale.countedA} of ${scale.casillas} casillas) and cut B (${scale.countedB})`);
-    await writeCut(path.join(cutsDir, CUT_A), CUT_A, { casillas: scale.casillas, counted: scale.countedA, imageBytes: scale.imageBytes, seed: 'bench' });
-    await writeCut(
-      path.join(cutsDir, CUT_B),
-      CUT_B,
-      { casillas: scale.casillas, counted: scale.countedB, imageBytes: scale.imageBytes, seed: 'bench' },
-      path.join(cutsDir, CUT_A),
-    );
-    const delta = await contentDelta(path.join(cutsDir, CUT_A), path.join(cutsDir, CUT_B));
+  progress('seeding every method with cut A (untimed)');
+  await bench.plain(CUT_A);
+  if (detail) await bench.careful(CUT_A);
+  await bench.publish(CUT_A);
 
-    const bench = new Bench(lab, tmp, cutsDir, descendants);
-    await bench.init();
-
-    progress('seeding every method with cut A (untimed)');
-    await bench.plain(CUT_A);
-    await bench.careful(CUT_A);
-    await bench.publish(CUT_A);
-
-    const methods: Method[] = ['plain', 'careful', 'publish'];
-    const plainRuns: StepResult[] = [];
-    const carefulRuns: StepResult[] = [];
-    const publishRuns: PublishStep[] = [];
-    const noopRuns: PublishStep[] = [];
-    const orders: string[] = [];
-    for (let r = 0; r < repeats; r++) {
-      const order = methods.map((_, i) => methods[(i + r) % methods.length] as Method);
-      orders.push(order.join(' → '));
-      for (const method of order) {
-        progress(`repeat ${r + 1}/${repeats}: ${method} of cut B`);
-        if (method === 'plain') plainRuns.push(await bench.plain(CUT_B));
-        else if (method === 'careful') carefulRuns.push(await bench.careful(CUT_B, CUT_A));
-        else {
-          publishRuns.push(await bench.publish(CUT_B));
-          const noop = await bench.publish(CUT_B);
-          if (noop.result.outcomes.some((o) => o.result !== 'up-to-date')) throw new Error('the second publish of B was not a no-op');
-          noopRuns.push(noop);
-        }
+  // The careful link-dest script is a reference kept for BENCH_DETAIL runs; it costs a third more seeding.
+  const methods: Method[] = detail ? ['plain', 'careful', 'publish', 'publish-z'] : ['plain', 'publish', 'publish-z'];
+  const publishZRuns: PublishStep[] = [];
+  const plainRuns: StepResult[] = [];
+  const carefulRuns: StepResult[] = [];
+  const publishRuns: PublishStep[] = [];
+  const noopRuns: PublishStep[] = [];
+  const orders: string[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const order = methods.map((_, i) => methods[(i + r) % methods.length] as Method);
+    orders.push(order.join(' → '));
+    for (const method of order) {
+      progress(`repeat ${r + 1}/${repeats}: ${method} of cut B`);
+      if (method === 'plain') plainRuns.push(await bench.plain(CUT_B));
+      else if (method === 'careful') carefulRuns.push(await bench.careful(CUT_B, CUT_A));
+      else if (method === 'publish-z') {
+        publishZRuns.push(await bench.publish(CUT_B, undefined, false, { compress: true }));
+        await bench.resetToA();
+      } else {
+        publishRuns.push(await bench.publish(CUT_B));
+        const noop = await bench.publish(CUT_B);
+        if (noop.result.outcomes.some((o) => o.result !== 'up-to-date')) throw new Error('the second publish of B was not a no-op');
+        noopRuns.push(noop);
+        // The other publish method of this repeat must find A live again.
+        await bench.resetToA();
       }
-      progress(`repeat ${r + 1}/${repeats}: back to cut A everywhere (untimed)`);
-      await bench.resetToA();
     }
+    progress(`repeat ${r + 1}/${repeats}: back to cut A everywhere (untimed)`);
+    await bench.resetToA();
+  }
 
-    // One difusor at a time, so each remote step can be charged the CPU it cost on both sides.
+  // One difusor at a time, so each remote step can be charged the CPU it cost on both sides.
+  let profile: PublishStep | undefined;
+  let mem: Array<Awaited<ReturnType<typeof memoryRun>>> = [];
+  if (detail) {
     progress('profile: publish of B with concurrency 1, CPU charged per remote step');
-    const profile = await bench.publish(CUT_B, await bench.registryWith({ concurrency: 1 }, 'difusores-profile.yaml'), true);
-
+    profile = await bench.publish(CUT_B, await bench.registryWith({ concurrency: 1 }, 'difusores-profile.yaml'), true);
     progress('memory: whole publishes (A then B) at 1× and 2× casillas, 2 kB images');
-    const mem = [await memoryRun(lab, tmp, scale, 1, descendants), await memoryRun(lab, tmp, scale, 2, descendants)];
+    mem = [await memoryRun(lab, tmp, scale, 1, descendants), await memoryRun(lab, tmp, scale, 2, descendants)];
+  }
 
-    // ------------------------------------------------------------------ the report
-    const med = {
-      plain: median(plainRuns.map((x) => x.ms)),
-      careful: median(carefulRuns.map((x) => x.ms)),
-      publish: median(publishRuns.map((x) => x.ms)),
-      publishWall: median(publishRuns.map((x) => x.wallMs)),
-      noop: median(noopRuns.map((x) => x.ms)),
-      noopWall: median(noopRuns.map((x) => x.wallMs)),
-      spread: median(publishRuns.map((x) => x.result.switchSpreadMs ?? NaN)),
-      carefulSpread: median(carefulRuns.map((x) => x.spreadMs)),
-      plainSpread: median(plainRuns.map((x) => x.spreadMs)),
-    };
-    const perDifusor = (xs: number[][]): number => median(xs.map((x) => median(x)));
-    const bytes = {
-      publish: perDifusor(publishRuns.map((x) => x.result.outcomes.map((o) => o.bytesSent))),
-      plain: perDifusor(plainRuns.map((x) => x.bytes)),
-      careful: perDifusor(carefulRuns.map((x) => x.bytes)),
-    };
-    const ratios = {
-      publishOverPlain: med.publish / med.plain,
-      publishOverCareful: med.publish / med.careful,
-      carefulOverPlain: med.careful / med.plain,
-      noopOverPublish: med.noop / med.publish,
-    };
+  // ------------------------------------------------------------------ the report
+  const med = {
+    plain: median(plainRuns.map((x) => x.ms)),
+    careful: median(carefulRuns.map((x) => x.ms)),
+    publish: median(publishRuns.map((x) => x.ms)),
+    publishZ: median(publishZRuns.map((x) => x.ms)),
+    publishWall: median(publishRuns.map((x) => x.wallMs)),
+    noop: median(noopRuns.map((x) => x.ms)),
+    noopWall: median(noopRuns.map((x) => x.wallMs)),
+    spread: median(publishRuns.map((x) => x.result.switchSpreadMs ?? NaN)),
+    carefulSpread: median(carefulRuns.map((x) => x.spreadMs)),
+    plainSpread: median(plainRuns.map((x) => x.spreadMs)),
+  };
+  const perDifusor = (xs: number[][]): number => median(xs.map((x) => median(x)));
+  const bytes = {
+    publish: perDifusor(publishRuns.map((x) => x.result.outcomes.map((o) => o.bytesSent))),
+    plain: perDifusor(plainRuns.map((x) => x.bytes)),
+    careful: perDifusor(carefulRuns.map((x) => x.bytes)),
+  };
+  const ratios = {
+    publishOverPlain: med.publish / med.plain,
+    publishOverCareful: med.publish / med.careful,
+    carefulOverPlain: med.careful / med.plain,
+    noopOverPublish: med.noop / med.publish,
+  };
 
-    const cols = (cells: string[], widths: number[]): string => cells.map((c, i) => (i === 0 ? pad(c, widths[0] as number) : lpad(c, widths[i] as number))).join('  ');
-    const w = [52, ...Array.from({ length: repeats }, () => 10), 10];
-    say(`difusion publish bench — ${n} difusores over real sshd on loopback, ${os.cpus().length} cores, load average ${loadAtStart.toFixed(2)} at start`);
-    say(
-      `scale ${scaleName}: ${scale.casillas} casillas × 2 actas of ${scale.imageBytes} B; ` +
-        `cut A ${CUT_A} (${scale.countedA} counted) → cut B ${CUT_B} (${scale.countedB} counted)`,
-    );
-    say(
-      `cut B: ${delta.total} files, ${mb(delta.totalBytes)}; changed by content since A: ${delta.files} files, ${mb(delta.bytes)} ` +
-        `(the delta, per difusor; ${mb(delta.bytes * n)} for all ${n})`,
-    );
-    say(`repeats: ${repeats}, order per repeat: ${orders.join(' | ')}`);
-    say();
-    say(cols(['cut A → B, all difusores in parallel', ...plainRuns.map((_, i) => `rep ${i + 1}`), 'median'], w));
-    const timingRow = (label: string, xs: number[]): string => cols([label, ...xs.map(secs), secs(median(xs))], w);
-    say(timingRow('plain    rsync -a --delete into the live dir', plainRuns.map((x) => x.ms)));
-    say(timingRow('careful  rsync --link-dest release + ssh switch', carefulRuns.map((x) => x.ms)));
-    say(timingRow('publish  difusion runPublish, incremental', publishRuns.map((x) => x.ms)));
-    say(timingRow('publish  same, process wall (node + ts-node start)', publishRuns.map((x) => x.wallMs)));
-    say(timingRow('no-op    difusion runPublish of B again', noopRuns.map((x) => x.ms)));
-    say(timingRow('no-op    same, process wall', noopRuns.map((x) => x.wallMs)));
-    say();
-    // Wall time on a shared 2-core machine depends on everyone's load; CPU charged to our own processes does not.
-    const wc = [52, 10, 10, 10, 10];
-    say(cols(['CPU per step, median (this bench\'s processes only)', 'here', 'difusores', 'total', '× plain'], wc));
-    const cpuOf = (xs: Array<{ clientCpuMs: number; serverCpuMs: number }>) => ({
-      client: median(xs.map((x) => x.clientCpuMs)),
-      server: median(xs.map((x) => x.serverCpuMs)),
-      total: median(xs.map((x) => x.clientCpuMs + x.serverCpuMs)),
-    });
-    const cpu = { plain: cpuOf(plainRuns), careful: cpuOf(carefulRuns), publish: cpuOf(publishRuns), noop: cpuOf(noopRuns) };
-    const cpuRow = (label: string, c: { client: number; server: number; total: number }): string =>
-      cols([label, secs(c.client), secs(c.server), secs(c.total), times(c.total / cpu.plain.total)], wc);
-    say(cpuRow('plain', cpu.plain));
-    say(cpuRow('careful', cpu.careful));
-    say(cpuRow('publish (here = node + its rsync and ssh)', cpu.publish));
-    say(cpuRow('no-op', cpu.noop));
-    say();
-    const wr = [44, 12, 12, 8];
-    say(cols(['figure', 'value', 'target', ''], wr));
-    say(cols(['publish / plain', times(ratios.publishOverPlain), `≤ ${times(TARGETS.publishOverPlain)}`, verdict(ratios.publishOverPlain <= TARGETS.publishOverPlain)], wr));
-    say(cols(['publish / careful', times(ratios.publishOverCareful), '', ''], wr));
-    say(cols(['careful / plain', times(ratios.carefulOverPlain), '', ''], wr));
-    say(cols(['publish / plain, in CPU', times(cpu.publish.total / cpu.plain.total), '', ''], wr));
-    say(cols(['careful / plain, in CPU', times(cpu.careful.total / cpu.plain.total), '', ''], wr));
-    say(cols(['no-op / incremental publish', pct(ratios.noopOverPublish), `≤ ${pct(TARGETS.noopOverPublish)}`, verdict(ratios.noopOverPublish <= TARGETS.noopOverPublish)], wr));
-    say(cols(['switch spread, publish (max−min switchedAt)', `${med.spread.toFixed(0)} ms`, `≤ ${TARGETS.switchSpreadMs} ms`, verdict(med.spread <= TARGETS.switchSpreadMs)], wr));
-    say(cols(['switch spread, careful (ssh switch ends)', `${med.carefulSpread.toFixed(0)} ms`, '', ''], wr));
-    say(cols(['finish spread, plain (live dir mixed meanwhile)', `${med.plainSpread.toFixed(0)} ms`, '', ''], wr));
-    say();
-    say(cols(['bytes sent per difusor (median)', 'bytes', '× delta', ''], wr));
-    say(cols(['content delta (files changed A → B)', mb(delta.bytes), times(1), ''], wr));
-    say(cols(['publish (rsync Total bytes sent)', mb(bytes.publish), times(bytes.publish / delta.bytes), `${times(bytes.publish / bytes.plain)} plain`], wr));
-    say(cols(['plain (rsync --stats)', mb(bytes.plain), times(bytes.plain / delta.bytes), ''], wr));
-    say(cols(['careful (rsync --stats)', mb(bytes.careful), times(bytes.careful / delta.bytes), ''], wr));
-    say();
-    const peak = median(publishRuns.map((x) => x.peakKb));
-    const idle = median(publishRuns.map((x) => x.idleKb));
-    say(`peak RSS of the publish process (incremental B, median): ${kbToMb(peak)} (${kbToMb(idle)} of it before the run: node + ts-node + modules)`);
+  const cols = (cells: string[], widths: number[]): string => cells.map((c, i) => (i === 0 ? pad(c, widths[0] as number) : lpad(c, widths[i] as number))).join('  ');
+  const w = [52, ...Array.from({ length: repeats }, () => 10), 10];
+  say(`difusion publish bench — ${n} difusores over real sshd on loopback, ${os.cpus().length} cores, load average ${loadAtStart.toFixed(2)} at start`);
+  say(
+    `scale ${scaleName}: ${scale.casillas} casillas × 2 actas of ${scale.imageBytes} B; ` +
+      `cut A ${CUT_A} (${scale.countedA} counted) → cut B ${CUT_B} (${scale.countedB} counted)`,
+  );
+  say(
+    `cut B: ${delta.total} files, ${mb(delta.totalBytes)}; changed by content since A: ${delta.files} files, ${mb(delta.bytes)} ` +
+      `(the delta, per difusor; ${mb(delta.bytes * n)} for all ${n})`,
+  );
+  say(`repeats: ${repeats}, order per repeat: ${orders.join(' | ')}`);
+  say();
+  say(cols(['cut A → B, all difusores in parallel', ...plainRuns.map((_, i) => `rep ${i + 1}`), 'median'], w));
+  const timingRow = (label: string, xs: number[]): string => cols([label, ...xs.map(secs), secs(median(xs))], w);
+  say(timingRow('plain    rsync -a --delete into the live dir', plainRuns.map((x) => x.ms)));
+  say(timingRow('careful  rsync --link-dest release + ssh switch', carefulRuns.map((x) => x.ms)));
+  say(timingRow('publish  difusion runPublish, incremental', publishRuns.map((x) => x.ms)));
+  say(timingRow('publish  same, process wall (node + ts-node start)', publishRuns.map((x) => x.wallMs)));
+  say(timingRow('publish -z  rsync --compress --skip-compress=jpg/zip/…', publishZRuns.map((x) => x.ms)));
+  say(timingRow('no-op    difusion runPublish of B again', noopRuns.map((x) => x.ms)));
+  say(timingRow('no-op    same, process wall', noopRuns.map((x) => x.wallMs)));
+  say();
+  // Wall time on a shared 2-core machine depends on everyone's load; CPU charged to our own processes does not.
+  const wc = [52, 10, 10, 10, 10];
+  say(cols(['CPU per step, median (this bench\'s processes only)', 'here', 'difusores', 'total', '× plain'], wc));
+  const cpuOf = (xs: Array<{ clientCpuMs: number; serverCpuMs: number }>) => ({
+    client: median(xs.map((x) => x.clientCpuMs)),
+    server: median(xs.map((x) => x.serverCpuMs)),
+    total: median(xs.map((x) => x.clientCpuMs + x.serverCpuMs)),
+  });
+  const cpu = { plain: cpuOf(plainRuns), careful: cpuOf(carefulRuns), publish: cpuOf(publishRuns), noop: cpuOf(noopRuns) };
+  const cpuRow = (label: string, c: { client: number; server: number; total: number }): string =>
+    cols([label, secs(c.client), secs(c.server), secs(c.total), times(c.total / cpu.plain.total)], wc);
+  say(cpuRow('plain', cpu.plain));
+  say(cpuRow('careful', cpu.careful));
+  say(cpuRow('publish (here = node + its rsync and ssh)', cpu.publish));
+  say(cpuRow('no-op', cpu.noop));
+  say();
+  const wr = [44, 12, 12, 8];
+  say(cols(['figure', 'value', 'target', ''], wr));
+  say(cols(['publish / plain', times(ratios.publishOverPlain), `≤ ${times(TARGETS.publishOverPlain)}`, verdict(ratios.publishOverPlain <= TARGETS.publishOverPlain)], wr));
+  say(cols(['publish / careful', times(ratios.publishOverCareful), '', ''], wr));
+  say(cols(['careful / plain', times(ratios.carefulOverPlain), '', ''], wr));
+  say(cols(['publish / plain, in CPU', times(cpu.publish.total / cpu.plain.total), '', ''], wr));
+  say(cols(['careful / plain, in CPU', times(cpu.careful.total / cpu.plain.total), '', ''], wr));
+  say(cols(['no-op / incremental publish', pct(ratios.noopOverPublish), `≤ ${pct(TARGETS.noopOverPublish)}`, verdict(ratios.noopOverPublish <= TARGETS.noopOverPublish)], wr));
+  say(cols(['switch spread, publish (max−min switchedAt)', `${med.spread.toFixed(0)} ms`, `≤ ${TARGETS.switchSpreadMs} ms`, verdict(med.spread <= TARGETS.switchSpreadMs)], wr));
+  say(cols(['switch spread, careful (ssh switch ends)', `${med.carefulSpread.toFixed(0)} ms`, '', ''], wr));
+  say(cols(['finish spread, plain (live dir mixed meanwhile)', `${med.plainSpread.toFixed(0)} ms`, '', ''], wr));
+  say();
+  say(cols(['bytes sent per difusor (median)', 'bytes', '× delta', ''], wr));
+  say(cols(['content delta (files changed A → B)', mb(delta.bytes), times(1), ''], wr));
+  say(cols(['publish (rsync Total bytes sent)', mb(bytes.publish), times(bytes.publish / delta.bytes), `${times(bytes.publish / bytes.plain)} plain`], wr));
+  say(cols(['plain (rsync --stats)', mb(bytes.plain), times(bytes.plain / delta.bytes), ''], wr));
+  say(cols(['careful (rsync --stats)', mb(bytes.careful), times(bytes.careful / delta.bytes), ''], wr));
+  say();
+  const peak = median(publishRuns.map((x) => x.peakKb));
+  const idle = median(publishRuns.map((x) => x.idleKb));
+  say(`peak RSS of the publish process (incremental B, median): ${kbToMb(peak)} (${kbToMb(idle)} of it before the run: node + ts-node + modules)`);
+  const [m1, m2] = mem;
+  const memRatio = m1 && m2 ? m2.incremental.peakKb / m1.incremental.peakKb : NaN;
+  if (m1 && m2) {
     say('memory in the number of files (whole publish, 2 kB images, fresh difusor dirs and state):');
     const wm = [24, 8, 12, 12, 14, 12];
     say(cols(['  size', 'files', 'peak full', 'peak incr.', 'incr. − idle', 'heap incr.'], wm));
@@ -766,20 +789,20 @@ async function main(): Promise<void> {
         ),
       );
     }
-    const [m1, m2] = mem as [(typeof mem)[0], (typeof mem)[0]];
-    const memRatio = m2.incremental.peakKb / m1.incremental.peakKb;
     const memRatioNet = (m2.incremental.peakKb - m2.incremental.idleKb) / Math.max(1, m1.incremental.peakKb - m1.incremental.idleKb);
     const perFileB = ((m2.incremental.peakKb - m1.incremental.peakKb) * 1024) / Math.max(1, m2.files - m1.files);
     say(`  2× / 1× peak RSS: ${times(memRatio)} (above idle: ${times(memRatioNet)}); ≈ ${perFileB.toFixed(0)} B of peak per extra file`);
     say();
-    say(`where the time goes, incremental publish of B (per repeat):`);
-    publishRuns.forEach((x, i) => {
-      say(` repeat ${i + 1}: ${secs(x.ms)}`);
-      for (const l of breakdown(x)) say(l);
-    });
-    say(` no-op, repeat 1: ${secs((noopRuns[0] as RunnerReport).ms)}`);
-    for (const l of breakdown(noopRuns[0] as RunnerReport)) say(l);
-    say();
+  }
+  say(`where the time goes, incremental publish of B (per repeat):`);
+  publishRuns.forEach((x, i) => {
+    say(` repeat ${i + 1}: ${secs(x.ms)}`);
+    for (const l of breakdown(x)) say(l);
+  });
+  say(` no-op, repeat 1: ${secs((noopRuns[0] as RunnerReport).ms)}`);
+  for (const l of breakdown(noopRuns[0] as RunnerReport)) say(l);
+  say();
+  if (profile) {
     say(`CPU per remote step, one difusor at a time (concurrency 1; publish took ${secs(profile.ms)}, node CPU ${secs(profile.cpuMs)}):`);
     const wp = [12, 10, 12, 12, 12, 12, 12];
     say(cols(['  step', 'wall med', 'here/dif.', 'there/dif.', 'Σ here', '(Σ node)', 'Σ difusores'], wp));
@@ -810,17 +833,174 @@ async function main(): Promise<void> {
         `${secs(profile.marks.cpuBeforeConnect ?? NaN)} for scan, manifest, journal), difusores ${secs(profile.serverCpuMs - sumThere)}`,
     );
     say();
-    const met = [
-      ratios.publishOverPlain <= TARGETS.publishOverPlain,
-      med.spread <= TARGETS.switchSpreadMs,
-      ratios.noopOverPublish <= TARGETS.noopOverPublish,
-    ];
-    say(
-      `summary: publish ${times(ratios.publishOverPlain)} plain (target ≤ ${times(TARGETS.publishOverPlain)}, ${verdict(met[0] as boolean)}), ` +
-        `${times(ratios.publishOverCareful)} careful, ${times(cpu.publish.total / cpu.plain.total)} plain in CPU; switch spread ${med.spread.toFixed(0)} ms (≤ ${TARGETS.switchSpreadMs}, ${verdict(met[1] as boolean)}); ` +
-        `no-op ${pct(ratios.noopOverPublish)} of publish (≤ ${pct(TARGETS.noopOverPublish)}, ${verdict(met[2] as boolean)}); ` +
-        `sent ${times(bytes.publish / delta.bytes)} the delta; peak RSS ${kbToMb(peak)}, ${times(memRatio)} at 2× files — ${met.filter(Boolean).length}/3 targets met`,
-    );
+  }
+  const met = [
+    ratios.publishOverPlain <= TARGETS.publishOverPlain,
+    med.spread <= TARGETS.switchSpreadMs,
+    ratios.noopOverPublish <= TARGETS.noopOverPublish,
+  ];
+  say(
+    `summary: publish ${times(ratios.publishOverPlain)} plain (target ≤ ${times(TARGETS.publishOverPlain)}, ${verdict(met[0] as boolean)}), ` +
+      `${times(ratios.publishOverCareful)} careful, ${times(cpu.publish.total / cpu.plain.total)} plain in CPU; switch spread ${med.spread.toFixed(0)} ms (≤ ${TARGETS.switchSpreadMs}, ${verdict(met[1] as boolean)}); ` +
+      `no-op ${pct(ratios.noopOverPublish)} of publish (≤ ${pct(TARGETS.noopOverPublish)}, ${verdict(met[2] as boolean)}); ` +
+      `sent ${times(bytes.publish / delta.bytes)} the delta; peak RSS ${kbToMb(peak)}${detail ? `, ${times(memRatio)} at 2× files` : ''} — ${met.filter(Boolean).length}/3 targets met`,
+  );
+  return [
+    { label: `loopback, ${n} difusores: publish / plain parallel rsync`, value: `${times(ratios.publishOverPlain)} (target ≤ 1.00×)` },
+    { label: 'loopback: publish -z / publish (compression on a fast link)', value: times(med.publishZ / med.publish) },
+    { label: 'loopback: switch spread', value: `${med.spread.toFixed(0)} ms` },
+  ];
+}
+
+/** Behind a shaped link: the difusores' sshd in a network namespace, tc htb on the veth (see test/integration/lab/wan.ts). */
+async function wanSection(ctx: Section): Promise<Headline[]> {
+  const { startWanLab } = await import('../test/integration/lab/wan.js');
+  const { writeCut } = await import('./prep-cut.js');
+  const { tmp, say, progress, track, descendants } = ctx;
+  const uplinkMbit = Number(process.env.BENCH_UPLINK_MBIT ?? 80);
+  const thinMbit = Number(process.env.BENCH_THIN_MBIT ?? 2);
+  const fast = Number(process.env.BENCH_WAN_DIFUSORES ?? 5);
+  const repeats = Math.max(1, Number(process.env.BENCH_REPEATS ?? 2));
+  const small = process.env.BENCH_SCALE === 'small';
+  const shape = { casillas: small ? 200 : 600, imageBytes: 120_000, pageBytes: 6_000, seed: 'wan' };
+  const counted = small ? [100, 115] : [300, 345];
+
+  progress(`starting a lab WAN of ${fast + 1} difusores (namespace, veth, htb ${uplinkMbit} Mbit/s; d${fast + 1} also on ${thinMbit} Mbit/s)`);
+  const lab = track(await startWanLab({ difusores: fast + 1, baseDir: path.join(tmp, 'wan') }));
+  const thinId = `d${fast + 1}`;
+  const fastIds = lab.difusores.slice(0, fast).map((d) => d.id);
+  const cutsDir = path.join(tmp, 'wan-cuts');
+  progress(`writing the link's cuts A (${counted[0]} of ${shape.casillas} casillas) and B (${counted[1]}), pages of ~${shape.pageBytes} B`);
+  await writeCut(path.join(cutsDir, CUT_A), CUT_A, { ...shape, counted: counted[0] as number });
+  await writeCut(path.join(cutsDir, CUT_B), CUT_B, { ...shape, counted: counted[1] as number }, path.join(cutsDir, CUT_A));
+  const delta = await contentDelta(path.join(cutsDir, CUT_A), path.join(cutsDir, CUT_B));
+
+  const uplink = new Bench(lab, tmp, cutsDir, descendants, fastIds);
+  const everyone = new Bench(lab, tmp, cutsDir, descendants);
+  await uplink.init();
+  await everyone.init();
+  progress('seeding cut A on every difusor, link unshaped (untimed)');
+  await lab.shape(undefined);
+  await everyone.plain(CUT_A);
+  await everyone.publish(CUT_A);
+
+  const bytesPerS = (uplinkMbit * 1e6) / 8;
+  const limitMs = (fast * delta.bytes * 1000) / bytesPerS;
+  const shaped = async <T>(fn: () => Promise<T>, thin = false): Promise<T> => {
+    await lab.shape({ uplinkMbit, ...(thin ? { thin: { id: thinId, mbit: thinMbit } } : {}) });
+    try {
+      return await fn();
+    } finally {
+      await lab.shape(undefined);
+    }
+  };
+
+  const methods = ['plain', 'publish', 'publish-z'] as const;
+  const runs = { plain: [] as StepResult[], publish: [] as PublishStep[], publishZ: [] as PublishStep[] };
+  for (let r = 0; r < repeats; r++) {
+    for (const [i] of methods.entries()) {
+      const method = methods[(i + r) % methods.length] as (typeof methods)[number];
+      progress(`shaped link, repeat ${r + 1}/${repeats}: ${method} of cut B to ${fast} difusores`);
+      if (method === 'plain') runs.plain.push(await shaped(() => uplink.plain(CUT_B)));
+      else if (method === 'publish') runs.publish.push(await shaped(() => uplink.publish(CUT_B)));
+      else runs.publishZ.push(await shaped(() => uplink.publish(CUT_B, undefined, false, { compress: true })));
+      await uplink.resetToA();
+    }
+  }
+
+  progress(`thin link: publish of cut B to all ${fast + 1}, ${thinId} on ${thinMbit} Mbit/s, default switch deadline`);
+  const thin = await shaped(() => everyone.publish(CUT_B), true);
+  const liveAt = (id: string): number => Math.max(...thin.events.filter((e) => e.id === id && e.phase === 'live').map((e) => e.t));
+  const readyAt = (id: string): number => Math.min(...thin.events.filter((e) => e.id === id && e.phase === 'ready').map((e) => e.t));
+  const firstReady = Math.min(...fastIds.map(readyAt));
+  const lastFastReady = Math.max(...fastIds.map(readyAt));
+  const fastLive = Math.max(...fastIds.map(liveAt));
+  const slowLive = liveAt(thinId);
+  const slowOwn = (thin.result.outcomes.find((o) => o.id === thinId)?.seconds ?? NaN) * 1000;
+  const thinLimitMs = (delta.bytes * 1000 * 8) / (thinMbit * 1e6);
+
+  const med = {
+    plain: median(runs.plain.map((x) => x.ms)),
+    publish: median(runs.publish.map((x) => x.ms)),
+    publishZ: median(runs.publishZ.map((x) => x.ms)),
+  };
+  const cols = (cells: string[], widths: number[]): string => cells.map((c, i) => (i === 0 ? pad(c, widths[0] as number) : lpad(c, widths[i] as number))).join('  ');
+  const w = [60, ...Array.from({ length: repeats }, () => 10), 10];
+  const row = (label: string, xs: number[]): string => cols([label, ...xs.map(secs), secs(median(xs))], w);
+  say();
+  say(`shaped link — ${fast} difusores in a network namespace behind one ${uplinkMbit} Mbit/s uplink (tc htb on a veth)`);
+  say(`cut B: changed since A ${delta.files} files, ${mb(delta.bytes)} per difusor; N·D/B = ${fast} × ${mb(delta.bytes)} / ${uplinkMbit} Mbit/s = ${secs(limitMs)}`);
+  say(cols(['cut A → B through the link', ...runs.plain.map((_, i) => `rep ${i + 1}`), 'median'], w));
+  say(row('plain    rsync -a --delete, all difusores in parallel', runs.plain.map((x) => x.ms)));
+  say(row('publish  difusion runPublish', runs.publish.map((x) => x.ms)));
+  say(row('publish -z  with rsync --compress --skip-compress', runs.publishZ.map((x) => x.ms)));
+  say(row('N·D/B    the link\'s limit', runs.plain.map(() => limitMs)));
+  say(`  publish / plain ${times(med.publish / med.plain)} (target ≤ 1.00×); publish / N·D/B ${times(med.publish / limitMs)} (target ≤ 1.15×); ` +
+    `plain / N·D/B ${times(med.plain / limitMs)}; publish -z / publish ${times(med.publishZ / med.publish)}`);
+  say(`  bytes sent per difusor: publish ${mb(median(runs.publish.flatMap((x) => x.result.outcomes.map((o) => o.bytesSent))))}, ` +
+    `publish -z ${mb(median(runs.publishZ.flatMap((x) => x.result.outcomes.map((o) => o.bytesSent))))}, plain ${mb(median(runs.plain.flatMap((x) => x.bytes)))}`);
+  say('  where the time goes, publish through the link, repeat 1:');
+  for (const l of breakdown(runs.publish[0] as RunnerReport)) say(l);
+  say();
+  say(`thin link — the same ${fast} plus ${thinId} on ${thinMbit} Mbit/s of its own, switch deadline ${20} s (the default):`);
+  say(`  fast difusores ready ${secs(firstReady)} (first) to ${secs(lastFastReady)} (last); live at ${secs(fastLive)}; switch spread among them ${thin.result.switchSpreadMs ?? NaN} ms`);
+  say(`  ${thinId}: live at ${secs(slowLive)} (its own staging and switch ${secs(slowOwn)}; D/b = ${secs(thinLimitMs)}), late by ${thin.result.outcomes.find((o) => o.id === thinId)?.lateSeconds ?? NaN} s`);
+  say(`  before the deadline the fast ones waited for the slowest: they would have gone live at ${secs(slowLive)}`);
+  return [
+    { label: `shaped link, ${fast} × ${mb(delta.bytes)} over ${uplinkMbit} Mbit/s: publish / plain rsync`, value: `${times(med.publish / med.plain)} (target ≤ 1.00×)` },
+    { label: 'shaped link: publish / N·D/B', value: `${times(med.publish / limitMs)} (target ≤ 1.15×); plain / N·D/B ${times(med.plain / limitMs)}` },
+    { label: 'shaped link: publish -z / publish', value: times(med.publishZ / med.publish) },
+    { label: `thin link (${thinId} on ${thinMbit} Mbit/s): fast difusores live at`, value: `${secs(fastLive)} (first ready ${secs(firstReady)} + deadline)` },
+    { label: `thin link: ${thinId} live at`, value: `${secs(slowLive)} (own time ${secs(slowOwn)}, D/b ${secs(thinLimitMs)})` },
+    { label: 'thin link: switch spread among the on-time difusores', value: `${thin.result.switchSpreadMs ?? NaN} ms` },
+  ];
+}
+
+async function main(): Promise<void> {
+  const { descendants } = await import('../test/integration/lab/procs.js');
+  const say = (line = ''): void => void process.stdout.write(`${line}\n`);
+  const progress = (line: string): void => void process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+  const only = process.env.BENCH_ONLY;
+
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'difusion-bench-'));
+  const labs: Lab[] = [];
+  let cleaned = false;
+  const cleanup = async (): Promise<void> => {
+    if (cleaned) return;
+    cleaned = true;
+    for (const c of children) c.kill('SIGKILL');
+    for (const lab of labs) await lab.stop().catch((e: Error) => progress(`lab stop: ${e.message}`));
+    if (process.env.DIFUSION_LAB_KEEP !== '1') await rm(tmp, { recursive: true, force: true });
+  };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    progress(`${signal}: cleaning up`);
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  const ctx: Section = {
+    tmp,
+    say,
+    progress,
+    descendants,
+    track: (lab) => {
+      labs.push(lab);
+      return lab;
+    },
+  };
+  try {
+    const started = performance.now();
+    const headlines: Headline[] = [];
+    if (only !== 'wan') {
+      headlines.push(...(await loopbackSection(ctx)));
+      // The loopback lab's sshd are not needed any more: free the CPU for the link sections.
+      for (const lab of labs.splice(0)) await lab.stop();
+    }
+    if (only !== 'loopback') headlines.push(...(await wanSection(ctx)));
+    say();
+    say(`side by side, one run (${secs(performance.now() - started)}, load average ${(os.loadavg()[0] as number).toFixed(2)} at the end):`);
+    for (const h of headlines) say(`  ${pad(h.label, 64)} ${h.value}`);
   } finally {
     await cleanup();
     process.off('SIGINT', onSignal);

@@ -178,6 +178,20 @@ status)
 	if [ -w . ]; then echo 'writable yes'; else echo 'writable no'; fi
 	;;
 
+throughput)
+	# preflight's timed transfer: stdin lands in a file under .staging (never served) and is removed at once.
+	if [ -L .staging ] || { [ -e .staging ] && [ ! -d .staging ]; }; then die '.staging is not a directory'; fi
+	mkdir -p .staging || die "cannot create $ROOT/.staging"
+	f=".staging/.throughput.$$"
+	if ! cat >"$f"; then
+		rm -f "$f"
+		die "cannot write under $ROOT/.staging"
+	fi
+	n=$(wc -c <"$f")
+	rm -f "$f"
+	echo "received $n"
+	;;
+
 prepare | inspect)
 	need_cut "${1:-}"
 	cut=$1
@@ -257,12 +271,14 @@ rsync)
 		esac
 	done
 	eval "dest=\${$#}"
+	# Only into the incoming directory of a cut, sent alongside `link` building the staging itself;
+	# verify merges it in before checking anything.
 	case $dest in
-	.staging/*/) cut=${dest#.staging/} cut=${cut%/} ;;
+	.staging/*.in/) cut=${dest#.staging/} cut=${cut%.in/} ;;
 	*) die "refused: rsync into $dest" ;;
 	esac
 	need_cut "$cut"
-	[ -d ".staging/$cut" ] || die "no staging for $cut"
+	[ -d .staging ] || die "no staging for $cut"
 	exec rsync "$@"
 	;;
 
@@ -270,6 +286,11 @@ verify)
 	need_cut "${1:-}"
 	cut=$1
 	[ -d ".staging/$cut" ] || die "no staging for $cut"
+	# What rsync sent went into .staging/<cut>.in/ while `link` built the staging: merge it in (links, no copy;
+	# a sent file replaces whatever is there), then check the result.
+	if [ -d ".staging/$cut.in" ] && [ ! -L ".staging/$cut.in" ]; then
+		cp -alf ".staging/$cut.in/." ".staging/$cut/" && rm -rf ".staging/$cut.in" || die "cannot merge what was sent into staging for $cut"
+	fi
 	# stdin: sha256sum lines for every file sent in this run; linked files were verified when first sent.
 	out=$(cd ".staging/$cut" && sha256sum -c --quiet --strict - 2>&1)
 	echo "check $?"

@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { preflight, type PreflightReport } from '../core/preflight.js';
+import { cutDelta, preflight, type PreflightReport, type SpeedOptions } from '../core/preflight.js';
 import { resolveCut, selectTargets } from '../core/publish-run.js';
 import { scanCut } from '../core/cut.js';
 import { createConnector } from '../ports/difusor.js';
@@ -14,7 +14,9 @@ export default class Preflight extends DifusionCommand {
     'Connects to every active difusor exactly as publish does (pinned host key, the same helper), and checks ' +
     'rsync 3.1 or later, write access under its path, free disk for a whole cut (the one given with --cut or ' +
     '--latest, twice its size to hold the staging beside the live release), and that its public URL answers. ' +
-    'Exit 3 when any difusor is not ready.';
+    'It also times a transfer of a few MB to every difusor at once (into .staging, removed at once) and, for the ' +
+    'cut given, predicts when its delta against the cut before it would be live on each: a difusor that would ' +
+    'take longer than one minute is not ready. Exit 3 when any difusor is not ready.';
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --latest /srv/prep/cortes',
@@ -26,12 +28,14 @@ export default class Preflight extends DifusionCommand {
     only: onlyFlag,
     cut: Flags.string({ description: 'size the disk check on this cut directory', helpValue: 'DIR', exclusive: ['latest'] }),
     latest: Flags.string({ description: 'size the disk check on the newest cut in DIR', helpValue: 'DIR' }),
+    'probe-mb': Flags.integer({ description: 'megabytes of the timed transfer to each difusor (0: skip it)', default: 4, min: 0, max: 64 }),
   };
 
   async run(): Promise<PreflightReport> {
     const { flags } = await this.parse(Preflight);
     const registry = await this.requireRegistry(flags.registry);
     let neededBytes = 0;
+    let deltaBytes = 0;
     let targets;
     try {
       targets = selectTargets(registry, flags.only ?? []).targets;
@@ -41,6 +45,7 @@ export default class Preflight extends DifusionCommand {
         const files = await scanCut(cutDir);
         // A new release may need a whole copy beside the live one (no file to share on first publish).
         neededBytes = 2 * files.reduce((n, f) => n + f.size, 0);
+        deltaBytes = (await cutDelta(cutDir, registry.publication.state_dir)).bytes;
       }
     } catch (error) {
       this.refuse(error);
@@ -48,12 +53,14 @@ export default class Preflight extends DifusionCommand {
     const connector = await createConnector(registry, targets);
     let report: PreflightReport;
     try {
-      report = await preflight(targets, { neededBytes, httpTimeoutMs: 5000 }, { connector, httpGet });
+      const speed: SpeedOptions | undefined =
+        flags['probe-mb'] > 0 ? { probeBytes: flags['probe-mb'] * 1024 * 1024, deltaBytes, limitSeconds: 60 } : undefined;
+      report = await preflight(targets, { neededBytes, httpTimeoutMs: 5000, speed }, { connector, httpGet });
     } finally {
       await connector.dispose();
     }
     if (!this.jsonEnabled()) {
-      const names = ['ssh', 'helper', 'rsync', 'write', 'disk', 'http'] as const;
+      const names = ['ssh', 'helper', 'rsync', 'write', 'disk', 'http', 'speed'] as const;
       this.log(
         renderTable(
           ['difusor', 'ready', ...names],
@@ -69,6 +76,10 @@ export default class Preflight extends DifusionCommand {
       );
       for (const r of report.difusores) {
         for (const c of r.checks.filter((x) => !x.ok)) this.log(`${r.id}: ${c.name}: ${c.detail}`);
+      }
+      for (const r of report.difusores) {
+        const speed = r.checks.find((c) => c.name === 'speed' && c.ok);
+        if (speed) this.log(`${r.id}: speed: ${speed.detail}`);
       }
     }
     this.finish(report.exitCode);

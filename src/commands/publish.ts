@@ -14,7 +14,9 @@ export default class Publish extends DifusionCommand {
     'Sends the cut into each difusor\'s staging (unchanged files hard-linked from its live release), verifies ' +
     'every file sent with sha256sum on the difusor and that the release holds exactly the manifest, then ' +
     'switches all the ready difusores together by renaming a new symlink over `current`. A difusor that fails ' +
-    'keeps its previous cut and is named in the summary.\n\n' +
+    'keeps its previous cut and is named in the summary. A slow one holds the others back at most ' +
+    'publication.switch_deadline_s (default 20) after the first is ready; it then switches on its own as soon as ' +
+    'it is verified, and the summary says how late.\n\n' +
     'Exit codes: 0 all live (or nothing to do), 1 failed everywhere, 2 refused (usage, registry, cut), ' +
     '3 partial, 4 outside the publication window, 5 another run holds the lock.';
   static override examples = [
@@ -87,7 +89,7 @@ export default class Publish extends DifusionCommand {
       this.refuse(error);
     }
     await view.finish();
-    if (!this.jsonEnabled()) this.log(`\n${renderPublishSummary(result)}`);
+    if (!this.jsonEnabled()) this.log(`\n${renderPublishSummary(result, registry.publication.switch_deadline_s)}`);
     if (!this.jsonEnabled() && result.holdLifted) this.log(`the rollback hold on ${result.held?.cut} is lifted: publish --latest follows the newest cut again`);
     this.finish(result.exitCode);
     return result;

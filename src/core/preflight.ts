@@ -1,3 +1,10 @@
+import { randomBytes } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { scanCut } from './cut.js';
+import { compareCutIds, newestCut } from './cut-id.js';
+import { HashCache, buildManifest } from './manifest.js';
+import { StateStore } from './state.js';
 import type { Difusor } from './types.js';
 import { parseHelperStatus } from './status.js';
 import type { DifusorConnector } from '../ports/difusor.js';
@@ -10,17 +17,32 @@ export interface HttpResult {
   body?: string;
 }
 
-/** Readiness of one difusor, check by check, before election night (or before a run). */
+/**
+ * Readiness of each difusor, check by check, before election night (or before a run): SSH with the pinned
+ * key, the helper, rsync 3.1, write access, free disk, HTTP, and the link's speed. For the speed, a few MB
+ * are sent to every difusor at once (as a publish sends, sharing the uplink) into a file under .staging
+ * that the helper removes at once; from the throughput each got and the newest cut's delta, the time each
+ * would take to go live is predicted, and a difusor that would miss the one-minute rule is not ready.
+ */
 export interface PreflightCheck {
-  name: 'ssh' | 'helper' | 'rsync' | 'write' | 'disk' | 'http';
+  name: 'ssh' | 'helper' | 'rsync' | 'write' | 'disk' | 'http' | 'speed';
   ok: boolean;
   detail: string;
+}
+
+export interface SpeedEstimate {
+  /** Bytes per second the timed transfer got, the step's own round trip taken out. */
+  bytesPerSecond: number;
+  /** The newest cut's delta and when it would be live on this difusor, in seconds from the run's start. */
+  deltaBytes: number;
+  predictedSeconds: number;
 }
 
 export interface PreflightRow {
   id: string;
   ready: boolean;
   checks: PreflightCheck[];
+  speed?: SpeedEstimate;
 }
 
 export interface PreflightReport {
@@ -32,6 +54,42 @@ export interface PreflightReport {
 export interface PreflightPorts {
   connector: DifusorConnector;
   httpGet(url: string, timeoutMs: number): Promise<HttpResult>;
+  /** A monotonic clock in ms (performance.now by default). */
+  now?: () => number;
+}
+
+export interface SpeedOptions {
+  /** Bytes of the timed transfer (a few MB). */
+  probeBytes: number;
+  /** The newest cut's delta: what a publish of it sends to each difusor. */
+  deltaBytes: number;
+  /** The one-minute rule, in seconds. */
+  limitSeconds: number;
+}
+
+export interface PreflightOptions {
+  neededBytes: number;
+  httpTimeoutMs: number;
+  speed?: SpeedOptions;
+}
+
+/** Round trips a publish makes besides the transfer: prepare, link, verify, promote, switch. */
+const PUBLISH_ROUND_TRIPS = 5;
+
+/** When the delta would be live: the connection, the publish's round trips, and the delta at the measured rate. */
+export function predictLive(args: { connectMs: number; roundTripMs: number; bytesPerSecond: number; deltaBytes: number }): number {
+  const seconds = (args.connectMs + PUBLISH_ROUND_TRIPS * args.roundTripMs) / 1000 + args.deltaBytes / Math.max(1, args.bytesPerSecond);
+  return Math.round(seconds * 10) / 10;
+}
+
+/** What a publish of `next` sends to a difusor that holds `previous`: the bytes of every file new or changed by content. */
+export function deltaBytes(next: Array<{ path: string; size: number; sha256: string }>, previous: Map<string, string> | undefined): number {
+  return next.filter((e) => previous?.get(e.path) !== e.sha256).reduce((n, e) => n + e.size, 0);
+}
+
+function probeData(bytes: number): string {
+  // Incompressible, like the JPEGs that make most of a delta: a compressing link must not flatter itself.
+  return randomBytes(Math.ceil((bytes * 3) / 4)).toString('base64').slice(0, bytes);
 }
 
 /** rsync 3.1 is what CentOS 7 ships and the oldest the transfer options are known to work with. */
@@ -42,23 +100,26 @@ export function rsyncAtLeast31(version: string | undefined): boolean {
   return major > 3 || (major === 3 && minor >= 1);
 }
 
-export async function preflight(
-  targets: Difusor[],
-  opts: { neededBytes: number; httpTimeoutMs: number },
-  ports: PreflightPorts,
-): Promise<PreflightReport> {
-  const rows = await Promise.all(targets.map((d) => checkOne(d, opts, ports)));
+export async function preflight(targets: Difusor[], opts: PreflightOptions, ports: PreflightPorts): Promise<PreflightReport> {
+  const data = opts.speed ? probeData(opts.speed.probeBytes) : '';
+  const rows = await Promise.all(targets.map((d) => checkOne(d, opts, ports, data)));
   return { neededBytes: opts.neededBytes, difusores: rows, exitCode: rows.every((r) => r.ready) ? 0 : 3 };
 }
 
-async function checkOne(d: Difusor, opts: { neededBytes: number; httpTimeoutMs: number }, ports: PreflightPorts): Promise<PreflightRow> {
+async function checkOne(d: Difusor, opts: PreflightOptions, ports: PreflightPorts, data: string): Promise<PreflightRow> {
+  const now = ports.now ?? (() => performance.now());
   const checks: PreflightCheck[] = [];
+  let speed: SpeedEstimate | undefined;
   const http = ports.httpGet(d.public_url, opts.httpTimeoutMs);
   let session;
   try {
+    const t0 = now();
     session = await ports.connector.open(d);
+    const connectMs = now() - t0;
     checks.push({ name: 'ssh', ok: true, detail: d.transport === 'local' ? 'local directory' : `reached with the pinned host key (${d.access} access)` });
+    const t1 = now();
     const out = await session.helper('status', []);
+    const roundTripMs = now() - t1;
     if (out.code !== 0) {
       checks.push({ name: 'helper', ok: false, detail: out.stderr.trim() || `status failed (exit ${out.code})` });
     } else {
@@ -76,6 +137,30 @@ async function checkOne(d: Difusor, opts: { neededBytes: number; httpTimeoutMs: 
         ok: freeBytes >= opts.neededBytes,
         detail: `${Math.floor(freeBytes / 1048576)} MB free, ${Math.ceil(opts.neededBytes / 1048576)} MB needed for a whole cut`,
       });
+      if (opts.speed && status.writable === true) {
+        const t2 = now();
+        const sent = await session.helper('throughput', [], { stdin: data, timeoutMs: 120_000 });
+        const ms = Math.max(1, now() - t2 - roundTripMs);
+        const received = Number(/^received\s+(\d+)/m.exec(sent.stdout)?.[1] ?? NaN);
+        if (sent.code !== 0 || received !== data.length) {
+          checks.push({ name: 'speed', ok: false, detail: `the timed transfer failed: ${sent.stderr.trim() || `received ${sent.stdout.trim() || 'nothing'}`}` });
+        } else {
+          const bytesPerSecond = (received * 1000) / ms;
+          const predictedSeconds = predictLive({ connectMs, roundTripMs, bytesPerSecond, deltaBytes: opts.speed.deltaBytes });
+          speed = { bytesPerSecond, deltaBytes: opts.speed.deltaBytes, predictedSeconds };
+          const rate = `${((bytesPerSecond * 8) / 1e6).toFixed(1)} Mbit/s`;
+          const delta = `${(opts.speed.deltaBytes / 1e6).toFixed(1)} MB`;
+          checks.push({
+            name: 'speed',
+            ok: predictedSeconds <= opts.speed.limitSeconds,
+            detail:
+              predictedSeconds <= opts.speed.limitSeconds
+                ? `${rate}: the newest cut's delta (${delta}) would be live in ~${predictedSeconds} s`
+                : `${rate}: the newest cut's delta (${delta}) would take ~${predictedSeconds} s, beyond the ${opts.speed.limitSeconds} s rule; ` +
+                  'give this difusor a faster link, or publish it a smaller cut (see README: time to live)',
+          });
+        }
+      }
     }
   } catch (error) {
     checks.push({ name: 'ssh', ok: false, detail: error instanceof Error ? error.message : String(error) });
@@ -88,5 +173,26 @@ async function checkOne(d: Difusor, opts: { neededBytes: number; httpTimeoutMs: 
     ok: answer.ok,
     detail: answer.status !== undefined ? `${d.public_url} answered ${answer.status}` : `${d.public_url}: ${answer.error}`,
   });
-  return { id: d.id, ready: checks.every((c) => c.ok), checks };
+  return { id: d.id, ready: checks.every((c) => c.ok), checks, ...(speed ? { speed } : {}) };
+}
+
+/**
+ * The newest cut's delta: what it changes against the cut before it in the same directory (by content, with
+ * the publication's hash cache), or the whole cut when it is the first.
+ */
+export async function cutDelta(cutDir: string, stateDir: string): Promise<{ bytes: number; previous?: string }> {
+  const parent = path.dirname(cutDir);
+  const cut = path.basename(cutDir);
+  const entries = await readdir(parent, { withFileTypes: true }).catch(() => []);
+  const previous = newestCut(entries.filter((e) => e.isDirectory() && compareCutIds(e.name, cut) < 0).map((e) => e.name));
+  const cache = new HashCache(new StateStore(stateDir).hashCacheFile());
+  await cache.load();
+  const manifestOf = async (dir: string) => buildManifest(dir, await scanCut(dir), cache);
+  const next = await manifestOf(cutDir);
+  const before = previous ? await manifestOf(path.join(parent, previous)) : undefined;
+  await cache.save().catch(() => undefined);
+  return {
+    bytes: deltaBytes(next.entries, before ? new Map(before.entries.map((e) => [e.path, e.sha256])) : undefined),
+    ...(previous ? { previous } : {}),
+  };
 }

@@ -229,6 +229,7 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
           concurrency: publication.concurrency,
           keepReleases: publication.keep_releases,
           dryRun: opts.dryRun,
+          switchDeadlineMs: publication.switch_deadline_s * 1000,
         },
         {
           connector,

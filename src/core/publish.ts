@@ -18,9 +18,14 @@ import type { DifusorConnector, DifusorSession, HelperOutput } from '../ports/di
  *   1. stage (bounded by publication.concurrency): connect, prepare, hard-link the unchanged files
  *      from the live release, send the changed ones, verify them with sha256sum on the difusor and
  *      check the release holds exactly the manifest, then move it to releases/<cut>;
- *   2. switch: all the ready difusores together, each by renaming a new symlink over `current`;
+ *   2. switch: the ready difusores together, each by renaming a new symlink over `current`. The group
+ *      goes when every difusor is ready or failed, or when publication.switch_deadline_s has passed
+ *      since the first one was ready, whichever comes first; a difusor ready after that switches on
+ *      its own as soon as it is verified, and its outcome and journal say how late it went live;
  *   3. prune old releases, keeping publication.keep_releases and always the live one.
- * A failing difusor keeps its previous cut and never holds the others back.
+ * A failing difusor keeps its previous cut and never holds the others back; nor does a slow one.
+ * Every change a visitor can see is one rename on one difusor, so a kill at any moment leaves each
+ * difusor serving one whole cut.
  */
 
 export type Phase =
@@ -59,14 +64,20 @@ export interface DifusorOutcome {
   signatureCheck?: 'ok' | 'unchecked';
   /** Epoch ms at which `current` was switched. */
   switchedAt?: number;
+  /** Seconds after the on-time group's switch that this difusor went live (0 for the group itself). */
+  lateSeconds?: number;
 }
 
 export interface PublishReport {
   cut: string;
   dryRun: boolean;
   outcomes: DifusorOutcome[];
-  /** Between the first and the last switch, across difusores. */
+  /** Between the first and the last switch among the difusores that switched together (the on-time group). */
   switchSpreadMs?: number;
+  /** Epoch ms at which the on-time group was switched; undefined when no difusor was ready. */
+  groupSwitchAt?: number;
+  /** Whether the group went because the deadline passed (someone was still staging) rather than because all were done. */
+  deadlinePassed?: boolean;
   exitCode: 0 | 1 | 3;
 }
 
@@ -104,7 +115,19 @@ export interface PublishRequest {
   dryRun: boolean;
   /** Only reinstate may replace a suspended difusor's notice; the helper refuses any other switch over one. */
   liftNotice?: boolean;
+  /** publication.switch_deadline_s in ms; 20 s when not given. */
+  switchDeadlineMs?: number;
 }
+
+/** Runs fn after ms unless cancelled first; injected so tests drive the deadline without waiting. */
+export type After = (ms: number, fn: () => void) => () => void;
+
+const realAfter: After = (ms, fn) => {
+  const timer = setTimeout(fn, ms);
+  return () => clearTimeout(timer);
+};
+
+export const DEFAULT_SWITCH_DEADLINE_MS = 20_000;
 
 export interface PublishPorts {
   connector: DifusorConnector;
@@ -112,6 +135,7 @@ export interface PublishPorts {
   journal?: PublishJournalPort;
   observer?: PublishObserver;
   now?: () => number;
+  after?: After;
 }
 
 export class StepError extends Error {
@@ -234,28 +258,37 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
       );
     }
 
+    // The transfer does not wait for the linked copy: rsync writes into an incoming directory of its own while
+    // `link` builds the staging and the manifest is put there; verify merges the two before checking.
     phase = 'linking';
     observe(phase, `${plan.linked} unchanged files`);
-    await step(session, phase, 'link', [req.cut, plan.base ?? '-'], { stdin: plan.drop.map((p) => `${p}\n`).join('') });
-
+    const linked = step(session, phase, 'link', [req.cut, plan.base ?? '-'], { stdin: plan.drop.map((p) => `${p}\n`).join('') }).then(async () => {
+      await step(session as DifusorSession, 'staging', 'put', [req.cut, MANIFEST_NAME], { stdin: req.manifest.text });
+      if (signed) await step(session as DifusorSession, 'staging', 'put', [req.cut, SIGNATURE_NAME], { stdin: req.signature });
+    });
     phase = 'staging';
     observe(phase, `${plan.send.length} files`);
-    if (plan.send.length > 0) {
-      const sent = await session
-        .transfer(
-          req.cutDir,
-          req.cut,
-          plan.send.map((e) => e.path),
-          ports.observer?.progress ? (bytes, percent) => ports.observer?.progress?.(d.id, bytes, percent) : undefined,
-        )
-        .catch((error: Error) => {
-          throw new StepError('staging', error.message);
-        });
-      outcome.filesSent = sent.filesSent;
-      outcome.bytesSent = sent.bytesSent;
+    const sent =
+      plan.send.length === 0
+        ? Promise.resolve(undefined)
+        : session
+            .transfer(
+              req.cutDir,
+              req.cut,
+              plan.send.map((e) => e.path),
+              ports.observer?.progress ? (bytes, percent) => ports.observer?.progress?.(d.id, bytes, percent) : undefined,
+            )
+            .catch((error: Error) => {
+              throw new StepError('staging', error.message);
+            });
+    // Both settle before anything else happens on this difusor, so a failure never leaves a transfer running.
+    const [linkResult, sendResult] = await Promise.allSettled([linked, sent]);
+    if (linkResult.status === 'rejected') throw linkResult.reason;
+    if (sendResult.status === 'rejected') throw sendResult.reason;
+    if (sendResult.value) {
+      outcome.filesSent = sendResult.value.filesSent;
+      outcome.bytesSent = sendResult.value.bytesSent;
     }
-    await step(session, phase, 'put', [req.cut, MANIFEST_NAME], { stdin: req.manifest.text });
-    if (signed) await step(session, phase, 'put', [req.cut, SIGNATURE_NAME], { stdin: req.signature });
 
     phase = 'verifying';
     observe(phase);
@@ -334,12 +367,13 @@ function describePlan(plan: TransferPlan): string {
   return `${plan.kind}: send ${plan.send.length} files (${plan.bytesToSend} bytes), link ${plan.linked}`;
 }
 
-async function switchOne(staged: Staged, req: PublishRequest, ports: PublishPorts): Promise<void> {
+async function switchOne(staged: Staged, req: PublishRequest, ports: PublishPorts, groupAt: number | undefined): Promise<void> {
   const now = ports.now ?? Date.now;
   const { difusor: d, session, outcome } = staged;
+  const lateBy = (t: number): number => (groupAt === undefined ? 0 : Math.max(0, round(t - groupAt)));
   try {
     if (staged.needsSwitch) {
-      ports.observer?.phase(d.id, 'switching');
+      ports.observer?.phase(d.id, 'switching', groupAt === undefined ? undefined : `alone, ${lateBy(now()).toFixed(1)} s after the others`);
       const out = await step(session, 'switching', 'switch', [req.cut, ...(req.liftNotice ? ['--lift-notice'] : [])]);
       outcome.switchedAt = now();
       // Confirm with readlink what Apache will now serve.
@@ -349,14 +383,20 @@ async function switchOne(staged: Staged, req: PublishRequest, ports: PublishPort
     }
     outcome.result = 'live';
     outcome.seconds = (now() - staged.startedAt) / 1000;
-    ports.observer?.phase(d.id, 'live');
+    outcome.lateSeconds = lateBy(outcome.switchedAt ?? now());
+    ports.observer?.phase(d.id, 'live', outcome.lateSeconds > 0 ? `${outcome.lateSeconds.toFixed(1)} s after the others` : undefined);
     await ports.journal?.record({
       difusor: d.id,
       cut: req.cut,
       phase: 'switch',
       result: 'ok',
       seconds: outcome.seconds,
-      detail: { from: outcome.previous ?? null, switched: staged.needsSwitch },
+      detail: {
+        from: outcome.previous ?? null,
+        switched: staged.needsSwitch,
+        lateSeconds: outcome.lateSeconds,
+        ...(outcome.switchedAt !== undefined ? { switchedAt: new Date(outcome.switchedAt).toISOString() } : {}),
+      },
     });
   } catch (error) {
     outcome.result = 'failed';
@@ -376,6 +416,18 @@ async function switchOne(staged: Staged, req: PublishRequest, ports: PublishPort
   }
 }
 
+/** Pruning only frees disk; a failure here never undoes a publication. Then the session is done. */
+async function pruneAndClose(s: Staged, req: PublishRequest, ports: PublishPorts): Promise<void> {
+  if (s.outcome.result === 'live') {
+    const pruned = await s.session.helper('prune', [String(req.keepReleases)]).catch(() => undefined);
+    const removed = (pruned?.stdout ?? '').split('\n').filter((l) => l.startsWith('pruned ')).map((l) => l.slice(7));
+    if (removed.length > 0) {
+      await ports.journal?.record({ difusor: s.difusor.id, cut: req.cut, phase: 'prune', result: 'ok', detail: { removed } });
+    }
+  }
+  s.session.close();
+}
+
 export function exitCodeFor(outcomes: Array<Pick<DifusorOutcome, 'result'>>): 0 | 1 | 3 {
   const failed = outcomes.filter((o) => o.result === 'failed').length;
   if (failed === 0) return 0;
@@ -383,39 +435,63 @@ export function exitCodeFor(outcomes: Array<Pick<DifusorOutcome, 'result'>>): 0 
 }
 
 export async function publishCut(req: PublishRequest, ports: PublishPorts): Promise<PublishReport> {
+  const now = ports.now ?? Date.now;
+  const after = ports.after ?? realAfter;
   for (const d of req.targets) ports.observer?.phase(d.id, 'waiting');
   const results = new Map<string, Staged | DifusorOutcome>();
-  await runPool(req.targets, req.concurrency, async (d) => {
-    results.set(d.id, await stageOne(req, ports, d));
-  });
-  const staged = [...results.values()].filter((r): r is Staged => 'session' in r);
 
+  const waiting: Staged[] = [];
+  const switching: Array<Promise<void>> = [];
+  let groupAt: number | undefined;
+  let deadlinePassed = false;
+  let cancelDeadline: (() => void) | undefined;
+  let group: Staged[] = [];
   // Everyone ready switches together, so difusores go live within moments of each other.
-  await Promise.all(staged.map((s) => switchOne(s, req, ports)));
-  await Promise.all(
-    staged.map(async (s) => {
-      if (s.outcome.result === 'live') {
-        // Pruning only frees disk; a failure here never undoes a publication.
-        const pruned = await s.session.helper('prune', [String(req.keepReleases)]).catch(() => undefined);
-        const removed = (pruned?.stdout ?? '').split('\n').filter((l) => l.startsWith('pruned ')).map((l) => l.slice(7));
-        if (removed.length > 0) {
-          await ports.journal?.record({ difusor: s.difusor.id, cut: req.cut, phase: 'prune', result: 'ok', detail: { removed } });
-        }
-      }
-      s.session.close();
-    }),
-  );
+  const switchGroup = (): void => {
+    if (groupAt !== undefined || waiting.length === 0) return;
+    cancelDeadline?.();
+    groupAt = now();
+    group = waiting.splice(0);
+    switching.push(
+      Promise.all(group.map((s) => switchOne(s, req, ports, undefined))).then(() =>
+        Promise.all(group.map((s) => pruneAndClose(s, req, ports))).then(() => undefined),
+      ),
+    );
+  };
+  const onReady = (s: Staged): void => {
+    if (groupAt !== undefined) {
+      // Past the deadline: this one goes live on its own, now, rather than after the slowest.
+      switching.push(switchOne(s, req, ports, groupAt).then(() => pruneAndClose(s, req, ports)));
+      return;
+    }
+    waiting.push(s);
+    cancelDeadline ??= after(req.switchDeadlineMs ?? DEFAULT_SWITCH_DEADLINE_MS, () => {
+      deadlinePassed = true;
+      switchGroup();
+    });
+  };
+
+  await runPool(req.targets, req.concurrency, async (d) => {
+    const r = await stageOne(req, ports, d);
+    results.set(d.id, r);
+    if ('session' in r) onReady(r);
+  });
+  switchGroup();
+  cancelDeadline?.();
+  // Late switches may still be starting while earlier ones finish.
+  for (let i = 0; i < switching.length; i++) await switching[i];
 
   const outcomes = req.targets.map((d) => {
     const r = results.get(d.id) as Staged | DifusorOutcome;
     return 'session' in r ? r.outcome : r;
   });
-  const switched = outcomes.map((o) => o.switchedAt).filter((t): t is number => t !== undefined);
+  const switched = group.map((s) => s.outcome.switchedAt).filter((t): t is number => t !== undefined);
   return {
     cut: req.cut,
     dryRun: req.dryRun,
     outcomes,
     switchSpreadMs: switched.length > 0 ? Math.max(...switched) - Math.min(...switched) : undefined,
+    ...(groupAt !== undefined ? { groupSwitchAt: groupAt, deadlinePassed } : {}),
     // A rehearsal that cannot reach a difusor must say so to cron too.
     exitCode: exitCodeFor(outcomes),
   };

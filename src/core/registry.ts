@@ -16,6 +16,7 @@ export const DEFAULTS = {
   access: 'shell',
   keep_releases: 5,
   concurrency: 8,
+  switch_deadline_s: 20,
   connect_timeout_s: 10,
   state_dir: '.difusion',
 } as const;
@@ -587,6 +588,7 @@ function buildRegistry(data: Raw, file: string): Registry {
       simulacros: simulacros.map((s) => ({ start: s.start, end: s.end })),
       keep_releases: (publication.keep_releases as number | undefined) ?? DEFAULTS.keep_releases,
       concurrency: (publication.concurrency as number | undefined) ?? DEFAULTS.concurrency,
+      switch_deadline_s: (publication.switch_deadline_s as number | undefined) ?? DEFAULTS.switch_deadline_s,
       ssh: withoutUndefined({
         identity_file: resolveIdentityFile(ssh.identity_file as string | undefined, dir),
         connect_timeout_s: (ssh.connect_timeout_s as number | undefined) ?? DEFAULTS.connect_timeout_s,

@@ -55,6 +55,8 @@ export interface Publication {
   simulacros: TimeWindow[];
   keep_releases: number;
   concurrency: number;
+  /** Once the first difusor is ready, the others get at most this long before the ready ones switch. */
+  switch_deadline_s: number;
   ssh: SshSettings;
   official_url?: string;
   /** Absolute (resolved against the registry's directory). */

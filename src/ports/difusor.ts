@@ -82,12 +82,28 @@ export async function readIdentity(file: string | undefined): Promise<Buffer> {
 }
 
 const MINUTE = 60_000;
+const DEFAULT_KEEPALIVE_S = 5;
+const DEFAULT_KEEPALIVE_COUNT = 3;
+const MASTER_WAIT_MS = 3000;
 
-export async function createConnector(
-  registry: Registry,
-  targets: Difusor[],
-  opts: { transferTimeoutMs?: number } = {},
-): Promise<DifusorConnector> {
+/**
+ * How fast a dead link is noticed. A link that drops without a word (no RST: a cut cable, a frozen
+ * router) is seen only by keepalives: interval × count without an answer ends the connection, on the
+ * helper's ssh2 connection and on rsync's OpenSSH alike; rsync's own --timeout backs them up.
+ */
+export interface LinkTimeouts {
+  /** The whole transfer to one difusor (default 30 min). */
+  transferTimeoutMs?: number;
+  /** Keepalive interval in seconds (default 5) and unanswered ones before giving up (default 3). */
+  keepaliveS?: number;
+  keepaliveCount?: number;
+  /** rsync --timeout: seconds without any I/O (default max(30, 3 × connect_timeout_s)). */
+  ioTimeoutS?: number;
+  /** rsync -z with --skip-compress (for the bench's comparison; see bench/README.md). */
+  compress?: boolean;
+}
+
+export async function createConnector(registry: Registry, targets: Difusor[], opts: LinkTimeouts = {}): Promise<DifusorConnector> {
   const trees = new SendTrees(path.join(registry.publication.state_dir, 'send'));
   // The source rsync reads: a tree of exactly the files to send where it can be linked, else the cut with a list.
   const source = async (sourceDir: string, files: string[]): Promise<Pick<RsyncRequest, 'sourceDir' | 'wholeSource'>> => {
@@ -104,12 +120,17 @@ export async function createConnector(
       difusores: sshTargets,
       identityFile: registry.publication.ssh.identity_file,
       connectTimeoutS,
+      keepaliveS: opts.keepaliveS ?? DEFAULT_KEEPALIVE_S,
+      keepaliveCount: opts.keepaliveCount ?? DEFAULT_KEEPALIVE_COUNT,
     });
   }
   const transferTimeoutMs = opts.transferTimeoutMs ?? 30 * MINUTE;
+  const ioTimeoutS = opts.ioTimeoutS ?? Math.max(30, connectTimeoutS * 3);
 
   const open = async (difusor: Difusor): Promise<DifusorSession> => {
     if (difusor.transport === 'local') return localSession(difusor, transferTimeoutMs, source);
+    // rsync's own connection is made while the helper's is set up and prepare runs, not when the transfer should start.
+    const master = (openssh as OpenSshRun).startMaster(difusor);
     const shell = await connectSsh({
       host: difusor.host as string,
       port: difusor.port,
@@ -117,9 +138,13 @@ export async function createConnector(
       hostKey: difusor.host_key as string,
       privateKey: privateKey as Buffer,
       connectTimeoutMs: connectTimeoutS * 1000,
-      keepaliveIntervalMs: 5000,
+      keepaliveIntervalMs: (opts.keepaliveS ?? DEFAULT_KEEPALIVE_S) * 1000,
+      keepaliveCountMax: opts.keepaliveCount ?? DEFAULT_KEEPALIVE_COUNT,
+    }).catch((error: Error) => {
+      master.stop();
+      throw error;
     });
-    return sshSession(difusor, shell, openssh as OpenSshRun, connectTimeoutS, transferTimeoutMs, source);
+    return sshSession(difusor, shell, openssh as OpenSshRun, { ioTimeoutS, transferTimeoutMs, compress: opts.compress }, source, master);
   };
   return {
     open,
@@ -134,21 +159,24 @@ function sshSession(
   difusor: Difusor,
   shell: RemoteShell,
   openssh: OpenSshRun,
-  connectTimeoutS: number,
-  transferTimeoutMs: number,
+  limits: { ioTimeoutS: number; transferTimeoutMs: number; compress?: boolean },
   source: SourceChooser,
+  master: ReturnType<OpenSshRun['startMaster']>,
 ): DifusorSession {
   return {
     helper: (verb, args, opts = {}) =>
       shell.exec(helperCommand(difusor, verb, args), { stdin: opts.stdin ?? '', timeoutMs: opts.timeoutMs ?? 5 * MINUTE }),
     helperToStream: (verb, args, sink, opts = {}) =>
-      shell.exec(helperCommand(difusor, verb, args), { stdin: '', stdoutTo: sink, timeoutMs: opts.timeoutMs ?? transferTimeoutMs }),
-    transfer: async (sourceDir, cut, files, onProgress) =>
-      runRsync(
+      shell.exec(helperCommand(difusor, verb, args), { stdin: '', stdoutTo: sink, timeoutMs: opts.timeoutMs ?? limits.transferTimeoutMs }),
+    transfer: async (sourceDir, cut, files, onProgress) => {
+      // A master still in its handshake is nearer than a handshake of rsync's own; a dead one is not waited for.
+      const [from] = await Promise.all([source(sourceDir, files), master.ready(MASTER_WAIT_MS)]);
+      return runRsync(
         {
-          ...(await source(sourceDir, files)),
+          ...from,
           cut,
-          ioTimeoutS: Math.max(30, connectTimeoutS * 3),
+          ioTimeoutS: limits.ioTimeoutS,
+          compress: limits.compress,
           destination: {
             kind: 'ssh',
             alias: openssh.aliasOf(difusor),
@@ -157,9 +185,13 @@ function sshSession(
           },
         },
         files,
-        { timeoutMs: transferTimeoutMs, onProgress },
-      ),
-    close: () => shell.close(),
+        { timeoutMs: limits.transferTimeoutMs, onProgress },
+      );
+    },
+    close: () => {
+      master.stop();
+      shell.close();
+    },
   };
 }
 

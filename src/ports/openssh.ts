@@ -1,3 +1,5 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +13,12 @@ import { parseHostKey } from '../core/hostkey.js';
 export interface OpenSshRun {
   configFile: string;
   aliasOf(difusor: Difusor): string;
+  /**
+   * Starts a master connection to the difusor in the background, so rsync's ssh later rides on it
+   * (ControlPath) instead of doing a handshake of its own when the transfer should start. Without it,
+   * rsync's ssh simply connects by itself. `ready` settles true once it listens, false if it cannot.
+   */
+  startMaster(difusor: Difusor): { stop(): void; ready(timeoutMs: number): Promise<boolean> };
   dispose(): Promise<void>;
 }
 
@@ -40,6 +48,10 @@ export function formatSshConfig(args: {
   knownHostsFile: string;
   identityFile?: string;
   connectTimeoutS: number;
+  keepaliveS?: number;
+  keepaliveCount?: number;
+  /** Where master connections listen (%n: the alias), when the run keeps them. */
+  controlPath?: string;
 }): string {
   const blocks = args.difusores
     .filter((d) => d.transport === 'ssh')
@@ -71,15 +83,17 @@ export function formatSshConfig(args: {
     '  KbdInteractiveAuthentication no',
     ...(args.identityFile ? [`  IdentityFile ${quoteConfig(args.identityFile)}`, '  IdentitiesOnly yes'] : []),
     `  ConnectTimeout ${args.connectTimeoutS}`,
-    '  ServerAliveInterval 5',
-    '  ServerAliveCountMax 3',
+    `  ServerAliveInterval ${args.keepaliveS ?? 5}`,
+    `  ServerAliveCountMax ${args.keepaliveCount ?? 3}`,
     // JPEG and zip do not compress; AES-GCM runs on the CPU's AES instructions, cheaper than the default.
     '  Compression no',
     '  Ciphers aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr',
     '  ForwardAgent no',
     '  ForwardX11 no',
     '  ClearAllForwardings yes',
+    // Clients use a master when one is up and connect by themselves otherwise; only startMaster makes one.
     '  ControlMaster no',
+    ...(args.controlPath ? [`  ControlPath ${quoteConfig(args.controlPath)}`] : []),
     '  LogLevel ERROR',
   ];
   return [...blocks, common.join('\n')].join('\n\n') + '\n';
@@ -89,15 +103,46 @@ export async function prepareOpenSsh(args: {
   difusores: Difusor[];
   identityFile?: string;
   connectTimeoutS: number;
+  keepaliveS?: number;
+  keepaliveCount?: number;
 }): Promise<OpenSshRun> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'difusion-ssh-'));
   const knownHostsFile = path.join(dir, 'known_hosts');
   const configFile = path.join(dir, 'ssh_config');
   await writeFile(knownHostsFile, formatKnownHosts(args.difusores), { mode: 0o600 });
-  await writeFile(configFile, formatSshConfig({ ...args, knownHostsFile }), { mode: 0o600 });
+  await writeFile(configFile, formatSshConfig({ ...args, knownHostsFile, controlPath: path.join(dir, '%n.sock') }), { mode: 0o600 });
+  const masters = new Set<ChildProcess>();
   return {
     configFile,
     aliasOf: hostAlias,
-    dispose: () => rm(dir, { recursive: true, force: true }),
+    startMaster(difusor) {
+      // -N: no command, so a restricted account's forced command never runs for the master itself.
+      const child = spawn('ssh', ['-F', configFile, '-M', '-N', '-o', 'ControlMaster=yes', '-o', 'ControlPersist=no', hostAlias(difusor)], {
+        stdio: 'ignore',
+      });
+      let exited = false;
+      child.on('error', () => undefined);
+      masters.add(child);
+      child.once('exit', () => {
+        exited = true;
+        masters.delete(child);
+      });
+      const socket = path.join(dir, `${hostAlias(difusor)}.sock`);
+      return {
+        stop: () => void child.kill('SIGTERM'),
+        async ready(timeoutMs) {
+          const deadline = Date.now() + timeoutMs;
+          while (!exited && Date.now() < deadline) {
+            if (existsSync(socket)) return true;
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+          return !exited && existsSync(socket);
+        },
+      };
+    },
+    dispose: async () => {
+      for (const child of masters) child.kill('SIGTERM');
+      await rm(dir, { recursive: true, force: true });
+    },
   };
 }

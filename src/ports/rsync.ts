@@ -14,7 +14,12 @@ export interface RsyncRequest {
   wholeSource?: boolean;
   /** Progress lines cost CPU on both ends of the pipe: only when someone shows them. */
   progress?: boolean;
+  /** zlib on the text (HTML, JSON, CSV); never on what is already compressed. */
+  compress?: boolean;
 }
+
+/** Suffixes rsync 3.1 must not compress (--skip-compress): images and archives gain nothing but CPU. */
+export const SKIP_COMPRESS = 'jpg/jpeg/png/gif/webp/zip/gz/tgz/bz2/xz/7z/rar/pdf/mp4/mp3';
 
 /**
  * The transfer's command line, pure so it can be tested string for string.
@@ -32,13 +37,14 @@ export function formatRsyncArgs(req: RsyncRequest): string[] {
     '--whole-file',
     '--ignore-times',
     ...(req.wholeSource ? [] : ['--files-from=-', '--from0']),
+    ...(req.compress ? ['--compress', `--skip-compress=${SKIP_COMPRESS}`] : []),
     `--timeout=${req.ioTimeoutS}`,
     '--stats',
     ...(req.progress === false ? [] : ['--info=progress2']),
   ];
   const source = req.sourceDir.endsWith('/') ? req.sourceDir : `${req.sourceDir}/`;
   if (req.destination.kind === 'local') {
-    return [...args, source, `${req.destination.root}/.staging/${req.cut}/`];
+    return [...args, source, `${req.destination.root}/.staging/${req.cut}.in/`];
   }
   return [
     ...args,
@@ -47,7 +53,7 @@ export function formatRsyncArgs(req: RsyncRequest): string[] {
     '--rsync-path',
     req.destination.remoteRsyncPath,
     source,
-    `${req.destination.alias}:.staging/${req.cut}/`,
+    `${req.destination.alias}:.staging/${req.cut}.in/`,
   ];
 }
 
@@ -114,8 +120,17 @@ export async function runRsync(
   if (result.timedOut) throw new RsyncError(`rsync timed out after ${Math.round(opts.timeoutMs / 1000)} s and was killed`, undefined);
   if (result.exitCode !== 0) {
     const code = result.exitCode;
-    const meaning = code === undefined ? `killed by ${result.signal ?? 'a signal'}` : (EXIT_MEANING[code] ?? 'failed');
-    const detail = String(result.stderr).trim().split('\n').slice(-3).join(' | ');
+    const stderr = String(result.stderr);
+    // OpenSSH's own words for a link that went silent; rsync's exit code only says ssh failed.
+    const silent = /Timeout, server \S+ not responding/.exec(stderr);
+    const meaning = silent
+      ? 'the link went silent: no answer to the SSH keepalives'
+      : /connection unexpectedly closed/.test(stderr)
+        ? 'the connection was lost mid-transfer: closed, or silent past the SSH keepalives'
+        : code === undefined
+        ? `killed by ${result.signal ?? 'a signal'}`
+        : (EXIT_MEANING[code] ?? 'failed');
+    const detail = silent ? silent[0] : stderr.trim().split('\n').slice(-3).join(' | ');
     // 23 and 24 leave a partial copy: for a publication that is a failure, never a warning.
     throw new RsyncError(`rsync exit ${code ?? '-'} (${meaning})${detail ? `: ${detail}` : ''}`, code);
   }

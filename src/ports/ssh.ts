@@ -34,6 +34,7 @@ export interface SshTarget {
   privateKey: Buffer;
   connectTimeoutMs: number;
   keepaliveIntervalMs?: number;
+  keepaliveCountMax?: number;
 }
 
 export class HostKeyMismatchError extends Error {
@@ -172,7 +173,7 @@ export function connectSsh(target: SshTarget): Promise<RemoteShell> {
       privateKey: target.privateKey,
       readyTimeout: target.connectTimeoutMs,
       keepaliveInterval: target.keepaliveIntervalMs ?? DEFAULT_KEEPALIVE_MS,
-      keepaliveCountMax: 3,
+      keepaliveCountMax: target.keepaliveCountMax ?? 3,
       // Ask only for the pinned key's type, so the comparison below is with the key the server is meant to show.
       algorithms: { serverHostKey: hostKeyAlgorithms(pinned.type) },
       // Returning false aborts the key exchange, so a wrong server never sees our credentials.

@@ -104,7 +104,14 @@ export function viewFor(kind: RendererKind, write: (line: string) => void, timeZ
   return silentView();
 }
 
-export function renderPublishSummary(result: PublishRunResult): string {
+function note(o: PublishRunResult['outcomes'][number]): string {
+  if (o.error) return `${o.failedPhase ?? ''}: ${o.error}`;
+  if (o.result === 'planned') return `${o.plan}; link ${o.filesLinked}`;
+  if (o.lateSeconds) return `late: live ${o.lateSeconds.toFixed(1)} s after the others`;
+  return '';
+}
+
+export function renderPublishSummary(result: PublishRunResult, deadlineS?: number): string {
   const rows = result.outcomes.map((o) => [
     o.id,
     o.result,
@@ -112,18 +119,24 @@ export function renderPublishSummary(result: PublishRunResult): string {
     String(o.filesSent || (o.result === 'planned' ? o.filesToSend : 0)),
     formatBytes(o.result === 'planned' ? o.bytesToSend : o.bytesSent),
     o.seconds.toFixed(1),
-    o.error ? `${o.failedPhase ?? ''}: ${o.error}` : o.result === 'planned' ? `${o.plan}; link ${o.filesLinked}` : '',
+    note(o),
   ]);
   for (const s of result.skipped) rows.push([s.id, 'skipped', '-', '0', '0 B', '0.0', s.reason]);
   const header = ['difusor', 'result', 'cut', 'files', result.dryRun ? 'would send' : 'sent', 'seconds', result.dryRun ? 'plan' : 'error'];
   const live = result.outcomes.filter((o) => o.result === 'live' || o.result === 'up-to-date').length;
   const failed = result.outcomes.filter((o) => o.result === 'failed').length;
+  const late = result.outcomes.filter((o) => o.result === 'live' && (o.lateSeconds ?? 0) > 0);
   const lines = [renderTable(header, rows), ''];
   if (result.dryRun) {
     lines.push(`dry run of ${result.cut}: nothing was changed on any difusor.${result.wouldRefuse ? ` A real run would be refused: ${result.wouldRefuse}` : ''}`);
   } else {
     const spread = result.switchSpreadMs !== undefined ? `; switches within ${result.switchSpreadMs} ms of each other` : '';
     lines.push(`${result.cut}: ${live} of ${result.outcomes.length} difusores live${failed ? `, ${failed} failed (they keep their previous cut)` : ''}${spread}.`);
+    if (result.deadlinePassed) {
+      const within = deadlineS !== undefined ? ` within the ${deadlineS} s deadline` : ' by the deadline';
+      const lateText = late.map((o) => `${o.id} ${(o.lateSeconds as number).toFixed(1)} s`).join(', ');
+      lines.push(`Not everyone was ready${within}: the ready ones switched together${lateText ? `; late, each on its own: ${lateText}` : ''}.`);
+    }
   }
   if (result.clock) lines.push(`note: the clock was set by ${result.clock}`);
   return lines.join('\n');

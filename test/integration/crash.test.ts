@@ -98,6 +98,7 @@ beforeAll(async () => {
   await writeCut(path.join(cuts, CUT_D), CUT_D, { ...BIG, seed: 'crash' }, path.join(cuts, CUT_C));
   // The old cut every difusor serves before the drill.
   const first = await publish(registry, path.join(cuts, CUT_A));
+  expect(first.outcomes.filter((o) => o.result === 'failed').map((o) => `${o.id}: ${o.failedPhase}: ${o.error}`)).toEqual([]);
   expect(first.exitCode).toBe(0);
 }, T);
 
@@ -110,17 +111,23 @@ describe('a publish killed with SIGKILL, then run again', () => {
   test('killed during the transfer: everyone keeps the old cut; the rerun takes the lock over and finishes', async () => {
     const run = spawnCli(['publish', path.join(cuts, CUT_B), '--registry', registry], { DIFUSION_NOW: NOW });
     await run.line(/\sstaging\s/);
+    // rsync starts alongside the linked copy: kill once bytes have landed in staging somewhere.
+    const landed = (): boolean =>
+      lab.difusores.some((d) => existsSync(path.join(d.path, '.staging', CUT_B)) || existsSync(path.join(d.path, '.staging', `${CUT_B}.in`)));
+    for (let i = 0; i < 600 && !landed(); i++) await sleep(20);
     await kill(run);
     expect(await expectWhole([CUT_A])).toEqual(Object.fromEntries(lab.difusores.map((d) => [d.id, CUT_A])));
-    // The transfer it was in left its half-filled staging behind; the rerun must clean it, never serve it.
-    expect(lab.difusores.some((d) => existsSync(path.join(d.path, '.staging', CUT_B)))).toBe(true);
+    // The transfer it was in left its half-filled staging (or what rsync had received alongside it) behind; the
+    // rerun must clean it, never serve it.
+    expect(lab.difusores.some((d) => existsSync(path.join(d.path, '.staging', CUT_B)) || existsSync(path.join(d.path, '.staging', `${CUT_B}.in`)))).toBe(true);
     await rerunAndCheck(CUT_B, run.pid);
   }, T);
 
   test('killed between verify and switch: the verified release is never served half-way', async () => {
     const [, , slow] = lab.difusores;
     const run = spawnCli(['publish', path.join(cuts, CUT_C), '--registry', registry], { DIFUSION_NOW: NOW });
-    // One difusor is frozen while it stages, so nobody can switch (switching waits for every difusor's verdict)
+    // One difusor is frozen while it stages, so nobody can switch (switching waits for every difusor's verdict, up
+    // to the 20 s switch deadline)
     // and the kill lands after the others verified and promoted their release.
     await run.line(new RegExp(`\\s${slow.id}\\s+staging\\s`));
     const frozen = descendants(slow.sshdPid);

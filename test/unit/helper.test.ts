@@ -269,6 +269,15 @@ describe('difusion-helper: put, verify, promote', () => {
     expect(out).toBe('check 0\nf 5 index.html\n');
   }, T);
 
+  it('verify first merges what rsync sent into the incoming directory: a sent file replaces a linked one', () => {
+    put('.staging/20220605_2030.in/index.html', 'enviado');
+    put('.staging/20220605_2030.in/actas/1_A.jpg', 'acta');
+    const out = ok(helper('verify', ['20220605_2030'], `${sha('enviado')}  index.html\n${sha('acta')}  actas/1_A.jpg\n`));
+    expect(out.split('\n')[0]).toBe('check 0');
+    expect(out.split('\n').slice(1).filter(Boolean).sort()).toEqual(['f 4 actas/1_A.jpg', 'f 7 index.html']);
+    expect(existsSync(path.join(root, '.staging/20220605_2030.in'))).toBe(false);
+  }, T);
+
   it('verify names the file that differs', () => {
     const out = ok(helper('verify', ['20220605_2030'], `${sha('otro')}  index.html\n`));
     expect(out).toMatch(/^check 1\nx index.html: FAILED\n(x .*\n)*f 5 index.html\n$/);
@@ -379,7 +388,17 @@ describe('difusion-helper: restricted access (SSH_ORIGINAL_COMMAND)', () => {
     [
       'rsync escaping staging',
       'rsync --server -logDtpre.iLsfxC . .staging/20220605_2015_a/../../../etc/',
+      'difusion-helper: refused: rsync into .staging/20220605_2015_a/../../../etc/\n',
+    ],
+    [
+      'rsync into a crafted incoming name',
+      'rsync --server -logDtpre.iLsfxC . .staging/20220605_2015_a/../../../etc.in/',
       'difusion-helper: not a cut id: 20220605_2015_a/../../../etc\n',
+    ],
+    [
+      'rsync into the staging itself, not its incoming directory',
+      'rsync --server -logDtpre.iLsfxC . .staging/20220605_2015/',
+      'difusion-helper: refused: rsync into .staging/20220605_2015/\n',
     ],
   ])('refuses %s', (_what, request, message) => {
     const r = restricted(request);
@@ -388,13 +407,13 @@ describe('difusion-helper: restricted access (SSH_ORIGINAL_COMMAND)', () => {
     expect(r.stdout).toBe('');
   }, T);
 
-  it('lets rsync write into staging only once that staging exists', () => {
-    const request = 'rsync --server --difusion-bogus-option . .staging/20220605_2015/';
+  it('lets rsync write into a cut\'s incoming directory only once prepare made .staging', () => {
+    const request = 'rsync --server --difusion-bogus-option . .staging/20220605_2015.in/';
     const before = restricted(request);
     expect(before.code).toBe(2);
     expect(before.stderr).toBe('difusion-helper: no staging for 20220605_2015\n');
 
-    mkdirSync(path.join(root, '.staging', '20220605_2015'), { recursive: true });
+    mkdirSync(path.join(root, '.staging'), { recursive: true });
     // Past every check, the helper execs rsync itself: the complaint is rsync's, about the bogus option.
     const after = restricted(request);
     expect(after.stderr).not.toContain('difusion-helper');

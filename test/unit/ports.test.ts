@@ -76,7 +76,7 @@ describe('formatRsyncArgs', () => {
   it('writes into the local difusor\'s staging, with a trailing slash on the source', () => {
     expect(
       formatRsyncArgs({ sourceDir: '/srv/cortes/20220605_2015', cut: '20220605_2015', ioTimeoutS: 60, destination: { kind: 'local', root: '/srv/espejo' } }),
-    ).toEqual([...common, '/srv/cortes/20220605_2015/', '/srv/espejo/.staging/20220605_2015/']);
+    ).toEqual([...common, '/srv/cortes/20220605_2015/', '/srv/espejo/.staging/20220605_2015.in/']);
   }, T);
 
   it('does not double a trailing slash the source already has', () => {
@@ -99,7 +99,7 @@ describe('formatRsyncArgs', () => {
       '--rsync-path',
       "sh -c 'x' h",
       '/srv/cortes/20220605_2015/',
-      'difusor-ujed:.staging/20220605_2015/',
+      'difusor-ujed:.staging/20220605_2015.in/',
     ]);
   }, T);
 });
@@ -146,14 +146,14 @@ describe('runRsync (real rsync, local destination)', () => {
     return { src, root };
   }
 
-  it('sends exactly the listed files into staging with the served modes, and reports the stats', async () => {
+  it('sends exactly the listed files into the cut\'s incoming directory with the served modes, and reports the stats', async () => {
     const { src, root } = setup();
     const result = await runRsync(
       { sourceDir: src, cut: '20220605_2015', ioTimeoutS: 30, destination: { kind: 'local', root } },
       ['index.html', "actas/0001 B'A.jpg"],
       { timeoutMs: 30_000 },
     );
-    const staged = path.join(root, '.staging', '20220605_2015');
+    const staged = path.join(root, '.staging', '20220605_2015.in');
     expect(result.filesSent).toBe(2);
     expect(result.bytesSent).toBeGreaterThan(5004);
     expect(readFileSync(path.join(staged, 'index.html'), 'utf8')).toBe('hola');
@@ -194,8 +194,6 @@ describe('runRsync (real rsync, local destination)', () => {
     mkdirSync(bin);
     writeFileSync(path.join(bin, 'ssh'), '#!/bin/sh\nshift 3\nexec sh -c "$*"\n', { mode: 0o755 });
     const d = difusor({ path: root });
-    // The helper only lets rsync write into a staging that `link` created.
-    mkdirSync(path.join(root, '.staging', '20220605_2015'));
     const oldPath = process.env.PATH;
     process.env.PATH = `${bin}:${oldPath}`;
     try {
@@ -213,7 +211,7 @@ describe('runRsync (real rsync, local destination)', () => {
     } finally {
       process.env.PATH = oldPath;
     }
-    expect(readFileSync(path.join(root, '.staging', '20220605_2015', 'index.html'), 'utf8')).toBe('hola');
+    expect(readFileSync(path.join(root, '.staging', '20220605_2015.in', 'index.html'), 'utf8')).toBe('hola');
   }, T);
 });
 
@@ -260,6 +258,13 @@ describe('formatSshConfig', () => {
       ].join('\n'),
     )).toBe(true);
     expect(text).not.toContain('Host difusor-espejo');
+  }, T);
+
+  it('clients ride on a master when one is up (ControlPath) but never become one; keepalives as asked', () => {
+    const text = config({ controlPath: '/tmp/difusion-ssh-x/%n.sock', keepaliveS: 1, keepaliveCount: 4 });
+    expect(text).toContain('\n  ControlMaster no\n  ControlPath "/tmp/difusion-ssh-x/%n.sock"\n');
+    expect(text).toContain('\n  ServerAliveInterval 1\n  ServerAliveCountMax 4\n');
+    expect(config()).not.toContain('ControlPath');
   }, T);
 
   it('never trusts on first use, never asks, and consults nothing from ~/.ssh or /etc/ssh', () => {

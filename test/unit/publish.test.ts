@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Difusor } from '../../src/core/types.js';
+import { localDifusor } from './support/difusor.js';
 import { manifestText, type Manifest, type ManifestEntry } from '../../src/core/manifest.js';
 import {
   exitCodeFor,
@@ -26,18 +27,7 @@ function manifestOf(files: Record<string, string>): Manifest {
 const previousManifest = manifestOf({ 'index.html': 'corte 20:15', 'actas/1_A.jpg': 'acta 1A', 'datos/viejo.csv': 'se va' });
 const cutManifest = manifestOf({ 'index.html': 'corte 20:30', 'actas/1_A.jpg': 'acta 1A', 'actas/2_A.jpg': 'acta 2A' });
 
-function difusor(id: string): Difusor {
-  return {
-    id,
-    name: `Difusor ${id}`,
-    transport: 'local',
-    port: 22,
-    path: `/srv/${id}`,
-    public_url: `http://localhost/${id}/`,
-    status: 'active',
-    access: 'shell',
-  };
-}
+const difusor = localDifusor;
 
 /** The inventory a release holding this manifest's files reports ("f SIZE PATH"). */
 function inventory(m: Manifest, extra: string[] = []): string {
@@ -55,6 +45,8 @@ interface FakeOptions {
   transferError?: string;
   /** Delay every call by this many ms (lets staging overlap). */
   delayMs?: number;
+  /** The transfer waits for this (a link that is slow or frozen until the test lets it go). */
+  transferGate?: Promise<void>;
 }
 
 const okOut = (stdout = ''): HelperOutput => ({ code: 0, stdout, stderr: '' });
@@ -127,6 +119,7 @@ class FakeConnector implements DifusorConnector {
         this.log.push(`${d.id}:transfer`);
         this.transfers.set(`${d.id}:${cut}`, files);
         if (opts.delayMs) await sleep(opts.delayMs);
+        if (opts.transferGate) await opts.transferGate;
         if (opts.transferError) {
           this.inFlight.delete(d.id);
           throw new Error(opts.transferError);
@@ -274,7 +267,12 @@ describe('publishCut: the normal path', () => {
       bytes: 200,
       detail: expect.objectContaining({ plan: 'new-release', base: PREVIOUS, filesSent: 2, filesLinked: 1, previous: PREVIOUS }),
     });
-    expect(journal.find((e) => e.difusor === 'a' && e.phase === 'switch')?.detail).toEqual({ from: PREVIOUS, switched: true });
+    expect(journal.find((e) => e.difusor === 'a' && e.phase === 'switch')?.detail).toEqual({
+      from: PREVIOUS,
+      switched: true,
+      lateSeconds: 0,
+      switchedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+    });
     expect(journal.find((e) => e.phase === 'prune')?.detail).toEqual({ removed: ['20220605_2000'] });
     expect(journal.find((e) => e.difusor === 'b')).toMatchObject({ cut: CUT, error: 'connect ECONNREFUSED 10.0.0.2:22' });
   });
@@ -340,7 +338,9 @@ describe('publishCut: two phases across difusores', () => {
   it('a failing transfer fails at staging with the rsync message', async () => {
     const { connector, report } = await publish(['a', 'b'], { a: { transferError: 'rsync exit 23 (some files could not be transferred)' } });
     expect(outcome(report, 'a')).toMatchObject({ failedPhase: 'staging', error: 'rsync exit 23 (some files could not be transferred)' });
-    expect(connector.verbsOf('a')).not.toContain('put');
+    // The manifest was put alongside the transfer; nothing after the transfer ran.
+    expect(connector.verbsOf('a')).not.toContain('verify');
+    expect(connector.verbsOf('a')).not.toContain('promote');
     expect(report.exitCode).toBe(3);
   });
 
@@ -415,6 +415,150 @@ describe('publishCut: two phases across difusores', () => {
     const promotes = ['a', 'b', 'c'].map((id) => connector.log.indexOf(`${id}:promote`));
     expect(opens[1]).toBeGreaterThan(promotes[0] as number);
     expect(opens[2]).toBeGreaterThan(promotes[1] as number);
+  });
+});
+
+/** A clock that moves only when told, and timers fired by hand: the deadline without waiting for it. */
+class ManualTime {
+  t = 1_654_477_200_000;
+  readonly timers: Array<{ at: number; ms: number; fn: () => void; cancelled: boolean }> = [];
+  now = (): number => this.t;
+  after = (ms: number, fn: () => void): (() => void) => {
+    const timer = { at: this.t, ms, fn, cancelled: false };
+    this.timers.push(timer);
+    return () => {
+      timer.cancelled = true;
+    };
+  };
+  /** Moves the clock and fires every timer now due. */
+  advance(ms: number): void {
+    this.t += ms;
+    for (const timer of this.timers) {
+      if (!timer.cancelled && timer.at + timer.ms <= this.t) {
+        timer.cancelled = true;
+        timer.fn();
+      }
+    }
+  }
+}
+
+function gate(): { promise: Promise<void>; open(): void; fail(error: Error): void } {
+  let open!: () => void;
+  let fail!: (error: Error) => void;
+  const promise = new Promise<void>((resolve, reject) => {
+    open = resolve;
+    fail = reject;
+  });
+  return { promise, open, fail };
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !condition(); i++) await new Promise((resolve) => setImmediate(resolve));
+  if (!condition()) throw new Error('condition never met');
+}
+
+describe('publishCut: the switch deadline', () => {
+  function start(ids: string[], options: Record<string, FakeOptions>, over: Partial<PublishRequest> = {}) {
+    const connector = new FakeConnector(options);
+    const time = new ManualTime();
+    const journal: Harness['journal'] = [];
+    const phases: Harness['phases'] = [];
+    const running = publishCut(
+      { cut: CUT, cutDir: `/srv/cortes/${CUT}`, manifest: cutManifest, targets: ids.map(difusor), concurrency: 8, keepReleases: 5, dryRun: false, switchDeadlineMs: 20_000, ...over },
+      {
+        connector,
+        state: { manifestHashes: async (cut, digest) => (cut === PREVIOUS && digest === previousManifest.digest ? new Map(previousManifest.entries.map((e) => [e.path, e.sha256])) : undefined) },
+        journal: { record: async (entry) => void journal.push(entry) },
+        observer: { phase: (id, phase, detail) => phases.push([id, phase, detail]) },
+        now: time.now,
+        after: time.after,
+      },
+    );
+    return { connector, time, journal, phases, running };
+  }
+  const switchEntry = (journal: Harness['journal'], id: string) => journal.find((e) => e.difusor === id && e.phase === 'switch');
+
+  it('starts the deadline when the first difusor is ready, then switches the ready ones without the slow one', async () => {
+    const slow = gate();
+    const { connector, time, journal, running } = start(['a', 'b', 'slow'], { slow: { transferGate: slow.promise } });
+    await until(() => connector.log.includes('a:promote') && connector.log.includes('b:promote'));
+    expect(time.timers.map((t) => t.ms)).toEqual([20_000]);
+    expect(connector.log.filter((l) => l.endsWith(':switch'))).toEqual([]);
+
+    time.advance(20_000);
+    await until(() => connector.log.includes('b:close') && connector.log.includes('a:close'));
+    expect(connector.log.filter((l) => l.endsWith(':switch')).sort()).toEqual(['a:switch', 'b:switch']);
+    expect(connector.verbsOf('slow')).toEqual(['open', 'prepare', 'link', 'transfer', 'put']);
+
+    time.advance(7_500);
+    slow.open();
+    const report = await running;
+    expect(connector.verbsOf('slow')).toEqual(['open', 'prepare', 'link', 'transfer', 'put', 'verify', 'promote', 'switch', 'prune', 'close']);
+    expect(report.exitCode).toBe(0);
+    expect(report.deadlinePassed).toBe(true);
+    expect(report.outcomes.map((o) => [o.id, o.result, o.lateSeconds])).toEqual([
+      ['a', 'live', 0],
+      ['b', 'live', 0],
+      ['slow', 'live', 7.5],
+    ]);
+    expect(switchEntry(journal, 'a')?.detail).toEqual({
+      from: PREVIOUS,
+      switched: true,
+      lateSeconds: 0,
+      switchedAt: new Date(time.t - 7_500).toISOString(),
+    });
+    expect(switchEntry(journal, 'slow')?.detail).toMatchObject({ lateSeconds: 7.5, switchedAt: new Date(time.t).toISOString() });
+  });
+
+  it('a late difusor that then fails keeps its previous cut; the others stay live; exit 3', async () => {
+    const slow = gate();
+    const { connector, time, running } = start(['a', 'slow'], { slow: { transferGate: slow.promise } });
+    await until(() => connector.log.includes('a:promote'));
+    time.advance(20_000);
+    await until(() => connector.log.includes('a:close'));
+    slow.fail(new Error('rsync exit 30 (timeout in data send/receive)'));
+    const report = await running;
+    expect(outcome(report, 'a')).toMatchObject({ result: 'live', lateSeconds: 0 });
+    expect(outcome(report, 'slow')).toMatchObject({ result: 'failed', failedPhase: 'staging', previous: PREVIOUS });
+    expect(connector.verbsOf('slow')).not.toContain('switch');
+    expect(report.exitCode).toBe(3);
+  });
+
+  it('when everyone is ready before the deadline, all switch together, nobody is late and the timer is cancelled', async () => {
+    const { time, running } = start(['a', 'b', 'c'], { c: { delayMs: 3 } }, { switchDeadlineMs: 5_000 });
+    const report = await running;
+    expect(time.timers).toEqual([expect.objectContaining({ ms: 5_000, cancelled: true })]);
+    expect(report.deadlinePassed).toBe(false);
+    expect(report.outcomes.map((o) => o.lateSeconds)).toEqual([0, 0, 0]);
+    expect(report.switchSpreadMs).toBe(0);
+  });
+
+  it('difusores not yet started when the deadline passes (concurrency) each switch as soon as they are verified', async () => {
+    const [gb, gc] = [gate(), gate()];
+    const { connector, time, running } = start(['a', 'b', 'c'], { b: { transferGate: gb.promise }, c: { transferGate: gc.promise } }, {
+      concurrency: 1,
+      switchDeadlineMs: 0,
+    });
+    await until(() => time.timers.length === 1);
+    time.advance(0);
+    await until(() => connector.log.includes('a:close'));
+    expect(connector.log).not.toContain('c:open');
+    gb.open();
+    await until(() => connector.log.includes('b:close'));
+    expect(connector.verbsOf('b').slice(-4)).toEqual(['promote', 'switch', 'prune', 'close']);
+    gc.open();
+    const report = await running;
+    expect(connector.verbsOf('c').slice(-4)).toEqual(['promote', 'switch', 'prune', 'close']);
+    expect(report.outcomes.map((o) => o.result)).toEqual(['live', 'live', 'live']);
+    expect(report.exitCode).toBe(0);
+  });
+
+  it('nobody ready: no deadline, no switch', async () => {
+    const { time, running } = start(['a', 'b'], { a: { openError: 'refused' }, b: { transferError: 'rsync exit 12' } });
+    const report = await running;
+    expect(time.timers).toEqual([]);
+    expect(report.groupSwitchAt).toBeUndefined();
+    expect(report.exitCode).toBe(1);
   });
 });
 

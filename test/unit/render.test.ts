@@ -1,4 +1,5 @@
 import { chooseRenderer, formatBytes, localStamp, renderTable } from '../../src/ui/render.js';
+import { renderPublishSummary } from '../../src/ui/publish-view.js';
 
 describe('chooseRenderer', () => {
   const base = { isTTY: true, json: false, noColor: false, ci: false };
@@ -74,5 +75,39 @@ describe('localStamp', () => {
 
   it('uses 00, not 24, for midnight', () => {
     expect(localStamp(new Date('2022-06-06T05:00:00Z'), 'America/Mexico_City')).toBe('2022-06-06 00:00:00');
+  });
+});
+
+describe('renderPublishSummary after the switch deadline', () => {
+  const base = { cut: '20220605_2030', filesToSend: 2, bytesToSend: 200, filesLinked: 1, filesSent: 2, bytesSent: 2048, seconds: 3 };
+  const result = {
+    cut: '20220605_2030',
+    dryRun: false,
+    exitCode: 3 as const,
+    run: 'r',
+    mode: 'window' as const,
+    targets: ['a', 'b', 'slow', 'down'],
+    skipped: [],
+    switchSpreadMs: 12,
+    groupSwitchAt: 1,
+    deadlinePassed: true,
+    outcomes: [
+      { ...base, id: 'a', name: 'A', result: 'live' as const, lateSeconds: 0 },
+      { ...base, id: 'b', name: 'B', result: 'live' as const, lateSeconds: 0 },
+      { ...base, id: 'slow', name: 'S', result: 'live' as const, lateSeconds: 41.25 },
+      { ...base, id: 'down', name: 'D', result: 'failed' as const, previous: '20220605_2015', failedPhase: 'staging' as const, error: 'rsync exit 30' },
+    ],
+  };
+
+  it('names the late difusor and how late it went live, and the one that failed keeping its previous cut', () => {
+    const text = renderPublishSummary(result, 20);
+    expect(text).toMatch(/^slow\s+live\s+20220605_2030\s.*late: live 41\.3 s after the others$/m);
+    expect(text).toMatch(/^down\s+failed\s+20220605_2015\s.*staging: rsync exit 30$/m);
+    expect(text).toContain('20220605_2030: 3 of 4 difusores live, 1 failed (they keep their previous cut); switches within 12 ms of each other.');
+    expect(text).toContain('Not everyone was ready within the 20 s deadline: the ready ones switched together; late, each on its own: slow 41.3 s.');
+  });
+
+  it('says nothing of a deadline when everyone was ready in time', () => {
+    expect(renderPublishSummary({ ...result, deadlinePassed: false, outcomes: result.outcomes.slice(0, 2) }, 20)).not.toMatch(/deadline|late/);
   });
 });

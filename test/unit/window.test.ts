@@ -20,6 +20,7 @@ function publication(window: { start: string; end: string }, simulacros = [{ sta
     simulacros,
     keep_releases: 5,
     concurrency: 8,
+    switch_deadline_s: 20,
     ssh: { connect_timeout_s: 10 },
     state_dir: '/tmp/difusion-state',
   };

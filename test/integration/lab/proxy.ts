@@ -18,11 +18,18 @@ export interface Proxy {
   cutAfterDown(bytes: number): void;
   /** Adds this one-way delay to every chunk, in both directions. */
   setLatency(ms: number): void;
+  /** Limits each direction of each connection to this many bytes per second (0: no limit): a thin link. */
+  throttle(bytesPerSecond: number): void;
   /** Bytes delivered so far, client to server and server to client. */
   readonly bytes: { up: number; down: number };
   /** Connections accepted so far. */
   readonly connections: number;
   close(): Promise<void>;
+}
+
+interface Waiting {
+  chunk: Buffer;
+  due: number;
 }
 
 interface Direction {
@@ -32,41 +39,71 @@ interface Direction {
   ended: boolean;
   /** When the last delayed chunk is due, so chunks keep their order under latency. */
   due: number;
+  /** Chunks held for latency or a thin link, in order, each with the time it may leave. */
+  waiting: Waiting[];
+  /** Their bytes: the source pauses above a bound, so the sender feels the thin link. */
+  queued: number;
+  timer?: NodeJS.Timeout;
+  endPending: boolean;
   count: (n: number) => void;
 }
+
+/** Bytes a throttled direction holds before it stops reading, so the sender feels the thin link. */
+const QUEUE_BOUND = 64 * 1024;
 
 export async function startProxy(target: { host: string; port: number }, opts: { host?: string } = {}): Promise<Proxy> {
   const host = opts.host ?? '127.0.0.2';
   let stalled = false;
   let latencyMs = 0;
+  let rate = 0;
   let connections = 0;
   const bytes = { up: 0, down: 0 };
   let cutAtDown = Infinity;
   const sockets = new Set<net.Socket>();
   const directions = new Set<Direction>();
 
+  const write = (d: Direction, chunk: Buffer) => {
+    if (d.to.destroyed) return;
+    d.count(chunk.length);
+    if (!d.to.write(chunk)) {
+      d.from.pause();
+      d.to.once('drain', () => {
+        if (!stalled && d.queued < QUEUE_BOUND) d.from.resume();
+      });
+    }
+  };
+
+  // Delayed chunks leave strictly in order, from one queue per direction: timers of fractional delays may fire out of order.
+  const flush = (d: Direction) => {
+    d.timer = undefined;
+    while (d.waiting.length > 0 && (d.waiting[0] as Waiting).due <= Date.now()) {
+      const { chunk } = d.waiting.shift() as Waiting;
+      d.queued -= chunk.length;
+      write(d, chunk);
+    }
+    if (d.waiting.length > 0) {
+      d.timer = setTimeout(() => flush(d), Math.max(1, Math.ceil((d.waiting[0] as Waiting).due - Date.now())));
+    } else if (d.endPending) {
+      d.endPending = false;
+      if (!d.to.destroyed) d.to.end();
+    }
+    if (d.queued < QUEUE_BOUND && !stalled && !d.to.writableNeedDrain) d.from.resume();
+  };
+
   const deliver = (d: Direction, chunk: Buffer) => {
-    const write = () => {
-      if (d.to.destroyed) return;
-      d.count(chunk.length);
-      if (!d.to.write(chunk)) {
-        d.from.pause();
-        d.to.once('drain', () => {
-          if (!stalled) d.from.resume();
-        });
-      }
-    };
-    if (latencyMs <= 0) return write();
-    d.due = Math.max(Date.now() + latencyMs, d.due);
-    setTimeout(write, d.due - Date.now());
+    if (latencyMs <= 0 && rate <= 0 && d.waiting.length === 0) return write(d, chunk);
+    // A thin link: each chunk leaves when the previous one has had its share of the second.
+    const slot = rate > 0 ? (chunk.length * 1000) / rate : 0;
+    d.due = Math.max(Date.now() + latencyMs, d.due) + slot;
+    d.waiting.push({ chunk, due: d.due });
+    d.queued += chunk.length;
+    if (d.queued >= QUEUE_BOUND) d.from.pause();
+    if (!d.timer) d.timer = setTimeout(() => flush(d), Math.max(1, Math.ceil(d.due - Date.now())));
   };
 
   const finish = (d: Direction) => {
-    const end = () => {
-      if (!d.to.destroyed) d.to.end();
-    };
-    if (latencyMs > 0) setTimeout(end, Math.max(0, d.due - Date.now()));
-    else end();
+    if (d.waiting.length > 0) d.endPending = true;
+    else if (!d.to.destroyed) d.to.end();
   };
 
   const pump = (d: Direction) => {
@@ -83,7 +120,10 @@ export async function startProxy(target: { host: string; port: number }, opts: {
       d.ended = true;
       if (!stalled && d.held.length === 0) finish(d);
     });
-    d.from.on('close', () => directions.delete(d));
+    d.from.on('close', () => {
+      directions.delete(d);
+      clearTimeout(d.timer);
+    });
   };
 
   const track = (s: net.Socket) => {
@@ -103,13 +143,16 @@ export async function startProxy(target: { host: string; port: number }, opts: {
     };
     client.on('close', kill);
     upstream.on('close', kill);
-    pump({ from: client, to: upstream, held: [], ended: false, due: 0, count: (n) => (bytes.up += n) });
+    pump({ from: client, to: upstream, held: [], ended: false, due: 0, waiting: [], queued: 0, endPending: false, count: (n) => (bytes.up += n) });
     pump({
       from: upstream,
       to: client,
       held: [],
       ended: false,
       due: 0,
+      waiting: [],
+      queued: 0,
+      endPending: false,
       count: (n) => {
         bytes.down += n;
         if (bytes.down >= cutAtDown) {
@@ -164,6 +207,9 @@ export async function startProxy(target: { host: string; port: number }, opts: {
     },
     setLatency(ms: number) {
       latencyMs = ms;
+    },
+    throttle(bytesPerSecond: number) {
+      rate = bytesPerSecond;
     },
     close() {
       for (const s of sockets) s.destroy();

@@ -111,6 +111,7 @@ class Sshd implements LabDifusor {
     readonly id: string,
     readonly host: string,
     readonly dir: string,
+    private readonly place: Placement = {},
   ) {
     this.publicUrl = `http://${host}/`;
   }
@@ -142,6 +143,12 @@ class Sshd implements LabDifusor {
     await mkdir(this.home, { recursive: true });
     this.hostKey = await keygen(this.hostKeyFile, `lab-${this.id}`);
     await writeFile(this.authorizedKeysFile, clientPublicKey + '\n', { mode: 0o600 });
+    if (this.place.port !== undefined) {
+      // An address of a namespace of our own: nobody else can hold its port.
+      this.port = this.place.port;
+      await this.start();
+      return;
+    }
     // The port is only free until someone else binds it; a lost race shows as sshd failing to bind.
     for (let attempt = 1; ; attempt++) {
       this.port = await freePort(this.host);
@@ -186,7 +193,8 @@ class Sshd implements LabDifusor {
     await writeFile(this.configFile, this.config());
     const logStart = existsSync(this.logFile) ? statSync(this.logFile).size : 0;
     const log = openSync(this.logFile, 'a');
-    const child = spawn(SSHD, ['-D', '-e', '-f', this.configFile], { stdio: ['ignore', log, log] });
+    const [command, ...prefix] = [...(this.place.exec ?? []), SSHD];
+    const child = spawn(command as string, [...prefix, '-D', '-e', '-f', this.configFile], { stdio: ['ignore', log, log] });
     closeSync(log);
     this.child = child;
     if (child.pid === undefined) throw new Error(`${this.id}: could not start ${SSHD}`);
@@ -237,7 +245,14 @@ class Sshd implements LabDifusor {
   }
 }
 
-export async function startLab(opts: { difusores: number; baseDir?: string }): Promise<Lab> {
+/** Where a lab's sshd run: by default 127.0.0.x with free ports; a WAN lab gives its namespace's addresses. */
+export interface Placement {
+  /** Runs sshd through this (e.g. ['ip', 'netns', 'exec', NAME]); `ip netns exec` execs, so the pid stays sshd's. */
+  exec?: string[];
+  port?: number;
+}
+
+export async function startLab(opts: { difusores: number; baseDir?: string; hosts?: string[]; placement?: Placement }): Promise<Lab> {
   if (opts.difusores < 1 || opts.difusores > 200) throw new Error('a lab holds 1 to 200 difusores');
   const dir = opts.baseDir ?? (await mkdtemp(join(tmpdir(), 'difusion-lab-')));
   await mkdir(dir, { recursive: true });
@@ -255,7 +270,7 @@ export async function startLab(opts: { difusores: number; baseDir?: string }): P
     const clientPublicKey = await keygen(clientKeyFile, 'difusion-lab-client');
     const clientKey = await readFile(clientKeyFile);
     for (let i = 1; i <= opts.difusores; i++) {
-      sshds.push(new Sshd(`d${i}`, `127.0.0.${10 + i}`, join(dir, `d${i}`)));
+      sshds.push(new Sshd(`d${i}`, opts.hosts?.[i - 1] ?? `127.0.0.${10 + i}`, join(dir, `d${i}`), opts.placement));
     }
     await Promise.all(sshds.map((s) => s.init(clientPublicKey)));
 
@@ -299,7 +314,8 @@ export async function startLab(opts: { difusores: number; baseDir?: string }): P
       clientPublicKey,
       stateDir,
       registryYaml,
-      knownHosts: () => sshds.map((d) => `[${d.host}]:${d.port} ${d.hostKey}\n`).join(''),
+      // OpenSSH names a host on port 22 without brackets and port.
+      knownHosts: () => sshds.map((d) => `${d.port === 22 ? d.host : `[${d.host}]:${d.port}`} ${d.hostKey}\n`).join(''),
       async writeRegistry(overrides, file = join(dir, 'difusores.yaml')) {
         await writeFile(file, registryYaml(overrides));
         return file;

@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { loadRegistry } from '../../../src/core/registry.js';
 import { runPublish, type PublishRunResult } from '../../../src/core/publish-run.js';
 import { openJournal, newRunId } from '../../../src/core/journal.js';
-import { createConnector } from '../../../src/ports/difusor.js';
+import { createConnector, type LinkTimeouts } from '../../../src/ports/difusor.js';
 import { fixedClock } from '../../../src/ports/clock.js';
 import type { PublishObserver } from '../../../src/core/publish.js';
 
@@ -18,7 +18,7 @@ export const IN_WINDOW = new Date('2022-06-06T10:00:00-05:00');
 export async function publish(
   registryFile: string,
   cutArg: string,
-  opts: { latest?: boolean; dryRun?: boolean; only?: string[]; now?: Date; observer?: PublishObserver } = {},
+  opts: { latest?: boolean; dryRun?: boolean; only?: string[]; now?: Date; observer?: PublishObserver; link?: LinkTimeouts } = {},
 ): Promise<PublishRunResult> {
   const loaded = await loadRegistry(registryFile);
   if (!loaded.ok) throw new Error(`registry invalid: ${JSON.stringify(loaded.problems)}`);
@@ -33,7 +33,7 @@ export async function publish(
     },
     {
       clock: fixedClock(opts.now ?? IN_WINDOW),
-      connect: (reg, targets) => createConnector(reg, targets),
+      connect: (reg, targets) => createConnector(reg, targets, opts.link),
       openJournal,
       newRunId: () => newRunId(),
       observer: opts.observer,
