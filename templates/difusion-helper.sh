@@ -33,7 +33,9 @@ case $ROOT in
 *) die "root must be an absolute path: $ROOT" ;;
 esac
 
+restricted=
 if [ $# -eq 0 ]; then
+	restricted=1
 	request=${SSH_ORIGINAL_COMMAND:-}
 	# Only plain tokens: no quotes, no globs, no shell syntax can reach the word splitting below.
 	case $request in
@@ -323,6 +325,13 @@ logs)
 	/*) ;;
 	*) die "refused: logs glob must be an absolute path: $glob" ;;
 	esac
+	# The glob comes from the client: on a restricted account only the one the admin pinned in
+	# authorized_keys (command="DIFUSION_ACCESS_LOG='/var/log/httpd/prep*' sh .../difusion-helper ROOT"),
+	# or the account would read any file it can (/etc/passwd as a glob of its own).
+	if [ -n "$restricted" ]; then
+		[ -n "${DIFUSION_ACCESS_LOG:-}" ] || die "refused: this restricted account pins no access log; the difusor's admin adds DIFUSION_ACCESS_LOG='$glob' before the command in authorized_keys"
+		[ "$glob" = "$DIFUSION_ACCESS_LOG" ] || die "refused: $glob is not the access log this account pins ($DIFUSION_ACCESS_LOG); set the registry's access_log to it or ask the difusor's admin to change DIFUSION_ACCESS_LOG in authorized_keys"
+	fi
 	case $sub in
 	list)
 		logs_matches "$glob" | while IFS= read -r f; do

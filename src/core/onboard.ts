@@ -44,7 +44,10 @@ export function parsePublicKeyLine(text: string, file: string): string {
 
 export function authorizedKeysLine(difusor: Difusor, publicKey: string, helperPath = HELPER_INSTALL_PATH): string {
   if (/[\n\r\0]/.test(difusor.path)) throw new OnboardError(`difusor ${difusor.id}: path holds a control character`);
-  const command = `sh ${shellWord(helperPath)} ${shellWord(difusor.path)}`;
+  if (difusor.access_log && /[\n\r\0]/.test(difusor.access_log)) throw new OnboardError(`difusor ${difusor.id}: access_log holds a control character`);
+  // The helper's logs verb reads only the glob pinned here: the one the client sends could name any file.
+  const pin = difusor.access_log ? `DIFUSION_ACCESS_LOG=${shellWord(difusor.access_log)} ` : '';
+  const command = `${pin}sh ${shellWord(helperPath)} ${shellWord(difusor.path)}`;
   const options = ['restrict', `command=${optionValue(command)}`];
   if (difusor.from) options.push(`from=${optionValue(difusor.from)}`);
   return `${options.join(',')} ${publicKey}`;

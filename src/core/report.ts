@@ -126,7 +126,8 @@ export async function buildReport(req: ReportRequest, ports: ReportPorts): Promi
       ports.onProgress?.(d.id, { phase: 'done' });
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      reports.set(d.id, { ...counter.result(), ...base, result: 'failed', error: message });
+      // Never the figures counted before the failure: a memoria must not show half a log as the difusor's traffic.
+      reports.set(d.id, { ...new TrafficCounter(period, timeZone).result(), ...base, result: 'failed', error: message });
       ports.onProgress?.(d.id, { phase: 'failed', error: message });
     }
   });

@@ -76,8 +76,8 @@ beforeAll(async () => {
   );
   await writeFile(path.join(logDir('d1'), 'access_log'), [...generateLog(80_000, { start: '2022-06-05 21:00:00', stepMs: 2000 })].join('\n') + '\n');
 
-  // d2: a restricted account, and a log whose name has a space (it travels as plain tokens).
-  await writeFile(d2.authorizedKeysFile, `restrict,command="sh ${HELPER} ${d2.path}" ${lab.clientPublicKey}\n`, { mode: 0o600 });
+  // d2: a restricted account pinning its log glob, and a log whose name has a space (it travels as plain tokens).
+  await writeFile(d2.authorizedKeysFile, `restrict,command="DIFUSION_ACCESS_LOG='${logDir('d2')}/prep access_log*' sh ${HELPER} ${d2.path}" ${lab.clientPublicKey}\n`, { mode: 0o600 });
   await mkdir(logDir('d2'), { recursive: true });
   await writeFile(path.join(logDir('d2'), 'prep access_log'), [...generateLog(3000, { seed: 2, start: '2022-06-06 08:00:00' })].join('\n') + '\n');
 

@@ -22,10 +22,12 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(work, { recursive: true, force: true }));
 
-function helper(args: string[], restricted = false) {
+/** restricted: the glob its authorized_keys pins (DIFUSION_ACCESS_LOG), '' for none; false for a shell account. */
+function helper(args: string[], restricted: boolean | string = false) {
   const root = path.join(work, 'prep');
-  const r = restricted
-    ? spawnSync('sh', ['-c', SCRIPT, 'difusion-helper', root], { env: { SSH_ORIGINAL_COMMAND: args.join(' ') } })
+  const pinned = restricted === true ? `${logs}/access_log*` : restricted;
+  const r = restricted !== false
+    ? spawnSync('sh', ['-c', SCRIPT, 'difusion-helper', root], { env: { SSH_ORIGINAL_COMMAND: args.join(' '), ...(pinned ? { DIFUSION_ACCESS_LOG: pinned } : {}) } })
     : spawnSync('sh', ['-c', SCRIPT, 'difusion-helper', root, ...args]);
   return { code: r.status, stdout: r.stdout.toString('latin1'), stderr: r.stderr.toString() };
 }
@@ -73,6 +75,18 @@ describe('refusals', () => {
   test('a symlink to a directory matching the glob is not listed', () => {
     symlinkSync('/etc', path.join(logs, 'access_log.etc'));
     expect(parseLogList(helper(['logs', 'list', glob()]).stdout).map((f) => path.basename(f.path))).toEqual(['access_log', 'access_log.1.gz']);
+  }, T);
+
+  test.each([
+    ['/etc/passwd as a glob of its own', () => ['logs', 'send', '/etc/passwd', '/etc/passwd', '0'], true, /not the access log this account pins/],
+    ['a wider glob than the pinned one', () => ['logs', 'list', encodeLogArg(`${logs}/*`)], true, /not the access log this account pins/],
+    ['the pinned glob escaping through ..', () => ['logs', 'list', encodeLogArg(`${logs}/access_log*/../*`)], true, /not the access log this account pins/],
+    ['any glob when the account pins none', () => ['logs', 'list', glob()], '', /pins no access log.*DIFUSION_ACCESS_LOG/],
+  ])('a restricted account reads only the glob its authorized_keys pins: %s', (_name, args, pinned, message) => {
+    const r = helper(args(), pinned);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stdout).toBe('');
   }, T);
 
   test('a restricted account gets no glob or quote through: only the encoded tokens', () => {

@@ -43,6 +43,13 @@ describe('authorizedKeysLine', () => {
     );
   });
 
+  test('pins the access_log glob for the logs verb (report), quoted so it is never expanded', () => {
+    expect(authorizedKeysLine(difusor({ access_log: '/var/log/httpd/prep access_log*' }), KEY)).toBe(
+      `restrict,command="DIFUSION_ACCESS_LOG='/var/log/httpd/prep access_log*' sh /usr/local/libexec/difusion-helper /var/www/prep" ${KEY}`,
+    );
+    expect(() => authorizedKeysLine(difusor({ access_log: '/var/log/a\nb' }), KEY)).toThrow(OnboardError);
+  });
+
   test('a control character in the path is refused', () => {
     expect(() => authorizedKeysLine(difusor({ path: '/srv/a\nb' }), KEY)).toThrow(OnboardError);
   });

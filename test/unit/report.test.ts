@@ -89,6 +89,23 @@ describe('the report over fake ports', () => {
     expect(r.difusores[0]!.baseline).toMatchObject({ hits: 2, visits: 2, visitors: 1 });
   });
 
+  test('a log that breaks mid-read fails its difusor with no figures, never the half counted before', async () => {
+    const broken: LogSource = {
+      name: 'access_log.1.gz',
+      size: 100,
+      async *chunks() {
+        yield { lines: lines([{ at: '2022-06-05 20:00:00' }, { at: '2022-06-05 20:00:01' }]).split('\n'), bytes: 50 };
+        throw new Error('access_log.1.gz: unexpected end of file');
+      },
+    };
+    const r = await buildReport(
+      { targets: [difusor('a', '/l*')], timeZone: TZ, period: PERIOD, concurrency: 1 },
+      { ...ports([]), logs: async () => ({ sources: [broken] }) },
+    );
+    expect(r.difusores[0]).toMatchObject({ result: 'failed', hits: 0, pages: 0, visits: 0, visitors: 0, bytes: 0, lines: 0 });
+    expect(r.difusores[0]!.error).toMatch(/unexpected end of file/);
+  });
+
   test('every difusor failing is exit 1', async () => {
     const r = await buildReport({ targets: [difusor('a', '/l*')], timeZone: TZ, period: PERIOD, concurrency: 1 }, ports(['a']));
     expect(r.exitCode).toBe(1);
