@@ -5,6 +5,8 @@ const common = {
   ...preset,
   testEnvironment: 'node',
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  // The build's dist/package.json (scripts/build-dist.mjs) would otherwise be a second "difusion" to jest.
+  modulePathIgnorePatterns: ['<rootDir>/dist/'],
 };
 
 export default {

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
 import { execute } from '@oclif/core';
 
-await execute({ dir: import.meta.url });
+// dist/ is the installed CLI's oclif root (scripts/build-dist.mjs): its manifest lets oclif import only
+// the command asked for.
+await execute({ dir: new URL('../dist/', import.meta.url).href });

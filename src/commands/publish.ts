@@ -1,7 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { runPublish, type PublishRunResult } from '../core/publish-run.js';
 import { openJournal, newRunId } from '../core/journal.js';
-import { createConnector } from '../ports/difusor.js';
 import { systemClock } from '../ports/clock.js';
 import { onlyFlag, registryFlag } from '../ui/flags.js';
 import { DifusionCommand } from '../ui/command.js';
@@ -66,7 +65,8 @@ export default class Publish extends DifusionCommand {
         { registry, cutArg, latest: Boolean(flags.latest), only: flags.only ?? [], dryRun: flags['dry-run'], simulacro: flags.simulacro },
         {
           clock,
-          connect: (reg, targets) => createConnector(reg, targets),
+          // ssh2 and execa load only once there is something to send: cron's --latest with nothing new never does.
+          connect: async (reg, targets) => (await import('../ports/difusor.js')).createConnector(reg, targets),
           openJournal,
           newRunId: () => newRunId(),
           observer: view.observer,

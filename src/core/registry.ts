@@ -1,9 +1,13 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { fileURLToPath } from 'node:url';
+import type * as AjvModule from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import { isAlias, isCollection, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type YAMLError } from 'yaml';
 import { parseHostKey } from './hostkey.js';
 import type { Difusor, LoadResult, Registry, RegistryProblem, TimeWindow } from './types.js';
@@ -44,17 +48,53 @@ const INVISIBLE_CHAR = /[\p{Cc}\u200E\u200F\u202A-\u202E\u2066-\u2069]/u;
 const WALL_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?$/;
 const DNS_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
+/**
+ * `npm run build` writes the schema's validator beside the built registry.js as plain code (ajv's standalone
+ * output): loading ajv and compiling the schema cost each CLI run ~0.25 s of CPU, most of a cron probe's
+ * start-up. It names the hash of the schema it was generated from; run from src (ts-node, jest), or after the
+ * schema changed without a build, the schema is compiled here as before.
+ */
+export const PRECOMPILED_VALIDATOR = new URL('./registry-validator.cjs', import.meta.url);
+
+const require = createRequire(import.meta.url);
 let compiledSchema: ValidateFunction | undefined;
 
 function schemaValidator(): ValidateFunction {
   if (!compiledSchema) {
-    const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictTypes: false, strictRequired: false });
-    // Non-standard keyword understood by VS Code and yaml-language-server; ours reads it for messages.
-    ajv.addKeyword('patternErrorMessage');
-    compiledSchema = ajv.compile(JSON.parse(readFileSync(SCHEMA_FILE, 'utf8')));
+    const text = readFileSync(SCHEMA_FILE, 'utf8');
+    compiledSchema = precompiledValidator(sha256(text)) ?? compileSchema(text).validate;
   }
   return compiledSchema;
 }
+
+function precompiledValidator(schemaSha256: string): ValidateFunction | undefined {
+  let built: ValidateFunction & { schemaSha256?: string };
+  try {
+    built = require(fileURLToPath(PRECOMPILED_VALIDATOR)) as typeof built;
+  } catch (error) {
+    if ((error as { code?: string }).code === 'MODULE_NOT_FOUND') return undefined;
+    throw error;
+  }
+  return built.schemaSha256 === schemaSha256 ? built : undefined;
+}
+
+export function compileSchema(text: string, source = false): { ajv: AjvModule.Ajv; validate: ValidateFunction } {
+  const { Ajv } = require('ajv') as typeof AjvModule;
+  const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictTypes: false, strictRequired: false, code: { source } });
+  // Non-standard keyword understood by VS Code and yaml-language-server; ours reads it for messages.
+  ajv.addKeyword('patternErrorMessage');
+  return { ajv, validate: ajv.compile(JSON.parse(text)) };
+}
+
+/** The module `npm run build` writes at PRECOMPILED_VALIDATOR: the validator as CommonJS, and its schema's hash. */
+export function precompiledValidatorSource(): string {
+  const text = readFileSync(SCHEMA_FILE, 'utf8');
+  const { ajv, validate } = compileSchema(text, true);
+  const standaloneCode = (require('ajv/dist/standalone') as { default: (ajv: AjvModule.Ajv, validate: ValidateFunction) => string }).default;
+  return `${standaloneCode(ajv, validate)}\nmodule.exports.schemaSha256 = ${JSON.stringify(sha256(text))};\n`;
+}
+
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
 export async function loadRegistry(file: string): Promise<LoadResult> {
   let text: string;

@@ -1,4 +1,4 @@
-import { Listr, type ListrTaskWrapper } from 'listr2';
+import type { ListrTaskWrapper } from 'listr2';
 import type { Difusor } from '../core/types.js';
 import type { Phase, PublishObserver } from '../core/publish.js';
 import type { PublishRunResult } from '../core/publish-run.js';
@@ -55,7 +55,8 @@ export function liveView(): PublishView {
   };
   return {
     start(targets) {
-      const list = new Listr(
+      // listr2 loads only for a terminal; rows fill in as it arrives (apply() keeps what comes before).
+      running = import('listr2').then(({ Listr }) => new Listr(
         targets.map((d) => ({
           title: `${d.id}  waiting`,
           task: (_ctx: unknown, task: ListrTaskWrapper<unknown, never, never>) =>
@@ -71,8 +72,7 @@ export function liveView(): PublishView {
           exitOnError: false,
           collectErrors: 'minimal',
         },
-      );
-      running = list.run().catch(() => undefined);
+      ).run()).catch(() => undefined);
     },
     finish: async () => {
       await running;
