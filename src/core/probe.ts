@@ -20,7 +20,7 @@ import type { StateStore } from './state.js';
  *    the first newer cut went live on any difusor (the journal's switch entries; a rollback withdraws
  *    the cuts newer than the one it went back to).
  * 4. A suspended difusor must show the notice: /aviso.json names it, every other path answers 503 with
- *    the notice's page.
+ *    the notice's page and `Cache-Control: no-store`.
  * A difusor fails on lag beyond the limit, a differing file, no answer, a bad certificate, a manifest
  * this host never published, or a missing notice. The command journals failures and keeps the result.
  */
@@ -334,7 +334,7 @@ async function checkFiles(
   if (row.differing.length > 0) fail('differs', `${row.differing.length} of ${row.filesChecked} files differ from ${cut}`);
 }
 
-/** The notice as the contract has it: /aviso.json names the difusor, every other path is the notice, 503. */
+/** The notice as the contract has it: /aviso.json names the difusor, every other path is the notice, 503, no-store. */
 async function checkNotice(
   d: Difusor,
   listed: Map<string, string>,
@@ -367,6 +367,10 @@ async function checkNotice(
     if (answer.error !== undefined) row.differing.push(`${shown}: ${answer.error}`);
     else if (answer.status !== 503) row.differing.push(`${shown}: HTTP ${answer.status}, not the notice's 503`);
     else if (answer.sha256 !== listed.get('index.html')) row.differing.push(`${shown}: 503 but not the notice's page`);
+    // Without no-store a cache in front keeps the notice after the reinstatement, or keeps the results it replaced.
+    else if (!/(^|,)\s*no-store\s*(,|$)/i.test(answer.headers['cache-control'] ?? '')) {
+      row.differing.push(`${shown}: the notice's 503 without Cache-Control: no-store (${answer.headers['cache-control'] ?? 'none'})`);
+    }
   }
   if (row.differing.length > 0) fail('notice-missing', `the notice is not shown on every path: ${row.differing[0]}`);
 }

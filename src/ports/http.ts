@@ -111,7 +111,12 @@ export function createProbeHttp(opts: ProbeHttpOptions): ProbeHttp & { close(): 
           onHeaders(statusCode, rawHeaders) {
             status = statusCode;
             ttfbMs = Math.round(performance.now() - started);
-            for (let i = 0; i + 1 < rawHeaders.length; i += 2) headers[String(rawHeaders[i]).toLowerCase()] = String(rawHeaders[i + 1]);
+            // A header sent twice (two Cache-Control lines) is read as one list, as HTTP defines it, not as the last line.
+            for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+              const name = String(rawHeaders[i]).toLowerCase();
+              const value = String(rawHeaders[i + 1]);
+              headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+            }
             return true;
           },
           onData(chunk) {

@@ -13,7 +13,10 @@ beforeAll(async () => {
   server = http.createServer((req, res) => {
     seen.push({ url: req.url ?? '', cacheControl: req.headers['cache-control'] });
     const path = new URL(req.url ?? '/', 'http://x').pathname;
-    if (path === '/file') {
+    if (path === '/twice') {
+      res.setHeader('cache-control', ['public, max-age=30', 'no-store']);
+      res.end('aviso');
+    } else if (path === '/file') {
       res.end('contenido del corte');
     } else if (path === '/moved') {
       res.writeHead(301, { location: '/file' });
@@ -63,6 +66,15 @@ test('a body is hashed as it streams; no-cache is asked for; a redirect is follo
     expect(moved.body?.toString()).toBe('contenido del corte');
     expect(seen.slice(-2).map((s) => s.url)).toEqual(['/moved?difusion-probe=a-2', '/file?difusion-probe=a-2']);
     expect(seen.every((s) => s.cacheControl === 'no-cache')).toBe(true);
+  } finally {
+    await h.close();
+  }
+});
+
+test('a header sent twice is read as one list, not as its last line', async () => {
+  const h = client();
+  try {
+    expect((await h.get(`${base}/twice`)).headers['cache-control']).toBe('public, max-age=30, no-store');
   } finally {
     await h.close();
   }

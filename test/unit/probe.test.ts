@@ -88,7 +88,8 @@ describe('the sample', () => {
 });
 
 /** A difusor over HTTP, as a map from path to status and body. */
-function fakeHttp(pages: Record<string, { status: number; body: string } | { error: string; certificateError?: boolean }>): ProbeHttp & { urls: string[] } {
+type FakePage = { status: number; body: string; headers?: Record<string, string> } | { error: string; certificateError?: boolean };
+function fakeHttp(pages: Record<string, FakePage>): ProbeHttp & { urls: string[] } {
   const urls: string[] = [];
   return {
     urls,
@@ -100,7 +101,7 @@ function fakeHttp(pages: Record<string, { status: number; body: string } | { err
       if ('error' in page) return { headers: {}, bytes: 0, totalMs: 1, error: page.error, certificateError: page.certificateError };
       return {
         status: page.status,
-        headers: {},
+        headers: page.headers ?? {},
         bytes: page.body.length,
         sha256: sha256Hex(page.body),
         body: opts.keepBody ? Buffer.from(page.body) : undefined,
@@ -206,9 +207,9 @@ describe('a suspended difusor', () => {
   const notice = {
     '/MANIFEST.sha256': { status: 200, body: noticeManifest },
     '/aviso.json': { status: 200, body: aviso },
-    '/': { status: 503, body: page },
-    '/index.html': { status: 503, body: page },
-    '/datos/': { status: 503, body: page },
+    '/': { status: 503, body: page, headers: { 'cache-control': 'no-store' } },
+    '/index.html': { status: 503, body: page, headers: { 'cache-control': 'no-store' } },
+    '/datos/': { status: 503, body: page, headers: { 'cache-control': 'no-store' } },
   };
   const suspended = difusor('d1', { status: 'suspended' });
 
@@ -220,6 +221,16 @@ describe('a suspended difusor', () => {
     const { row } = await probeWith({ ...notice, '/index.html': { status: 200, body: page }, '/datos/': { status: 404, body: 'nf' } }, suspended);
     expect(row.kinds).toEqual(['notice-missing']);
     expect(row.differing).toEqual(expect.arrayContaining(['/index.html: HTTP 200, not the notice\'s 503', '/datos/: HTTP 404, not the notice\'s 503']));
+  });
+  test('the notice served cacheable (no-store dropped, or only max-age) is a missing notice: a cache would keep it or what it hid', async () => {
+    const cacheable = { ...notice, '/datos/': { status: 503, body: page, headers: { 'cache-control': 'public, max-age=30' } }, '/': { status: 503, body: page } };
+    const { row } = await probeWith(cacheable, suspended);
+    expect(row.kinds).toEqual(['notice-missing']);
+    expect(row.differing).toEqual([
+      "/: the notice's 503 without Cache-Control: no-store (none)",
+      "/datos/: the notice's 503 without Cache-Control: no-store (public, max-age=30)",
+    ]);
+    expect((await probeWith({ ...notice, '/': { status: 503, body: page, headers: { 'cache-control': 'public, no-store' } } }, suspended)).row.ok).toBe(true);
   });
   test('pointed back at a cut by its admin: the notice is missing', async () => {
     const { row } = await probeWith(pagesOf(C2), suspended);
