@@ -64,7 +64,8 @@ export default class Probe extends DifusionCommand {
     let previous: string | undefined;
 
     const round = async (): Promise<ProbeReport> => {
-      const wentLive = wentLiveTimes(await readJournal(publication.state_dir));
+      const journal = await readJournal(publication.state_dir);
+      const wentLive = new Map(targets.map((d) => [d.id, wentLiveTimes(journal, d.id)]));
       const report = await probeDifusores(
         targets,
         {
@@ -82,7 +83,7 @@ export default class Probe extends DifusionCommand {
           knowledge: {
             cutOfManifest: (digest, bytes) => state.cutWithManifest(digest, bytes),
             manifestHashes: (cut, digest) => state.manifestHashes(cut, digest),
-            wentLive,
+            wentLive: (id) => wentLive.get(id) ?? new Map(),
           },
         },
       );

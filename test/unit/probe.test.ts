@@ -50,13 +50,36 @@ describe('lag the Debian-mirror way', () => {
   });
   test('a rollback withdraws the newer cuts: a difusor on the cut it went back to is not late; a new switch counts again', () => {
     const switched = [entry({ cut: C1, at: '2022-06-06T01:16:00Z' }), entry({ cut: C2, at: '2022-06-06T01:31:00Z' })];
-    const rolledBack = [...switched, entry({ phase: 'rollback', cut: C1, at: '2022-06-06T01:40:00Z', detail: { cut: C1, from: C2 } })];
-    expect(lagSeconds(C1, wentLiveTimes(rolledBack), new Date('2022-06-06T02:00:00Z'))).toBe(0);
-    expect(lagSeconds(C1, wentLiveTimes(switched), new Date('2022-06-06T02:00:00Z'))).toBe(1740);
+    const rolledBack = [...switched, entry({ phase: 'rollback', difusor: 'd1', cut: C1, at: '2022-06-06T01:40:00Z', detail: { cut: C1, from: C2 } })];
+    expect(lagSeconds(C1, wentLiveTimes(rolledBack, 'd1'), new Date('2022-06-06T02:00:00Z'))).toBe(0);
+    expect(lagSeconds(C1, wentLiveTimes(switched, 'd1'), new Date('2022-06-06T02:00:00Z'))).toBe(1740);
     const forward = [...rolledBack, entry({ cut: C3, at: '2022-06-06T01:50:00Z' })];
-    expect(lagSeconds(C1, wentLiveTimes(forward), new Date('2022-06-06T01:51:00Z'))).toBe(60);
-    const failed = [...switched, entry({ phase: 'rollback', result: 'failed', cut: C1 })];
-    expect(wentLiveTimes(failed).has(C2)).toBe(true);
+    expect(lagSeconds(C1, wentLiveTimes(forward, 'd1'), new Date('2022-06-06T01:51:00Z'))).toBe(60);
+    const failed = [...switched, entry({ phase: 'rollback', result: 'failed', difusor: 'd1', cut: C1 })];
+    expect(wentLiveTimes(failed, 'd1').has(C2)).toBe(true);
+  });
+  test('a rollback --only withdraws the newer cut for the difusores it moved, not for the others still due to serve it', async () => {
+    const journal = [
+      entry({ difusor: 'd1', cut: C1, at: '2022-06-06T01:16:00Z' }),
+      entry({ difusor: 'd1', cut: C2, at: '2022-06-06T01:31:00Z' }),
+      entry({ difusor: 'd2', cut: C2, at: '2022-06-06T01:31:00Z' }),
+      entry({ phase: 'rollback', difusor: 'd1', cut: C1, at: '2022-06-06T01:40:00Z', detail: { cut: C1, from: C2 } }),
+    ];
+    const at = new Date('2022-06-06T02:00:00Z');
+    expect(lagSeconds(C1, wentLiveTimes(journal, 'd1'), at)).toBe(0);
+    // d2 was not rolled back: still on C1 (its admin pointed it back, say), it is 29 minutes late.
+    expect(lagSeconds(C1, wentLiveTimes(journal, 'd2'), at)).toBe(1740);
+    expect(wentLiveTimes(journal).has(C2)).toBe(true);
+    // Through the probe: the same C1 served by both, only d2 fails as lag; the newest live cut is still C2.
+    const pages = Object.fromEntries(
+      Object.entries(CUT_FILES[C1]!).map(([p, body]) => [`/${p}`, { status: 200, body }]).concat([['/MANIFEST.sha256', { status: 200, body: manifestOf(C1) }]]),
+    );
+    const report = await probeDifusores([difusor('d1'), difusor('d2')], { ...OPTS, now: at }, {
+      http: fakeHttp(pages),
+      knowledge: { ...knowledge, wentLive: (id) => wentLiveTimes(journal, id) },
+    });
+    expect(report.difusores.map((r) => [r.id, r.ok, r.lagSeconds])).toEqual([['d1', true, 0], ['d2', false, 1740]]);
+    expect(report.newest).toBe(C2);
   });
 });
 
@@ -130,10 +153,11 @@ const knowledge = {
   async manifestHashes(cut: string) {
     return new Map(Object.entries(CUT_FILES[cut]!).map(([path, body]) => [path, sha256Hex(body)]));
   },
-  wentLive: new Map([
-    [C1, new Date('2022-06-06T01:16:00Z')],
-    [C2, new Date('2022-06-06T01:31:00Z')],
-  ]),
+  wentLive: () =>
+    new Map([
+      [C1, new Date('2022-06-06T01:16:00Z')],
+      [C2, new Date('2022-06-06T01:31:00Z')],
+    ]),
 };
 
 const OPTS: ProbeOptions = {
