@@ -58,7 +58,7 @@ export default class Probe extends DifusionCommand {
       ci: Boolean(process.env.CI),
     });
     const state = new StateStore(publication.state_dir);
-    const http = createProbeHttp({ connectTimeoutMs: 10_000, headersTimeoutMs: 20_000, bodyTimeoutMs: 30_000, connectionsPerOrigin: 4 });
+    const http = createProbeHttp({ connectTimeoutMs: 10_000, headersTimeoutMs: 20_000, bodyTimeoutMs: 30_000, totalTimeoutMs: 300_000, connectionsPerOrigin: 4 });
     const run = newRunId(clock.now());
     const command = `probe${flags.full ? ' --full' : ''} --max-lag ${flags['max-lag']}${flags.watch ? ` --watch ${flags.watch}` : ''}`;
     let previous: string | undefined;
