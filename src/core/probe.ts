@@ -258,10 +258,11 @@ async function probeOne(d: Difusor, opts: ProbeOptions, ports: ProbePorts): Prom
   }
 
   const suspended = d.status === 'suspended';
-  if (manifest.certificateError) fail('certificate', `${d.public_url}: ${manifest.error}`);
-  else if (manifest.error !== undefined) fail('down', `${d.public_url}: ${manifest.error}`);
+  if (manifest.certificateError) {
+    fail('certificate', `${d.public_url}: ${manifest.error}; its admin must renew or fix the certificate (a private CA: trust it with NODE_EXTRA_CA_CERTS=FILE)`);
+  } else if (manifest.error !== undefined) fail('down', `${d.public_url}: ${manifest.error}; check its web server and public_url in the registry`);
   else if (manifest.status !== 200 || !manifest.body || !manifest.sha256) {
-    fail('down', `${MANIFEST_NAME} answered ${manifest.status}, not 200`);
+    fail('down', `${d.public_url.replace(/\/?$/, '/')}${MANIFEST_NAME} answered ${manifest.status}, not 200; is public_url the address that serves \`current\`?`);
   } else {
     const cut = await ports.knowledge.cutOfManifest(manifest.sha256, manifest.body.length);
     if (cut) {
@@ -270,7 +271,10 @@ async function probeOne(d: Difusor, opts: ProbeOptions, ports: ProbePorts): Prom
       if (suspended) fail('notice-missing', `suspended, but serves cut ${cut} instead of the notice`);
       else {
         if (row.lagSeconds > opts.maxLagSeconds) {
-          fail('lag', `serves ${cut}, ${row.lagSeconds} s behind a newer cut (limit ${opts.maxLagSeconds} s)`);
+          fail(
+            'lag',
+            `serves ${cut}, ${row.lagSeconds} s behind a newer cut (limit ${opts.maxLagSeconds} s); \`difusion verify --only ${d.id}\` tells a stale disk from a cache in front`,
+          );
         }
         await checkFiles(d, cut, manifest.sha256, row, opts, ports, url, fail);
       }
@@ -282,7 +286,7 @@ async function probeOne(d: Difusor, opts: ProbeOptions, ports: ProbePorts): Prom
       } else {
         fail(
           'unknown-cut',
-          `serves a ${MANIFEST_NAME} (sha256 ${manifest.sha256.slice(0, 12)}…) that matches no cut this host published`,
+          `serves a ${MANIFEST_NAME} (sha256 ${manifest.sha256.slice(0, 12)}…) that matches no cut this host published; \`difusion verify --only ${d.id}\` shows what its disk holds`,
         );
       }
     }

@@ -194,6 +194,7 @@ describe('probing one difusor', () => {
     expect((await probeWith(pagesOf(C1))).row).toMatchObject({ ok: true, cut: C1, lagSeconds: 60 });
     const late = await probeWith(pagesOf(C1), difusor('d1'), { now: new Date('2022-06-06T01:33:01Z') });
     expect(late.row).toMatchObject({ ok: false, kinds: ['lag'], lagSeconds: 121 });
+    expect(late.row.error).toMatch(/121 s behind a newer cut \(limit 60 s\); `difusion verify --only d1` tells a stale disk from a cache in front$/);
     expect(late.report.exitCode).toBe(6);
   });
   test('a file edited in place, and one missing, are named', async () => {
@@ -204,10 +205,15 @@ describe('probing one difusor', () => {
     expect(row.differing).toEqual([expect.stringMatching(/^actas\/0001-B_A\.jpg: HTTP 404/), expect.stringMatching(/^datos\/resumen\.json: content differs/)]);
   });
   test('no answer is down; a refused certificate is its own kind', async () => {
-    expect((await probeWith({ '/MANIFEST.sha256': { error: 'ECONNREFUSED: connect ECONNREFUSED' } })).row).toMatchObject({ ok: false, kinds: ['down'] });
+    const down = (await probeWith({ '/MANIFEST.sha256': { error: 'ECONNREFUSED: connect ECONNREFUSED' } })).row;
+    expect(down).toMatchObject({ ok: false, kinds: ['down'] });
+    expect(down.error).toBe('http://d1.test/: ECONNREFUSED: connect ECONNREFUSED; check its web server and public_url in the registry');
+    expect((await probeWith({ '/MANIFEST.sha256': { status: 404, body: 'nf' } })).row.error).toBe(
+      'http://d1.test/MANIFEST.sha256 answered 404, not 200; is public_url the address that serves `current`?',
+    );
     const cert = await probeWith({ '/MANIFEST.sha256': { error: 'certificate refused: CERT_HAS_EXPIRED', certificateError: true } });
     expect(cert.row).toMatchObject({ ok: false, kinds: ['certificate'] });
-    expect(cert.row.error).toMatch(/CERT_HAS_EXPIRED/);
+    expect(cert.row.error).toMatch(/CERT_HAS_EXPIRED; its admin must renew or fix the certificate \(a private CA: trust it with NODE_EXTRA_CA_CERTS=FILE\)$/);
   });
   test('a manifest this host never published is an unknown cut', async () => {
     const { row } = await probeWith({ '/MANIFEST.sha256': { status: 200, body: manifestText([{ path: 'index.html', sha256: sha256Hex('other') }]) } });
