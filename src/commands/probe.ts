@@ -58,13 +58,14 @@ export default class Probe extends DifusionCommand {
       ci: Boolean(process.env.CI),
     });
     const state = new StateStore(publication.state_dir);
-    const http = createProbeHttp({ connectTimeoutMs: 10_000, headersTimeoutMs: 20_000, bodyTimeoutMs: 30_000, connectionsPerOrigin: 4 });
+    const http = createProbeHttp({ connectTimeoutMs: 10_000, headersTimeoutMs: 20_000, bodyTimeoutMs: 30_000, totalTimeoutMs: 300_000, connectionsPerOrigin: 4 });
     const run = newRunId(clock.now());
     const command = `probe${flags.full ? ' --full' : ''} --max-lag ${flags['max-lag']}${flags.watch ? ` --watch ${flags.watch}` : ''}`;
     let previous: string | undefined;
 
     const round = async (): Promise<ProbeReport> => {
-      const wentLive = wentLiveTimes(await readJournal(publication.state_dir));
+      const journal = await readJournal(publication.state_dir);
+      const wentLive = new Map(targets.map((d) => [d.id, wentLiveTimes(journal, d.id)]));
       const report = await probeDifusores(
         targets,
         {
@@ -82,7 +83,7 @@ export default class Probe extends DifusionCommand {
           knowledge: {
             cutOfManifest: (digest, bytes) => state.cutWithManifest(digest, bytes),
             manifestHashes: (cut, digest) => state.manifestHashes(cut, digest),
-            wentLive,
+            wentLive: (id) => wentLive.get(id) ?? new Map(),
           },
         },
       );

@@ -17,10 +17,10 @@ import type { StateStore } from './state.js';
  *    data under datos/ that people and scrapers read: json, csv, html, txt, xml), plus a random set
  *    drawn anew each run; `full`: every file — each streamed through SHA-256, compared with the manifest.
  * 3. Lag the Debian-mirror way: 0 while serving the newest cut that went live; otherwise the time since
- *    the first newer cut went live on any difusor (the journal's switch entries; a rollback withdraws
- *    the cuts newer than the one it went back to).
+ *    the first newer cut went live on any difusor (the journal's switch entries; a rollback withdraws,
+ *    for each difusor it moved, the cuts newer than the one it went back to).
  * 4. A suspended difusor must show the notice: /aviso.json names it, every other path answers 503 with
- *    the notice's page.
+ *    the notice's page and `Cache-Control: no-store`.
  * A difusor fails on lag beyond the limit, a differing file, no answer, a bad certificate, a manifest
  * this host never published, or a missing notice. The command journals failures and keeps the result.
  */
@@ -62,8 +62,8 @@ export interface ProbeKnowledge {
   cutOfManifest(digest: string, bytes: number): Promise<string | undefined>;
   /** The manifest's file hashes of that cut. */
   manifestHashes(cut: string, digest: string): Promise<Map<string, string> | undefined>;
-  /** When each cut first went live on some difusor. */
-  wentLive: Map<string, Date>;
+  /** When each cut first went live, as it counts for this difusor's lag (its own rollbacks withdraw newer cuts). */
+  wentLive(difusor: string): Map<string, Date>;
 }
 
 export interface ProbeOptions {
@@ -164,14 +164,17 @@ function sampleOf({ aggregates, others }: Partition, size: number, random: () =>
 const partitions = new WeakMap<Map<string, string>, Partition>();
 
 /**
- * The time each cut first went live: the earliest switch of that cut on any difusor. A rollback withdraws the
- * cuts newer than the one it went back to (the institute chose that cut); a later switch puts a cut live again.
+ * The time each cut first went live, as it counts for one difusor: the earliest switch of that cut on any
+ * difusor. A rollback of this difusor withdraws the cuts newer than the one it went back to (the institute
+ * chose that cut for it); a `rollback --only` of others leaves them counting here. A later switch puts a cut
+ * live again. Without a difusor: switches only, what went live anywhere.
  */
-export function wentLiveTimes(entries: JournalEntry[]): Map<string, Date> {
+export function wentLiveTimes(entries: JournalEntry[], difusor?: string): Map<string, Date> {
   const out = new Map<string, Date>();
   for (const e of entries) {
     if (e.result !== 'ok' || !e.cut) continue;
     if (e.phase === 'rollback') {
+      if (difusor === undefined || (e.difusor !== undefined && e.difusor !== difusor)) continue;
       for (const cut of [...out.keys()]) if (compareCutIds(cut, e.cut) > 0) out.delete(cut);
       continue;
     }
@@ -214,7 +217,7 @@ export async function probeDifusores(targets: Difusor[], opts: ProbeOptions, por
   const difusores = targets.map((d) => rows.get(d.id) as ProbeRow);
   return {
     at: opts.now.toISOString(),
-    newest: newestCut([...ports.knowledge.wentLive.keys()]),
+    newest: newestCut(targets.flatMap((d) => [...ports.knowledge.wentLive(d.id).keys()])),
     maxLagSeconds: opts.maxLagSeconds,
     full: opts.full,
     difusores,
@@ -255,19 +258,23 @@ async function probeOne(d: Difusor, opts: ProbeOptions, ports: ProbePorts): Prom
   }
 
   const suspended = d.status === 'suspended';
-  if (manifest.certificateError) fail('certificate', `${d.public_url}: ${manifest.error}`);
-  else if (manifest.error !== undefined) fail('down', `${d.public_url}: ${manifest.error}`);
+  if (manifest.certificateError) {
+    fail('certificate', `${d.public_url}: ${manifest.error}; its admin must renew or fix the certificate (a private CA: trust it with NODE_EXTRA_CA_CERTS=FILE)`);
+  } else if (manifest.error !== undefined) fail('down', `${d.public_url}: ${manifest.error}; check its web server and public_url in the registry`);
   else if (manifest.status !== 200 || !manifest.body || !manifest.sha256) {
-    fail('down', `${MANIFEST_NAME} answered ${manifest.status}, not 200`);
+    fail('down', `${d.public_url.replace(/\/?$/, '/')}${MANIFEST_NAME} answered ${manifest.status}, not 200; is public_url the address that serves \`current\`?`);
   } else {
     const cut = await ports.knowledge.cutOfManifest(manifest.sha256, manifest.body.length);
     if (cut) {
       row.cut = cut;
-      row.lagSeconds = lagSeconds(cut, ports.knowledge.wentLive, opts.now);
+      row.lagSeconds = lagSeconds(cut, ports.knowledge.wentLive(d.id), opts.now);
       if (suspended) fail('notice-missing', `suspended, but serves cut ${cut} instead of the notice`);
       else {
         if (row.lagSeconds > opts.maxLagSeconds) {
-          fail('lag', `serves ${cut}, ${row.lagSeconds} s behind a newer cut (limit ${opts.maxLagSeconds} s)`);
+          fail(
+            'lag',
+            `serves ${cut}, ${row.lagSeconds} s behind a newer cut (limit ${opts.maxLagSeconds} s); \`difusion verify --only ${d.id}\` tells a stale disk from a cache in front`,
+          );
         }
         await checkFiles(d, cut, manifest.sha256, row, opts, ports, url, fail);
       }
@@ -279,7 +286,7 @@ async function probeOne(d: Difusor, opts: ProbeOptions, ports: ProbePorts): Prom
       } else {
         fail(
           'unknown-cut',
-          `serves a ${MANIFEST_NAME} (sha256 ${manifest.sha256.slice(0, 12)}…) that matches no cut this host published`,
+          `serves a ${MANIFEST_NAME} (sha256 ${manifest.sha256.slice(0, 12)}…) that matches no cut this host published; \`difusion verify --only ${d.id}\` shows what its disk holds`,
         );
       }
     }
@@ -334,7 +341,7 @@ async function checkFiles(
   if (row.differing.length > 0) fail('differs', `${row.differing.length} of ${row.filesChecked} files differ from ${cut}`);
 }
 
-/** The notice as the contract has it: /aviso.json names the difusor, every other path is the notice, 503. */
+/** The notice as the contract has it: /aviso.json names the difusor, every other path is the notice, 503, no-store. */
 async function checkNotice(
   d: Difusor,
   listed: Map<string, string>,
@@ -367,6 +374,10 @@ async function checkNotice(
     if (answer.error !== undefined) row.differing.push(`${shown}: ${answer.error}`);
     else if (answer.status !== 503) row.differing.push(`${shown}: HTTP ${answer.status}, not the notice's 503`);
     else if (answer.sha256 !== listed.get('index.html')) row.differing.push(`${shown}: 503 but not the notice's page`);
+    // Without no-store a cache in front keeps the notice after the reinstatement, or keeps the results it replaced.
+    else if (!/(^|,)\s*no-store\s*(,|$)/i.test(answer.headers['cache-control'] ?? '')) {
+      row.differing.push(`${shown}: the notice's 503 without Cache-Control: no-store (${answer.headers['cache-control'] ?? 'none'})`);
+    }
   }
   if (row.differing.length > 0) fail('notice-missing', `the notice is not shown on every path: ${row.differing[0]}`);
 }

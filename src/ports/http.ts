@@ -25,6 +25,8 @@ export interface ProbeHttpOptions {
   headersTimeoutMs: number;
   /** Between two chunks of a body. */
   bodyTimeoutMs: number;
+  /** The whole answer, redirects included: a body trickling in a byte at a time never trips the others. */
+  totalTimeoutMs: number;
   /** Keep-alive connections per difusor. */
   connectionsPerOrigin: number;
   /** Redirects followed, as a browser would (http to https, a trailing slash). */
@@ -97,6 +99,14 @@ export function createProbeHttp(opts: ProbeHttpOptions): ProbeHttp & { close(): 
       let ttfbMs = 0;
       const headers: Record<string, string | undefined> = {};
       let cancel: ((reason: Error) => void) | undefined;
+      let expired: Error | undefined;
+      const timer = setTimeout(
+        () => {
+          expired = new Error(`no complete answer within ${opts.totalTimeoutMs / 1000} s`);
+          cancel?.(expired);
+        },
+        Math.max(0, opts.totalTimeoutMs - (performance.now() - started)),
+      );
       agent.dispatch(
         {
           origin: target.origin,
@@ -107,11 +117,18 @@ export function createProbeHttp(opts: ProbeHttpOptions): ProbeHttp & { close(): 
         {
           onConnect(abort) {
             cancel = abort;
+            // Past the deadline while queued behind this difusor's other requests: never sent.
+            if (expired) abort(expired);
           },
           onHeaders(statusCode, rawHeaders) {
             status = statusCode;
             ttfbMs = Math.round(performance.now() - started);
-            for (let i = 0; i + 1 < rawHeaders.length; i += 2) headers[String(rawHeaders[i]).toLowerCase()] = String(rawHeaders[i + 1]);
+            // A header sent twice (two Cache-Control lines) is read as one list, as HTTP defines it, not as the last line.
+            for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+              const name = String(rawHeaders[i]).toLowerCase();
+              const value = String(rawHeaders[i + 1]);
+              headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+            }
             return true;
           },
           onData(chunk) {
@@ -128,6 +145,7 @@ export function createProbeHttp(opts: ProbeHttpOptions): ProbeHttp & { close(): 
             return true;
           },
           onComplete() {
+            clearTimeout(timer);
             resolve({
               status,
               headers,
@@ -141,6 +159,7 @@ export function createProbeHttp(opts: ProbeHttpOptions): ProbeHttp & { close(): 
             });
           },
           onError(error) {
+            clearTimeout(timer);
             reject(error);
           },
         },

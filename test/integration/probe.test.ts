@@ -213,6 +213,11 @@ test('a suspended difusor showing the notice passes; once its admin removes the 
   expect(shown.run.code).toBe(0);
   expect(shown.row('d2')).toMatchObject({ ok: true, kinds: [], registryStatus: 'suspended', notice: { reason: 'Alteró los resultados publicados' } });
   expect(shown.row('d2').cut).toBeUndefined();
+  // The vhost's own headers, as a cache in front would read them: the notice is never stored.
+  const page = await fetch(`${apaches.d2!.url}datos/`);
+  expect(page.status).toBe(503);
+  expect(page.headers.get('cache-control')).toBe('no-store');
+  await page.arrayBuffer();
 
   // The admin takes the notice rule out of the vhost: the notice's page answers 200 at /, and nothing else.
   const port = apaches.d2!.port;

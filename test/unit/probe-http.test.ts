@@ -13,7 +13,10 @@ beforeAll(async () => {
   server = http.createServer((req, res) => {
     seen.push({ url: req.url ?? '', cacheControl: req.headers['cache-control'] });
     const path = new URL(req.url ?? '/', 'http://x').pathname;
-    if (path === '/file') {
+    if (path === '/twice') {
+      res.setHeader('cache-control', ['public, max-age=30', 'no-store']);
+      res.end('aviso');
+    } else if (path === '/file') {
       res.end('contenido del corte');
     } else if (path === '/moved') {
       res.writeHead(301, { location: '/file' });
@@ -26,6 +29,11 @@ beforeAll(async () => {
         res.once('drain', pump);
       };
       pump();
+    } else if (path === '/trickle') {
+      // A byte every 100 ms: each gap well inside the body timeout, the whole far beyond any deadline.
+      res.writeHead(200, { 'content-length': '100000' });
+      const drip = setInterval(() => (res.destroyed ? clearInterval(drip) : res.write('.')), 100);
+      res.on('close', () => clearInterval(drip));
     } else if (path === '/stall-body') {
       res.writeHead(200, { 'content-length': '100' });
       res.write('only a part');
@@ -49,7 +57,7 @@ afterAll(async () => {
   await new Promise((resolve) => server.close(resolve));
 });
 
-const client = () => createProbeHttp({ connectTimeoutMs: 2000, headersTimeoutMs: 500, bodyTimeoutMs: 500, connectionsPerOrigin: 2 });
+const client = (totalTimeoutMs = 60_000) => createProbeHttp({ connectTimeoutMs: 2000, headersTimeoutMs: 500, bodyTimeoutMs: 500, totalTimeoutMs, connectionsPerOrigin: 2 });
 
 test('a body is hashed as it streams; no-cache is asked for; a redirect is followed with the cache-busting query kept', async () => {
   const h = client();
@@ -68,11 +76,24 @@ test('a body is hashed as it streams; no-cache is asked for; a redirect is follo
   }
 });
 
+test('a header sent twice is read as one list, not as its last line', async () => {
+  const h = client();
+  try {
+    expect((await h.get(`${base}/twice`)).headers['cache-control']).toBe('public, max-age=30, no-store');
+  } finally {
+    await h.close();
+  }
+});
+
 test('a stalled body, silent headers and a closed port are errors that say which, never a hang', async () => {
   const h = client();
   try {
     expect((await h.get(`${base}/stall-body`)).error).toMatch(/body stalled/);
     expect((await h.get(`${base}/stall-headers`)).error).toMatch(/no response headers/);
+    const short = client(2000);
+    const trickle = await short.get(`${base}/trickle`).finally(() => short.close());
+    expect(trickle.error).toMatch(/no complete answer within 2 s/);
+    expect(trickle.totalMs).toBeLessThan(10_000);
     const closed = await h.get('http://127.0.0.1:1/MANIFEST.sha256');
     expect(closed.error).toMatch(/ECONNREFUSED/);
     expect(closed.certificateError).toBe(false);

@@ -50,13 +50,36 @@ describe('lag the Debian-mirror way', () => {
   });
   test('a rollback withdraws the newer cuts: a difusor on the cut it went back to is not late; a new switch counts again', () => {
     const switched = [entry({ cut: C1, at: '2022-06-06T01:16:00Z' }), entry({ cut: C2, at: '2022-06-06T01:31:00Z' })];
-    const rolledBack = [...switched, entry({ phase: 'rollback', cut: C1, at: '2022-06-06T01:40:00Z', detail: { cut: C1, from: C2 } })];
-    expect(lagSeconds(C1, wentLiveTimes(rolledBack), new Date('2022-06-06T02:00:00Z'))).toBe(0);
-    expect(lagSeconds(C1, wentLiveTimes(switched), new Date('2022-06-06T02:00:00Z'))).toBe(1740);
+    const rolledBack = [...switched, entry({ phase: 'rollback', difusor: 'd1', cut: C1, at: '2022-06-06T01:40:00Z', detail: { cut: C1, from: C2 } })];
+    expect(lagSeconds(C1, wentLiveTimes(rolledBack, 'd1'), new Date('2022-06-06T02:00:00Z'))).toBe(0);
+    expect(lagSeconds(C1, wentLiveTimes(switched, 'd1'), new Date('2022-06-06T02:00:00Z'))).toBe(1740);
     const forward = [...rolledBack, entry({ cut: C3, at: '2022-06-06T01:50:00Z' })];
-    expect(lagSeconds(C1, wentLiveTimes(forward), new Date('2022-06-06T01:51:00Z'))).toBe(60);
-    const failed = [...switched, entry({ phase: 'rollback', result: 'failed', cut: C1 })];
-    expect(wentLiveTimes(failed).has(C2)).toBe(true);
+    expect(lagSeconds(C1, wentLiveTimes(forward, 'd1'), new Date('2022-06-06T01:51:00Z'))).toBe(60);
+    const failed = [...switched, entry({ phase: 'rollback', result: 'failed', difusor: 'd1', cut: C1 })];
+    expect(wentLiveTimes(failed, 'd1').has(C2)).toBe(true);
+  });
+  test('a rollback --only withdraws the newer cut for the difusores it moved, not for the others still due to serve it', async () => {
+    const journal = [
+      entry({ difusor: 'd1', cut: C1, at: '2022-06-06T01:16:00Z' }),
+      entry({ difusor: 'd1', cut: C2, at: '2022-06-06T01:31:00Z' }),
+      entry({ difusor: 'd2', cut: C2, at: '2022-06-06T01:31:00Z' }),
+      entry({ phase: 'rollback', difusor: 'd1', cut: C1, at: '2022-06-06T01:40:00Z', detail: { cut: C1, from: C2 } }),
+    ];
+    const at = new Date('2022-06-06T02:00:00Z');
+    expect(lagSeconds(C1, wentLiveTimes(journal, 'd1'), at)).toBe(0);
+    // d2 was not rolled back: still on C1 (its admin pointed it back, say), it is 29 minutes late.
+    expect(lagSeconds(C1, wentLiveTimes(journal, 'd2'), at)).toBe(1740);
+    expect(wentLiveTimes(journal).has(C2)).toBe(true);
+    // Through the probe: the same C1 served by both, only d2 fails as lag; the newest live cut is still C2.
+    const pages = Object.fromEntries(
+      Object.entries(CUT_FILES[C1]!).map(([p, body]) => [`/${p}`, { status: 200, body }]).concat([['/MANIFEST.sha256', { status: 200, body: manifestOf(C1) }]]),
+    );
+    const report = await probeDifusores([difusor('d1'), difusor('d2')], { ...OPTS, now: at }, {
+      http: fakeHttp(pages),
+      knowledge: { ...knowledge, wentLive: (id) => wentLiveTimes(journal, id) },
+    });
+    expect(report.difusores.map((r) => [r.id, r.ok, r.lagSeconds])).toEqual([['d1', true, 0], ['d2', false, 1740]]);
+    expect(report.newest).toBe(C2);
   });
 });
 
@@ -88,7 +111,8 @@ describe('the sample', () => {
 });
 
 /** A difusor over HTTP, as a map from path to status and body. */
-function fakeHttp(pages: Record<string, { status: number; body: string } | { error: string; certificateError?: boolean }>): ProbeHttp & { urls: string[] } {
+type FakePage = { status: number; body: string; headers?: Record<string, string> } | { error: string; certificateError?: boolean };
+function fakeHttp(pages: Record<string, FakePage>): ProbeHttp & { urls: string[] } {
   const urls: string[] = [];
   return {
     urls,
@@ -100,7 +124,7 @@ function fakeHttp(pages: Record<string, { status: number; body: string } | { err
       if ('error' in page) return { headers: {}, bytes: 0, totalMs: 1, error: page.error, certificateError: page.certificateError };
       return {
         status: page.status,
-        headers: {},
+        headers: page.headers ?? {},
         bytes: page.body.length,
         sha256: sha256Hex(page.body),
         body: opts.keepBody ? Buffer.from(page.body) : undefined,
@@ -129,10 +153,11 @@ const knowledge = {
   async manifestHashes(cut: string) {
     return new Map(Object.entries(CUT_FILES[cut]!).map(([path, body]) => [path, sha256Hex(body)]));
   },
-  wentLive: new Map([
-    [C1, new Date('2022-06-06T01:16:00Z')],
-    [C2, new Date('2022-06-06T01:31:00Z')],
-  ]),
+  wentLive: () =>
+    new Map([
+      [C1, new Date('2022-06-06T01:16:00Z')],
+      [C2, new Date('2022-06-06T01:31:00Z')],
+    ]),
 };
 
 const OPTS: ProbeOptions = {
@@ -169,6 +194,7 @@ describe('probing one difusor', () => {
     expect((await probeWith(pagesOf(C1))).row).toMatchObject({ ok: true, cut: C1, lagSeconds: 60 });
     const late = await probeWith(pagesOf(C1), difusor('d1'), { now: new Date('2022-06-06T01:33:01Z') });
     expect(late.row).toMatchObject({ ok: false, kinds: ['lag'], lagSeconds: 121 });
+    expect(late.row.error).toMatch(/121 s behind a newer cut \(limit 60 s\); `difusion verify --only d1` tells a stale disk from a cache in front$/);
     expect(late.report.exitCode).toBe(6);
   });
   test('a file edited in place, and one missing, are named', async () => {
@@ -179,10 +205,15 @@ describe('probing one difusor', () => {
     expect(row.differing).toEqual([expect.stringMatching(/^actas\/0001-B_A\.jpg: HTTP 404/), expect.stringMatching(/^datos\/resumen\.json: content differs/)]);
   });
   test('no answer is down; a refused certificate is its own kind', async () => {
-    expect((await probeWith({ '/MANIFEST.sha256': { error: 'ECONNREFUSED: connect ECONNREFUSED' } })).row).toMatchObject({ ok: false, kinds: ['down'] });
+    const down = (await probeWith({ '/MANIFEST.sha256': { error: 'ECONNREFUSED: connect ECONNREFUSED' } })).row;
+    expect(down).toMatchObject({ ok: false, kinds: ['down'] });
+    expect(down.error).toBe('http://d1.test/: ECONNREFUSED: connect ECONNREFUSED; check its web server and public_url in the registry');
+    expect((await probeWith({ '/MANIFEST.sha256': { status: 404, body: 'nf' } })).row.error).toBe(
+      'http://d1.test/MANIFEST.sha256 answered 404, not 200; is public_url the address that serves `current`?',
+    );
     const cert = await probeWith({ '/MANIFEST.sha256': { error: 'certificate refused: CERT_HAS_EXPIRED', certificateError: true } });
     expect(cert.row).toMatchObject({ ok: false, kinds: ['certificate'] });
-    expect(cert.row.error).toMatch(/CERT_HAS_EXPIRED/);
+    expect(cert.row.error).toMatch(/CERT_HAS_EXPIRED; its admin must renew or fix the certificate \(a private CA: trust it with NODE_EXTRA_CA_CERTS=FILE\)$/);
   });
   test('a manifest this host never published is an unknown cut', async () => {
     const { row } = await probeWith({ '/MANIFEST.sha256': { status: 200, body: manifestText([{ path: 'index.html', sha256: sha256Hex('other') }]) } });
@@ -206,9 +237,9 @@ describe('a suspended difusor', () => {
   const notice = {
     '/MANIFEST.sha256': { status: 200, body: noticeManifest },
     '/aviso.json': { status: 200, body: aviso },
-    '/': { status: 503, body: page },
-    '/index.html': { status: 503, body: page },
-    '/datos/': { status: 503, body: page },
+    '/': { status: 503, body: page, headers: { 'cache-control': 'no-store' } },
+    '/index.html': { status: 503, body: page, headers: { 'cache-control': 'no-store' } },
+    '/datos/': { status: 503, body: page, headers: { 'cache-control': 'no-store' } },
   };
   const suspended = difusor('d1', { status: 'suspended' });
 
@@ -220,6 +251,16 @@ describe('a suspended difusor', () => {
     const { row } = await probeWith({ ...notice, '/index.html': { status: 200, body: page }, '/datos/': { status: 404, body: 'nf' } }, suspended);
     expect(row.kinds).toEqual(['notice-missing']);
     expect(row.differing).toEqual(expect.arrayContaining(['/index.html: HTTP 200, not the notice\'s 503', '/datos/: HTTP 404, not the notice\'s 503']));
+  });
+  test('the notice served cacheable (no-store dropped, or only max-age) is a missing notice: a cache would keep it or what it hid', async () => {
+    const cacheable = { ...notice, '/datos/': { status: 503, body: page, headers: { 'cache-control': 'public, max-age=30' } }, '/': { status: 503, body: page } };
+    const { row } = await probeWith(cacheable, suspended);
+    expect(row.kinds).toEqual(['notice-missing']);
+    expect(row.differing).toEqual([
+      "/: the notice's 503 without Cache-Control: no-store (none)",
+      "/datos/: the notice's 503 without Cache-Control: no-store (public, max-age=30)",
+    ]);
+    expect((await probeWith({ ...notice, '/': { status: 503, body: page, headers: { 'cache-control': 'public, no-store' } } }, suspended)).row.ok).toBe(true);
   });
   test('pointed back at a cut by its admin: the notice is missing', async () => {
     const { row } = await probeWith(pagesOf(C2), suspended);
