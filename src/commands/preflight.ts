@@ -50,7 +50,7 @@ export default class Preflight extends DifusionCommand {
     } catch (error) {
       this.refuse(error);
     }
-    const connector = await createConnector(registry, targets);
+    const connector = await createConnector(registry, targets, { rsyncAlongside: false });
     let report: PreflightReport;
     try {
       const speed: SpeedOptions | undefined =

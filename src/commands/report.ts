@@ -59,7 +59,7 @@ export default class Report extends DifusionCommand {
     const clock = systemClock(process.env, { timezone: publication.timezone });
     if (clock.fromEnv && !this.jsonEnabled()) this.logToStderr(`clock set by ${clock.setting}`);
 
-    const connector = await createConnector(registry, targets.filter((d) => d.access_log));
+    const connector = await createConnector(registry, targets.filter((d) => d.access_log), { rsyncAlongside: false });
     const progress = reportProgress(process.stderr, { enabled: Boolean(process.stderr.isTTY) && !this.jsonEnabled() && !process.env.NO_COLOR });
     let report: MemoriaReport;
     try {

@@ -19,7 +19,7 @@ export default class Status extends DifusionCommand {
     const { flags } = await this.parse(Status);
     const registry = await this.requireRegistry(flags.registry);
     const targets = this.lookAt(registry, flags.only);
-    const connector = await createConnector(registry, targets);
+    const connector = await createConnector(registry, targets, { rsyncAlongside: false });
     const state = new StateStore(registry.publication.state_dir);
     let report: StatusReport;
     try {

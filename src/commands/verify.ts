@@ -35,7 +35,7 @@ export default class Verify extends DifusionCommand {
       this.refuse(error);
     }
     const state = new StateStore(registry.publication.state_dir);
-    const connector = await createConnector(registry, targets);
+    const connector = await createConnector(registry, targets, { rsyncAlongside: false });
     let report: VerifyReport;
     try {
       report = await verifyDifusores(

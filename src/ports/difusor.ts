@@ -101,7 +101,14 @@ export interface LinkTimeouts {
   ioTimeoutS?: number;
   /** rsync -z with --skip-compress (for the bench's comparison; see bench/README.md). */
   compress?: boolean;
+  /**
+   * Open rsync's OpenSSH connection alongside each session (default true). Commands that never send a
+   * cut (status, verify, preflight, report) say false: a second handshake per difusor buys them nothing.
+   */
+  rsyncAlongside?: boolean;
 }
+
+const NO_MASTER: ReturnType<OpenSshRun['startMaster']> = { stop: () => undefined, ready: async () => false };
 
 export async function createConnector(registry: Registry, targets: Difusor[], opts: LinkTimeouts = {}): Promise<DifusorConnector> {
   const trees = new SendTrees(path.join(registry.publication.state_dir, 'send'));
@@ -130,7 +137,7 @@ export async function createConnector(registry: Registry, targets: Difusor[], op
   const open = async (difusor: Difusor): Promise<DifusorSession> => {
     if (difusor.transport === 'local') return localSession(difusor, transferTimeoutMs, source);
     // rsync's own connection is made while the helper's is set up and prepare runs, not when the transfer should start.
-    const master = (openssh as OpenSshRun).startMaster(difusor);
+    const master = opts.rsyncAlongside === false ? NO_MASTER : (openssh as OpenSshRun).startMaster(difusor);
     const shell = await connectSsh({
       host: difusor.host as string,
       port: difusor.port,
