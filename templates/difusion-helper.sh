@@ -228,38 +228,43 @@ link)
 	need_cut "${1:-}"
 	cut=$1
 	base=${2:--}
+	[ "$base" = - ] || need_cut "$base"
 	[ ! -e ".staging/$cut" ] || die "staging for $cut already exists"
+	# stdin: the paths to drop from the linked copy (changed, removed, or not a regular file); then a line
+	# "/MANIFEST.sha256" and the manifest, and a line "/MANIFEST.sha256.sig" and its signature, when sent
+	# (no path starts with '/'): the whole staging in one round trip. Read as a block: sh reads a pipe
+	# one byte per system call, which for thousands of paths costs more than the links.
+	sent=".staging/.link.$cut" drop=".staging/.drop.$cut" manifest=".staging/.manifest.$cut" sig=".staging/.sig.$cut"
+	rm -f "$manifest" "$sig"
+	cat >"$sent" && : >"$drop" || die 'cannot read the drop list'
+	awk -v drop="$drop" -v manifest="$manifest" -v sig="$sig" '
+		$0 == "/MANIFEST.sha256" { out = manifest; printf "" > out; next }
+		$0 == "/MANIFEST.sha256.sig" { out = sig; printf "" > out; next }
+		out == "" { print > drop; next }
+		out == sig { printf "%s", $0 > out; next }
+		{ print > out }' "$sent" || die 'cannot read the drop list'
+	rm -f "$sent"
+	if bad=$(grep -E -m1 '^$|^/|^\.\.(/|$)|/\.\.(/|$)' "$drop"); then
+		rm -f "$drop" "$manifest" "$sig"
+		die "refused path: $bad"
+	fi
 	if [ "$base" = - ]; then
 		mkdir ".staging/$cut" || die "cannot create staging for $cut"
 	else
-		need_cut "$base"
 		# Hard links: unchanged files share the live release's inodes, so they cost no bytes and no time.
 		cp -al "releases/$base" ".staging/$cut" || die "cannot link releases/$base into staging"
-	fi
-	# stdin: paths to drop from the linked copy (changed, removed, or not a regular file). Read as a block:
-	# sh reads a pipe one byte per system call, which for thousands of paths costs more than the links.
-	drop=".staging/.drop.$cut"
-	cat >"$drop" || die 'cannot read the drop list'
-	if bad=$(grep -E -m1 '^$|^/|^\.\.(/|$)|/\.\.(/|$)' "$drop"); then
-		rm -f "$drop"
-		die "refused path: $bad"
 	fi
 	(cd ".staging/$cut" && tr '\n' '\0' <"../.drop.$cut" | xargs -0 -r rm -rf --) || die 'cannot clean the linked copy'
 	rm -f "$drop"
 	# A directory the cut no longer has would survive, empty, from the linked copy; rmdir only takes empty ones.
 	find ".staging/$cut" -depth -type d -exec rmdir {} + 2>/dev/null
 	mkdir -p ".staging/$cut" || die "cannot create staging for $cut"
-	;;
-
-put)
-	need_cut "${1:-}"
-	cut=$1
-	case ${2:-} in
-	MANIFEST.sha256 | MANIFEST.sha256.sig) ;;
-	*) die "refused: put ${2:-}" ;;
-	esac
-	[ -d ".staging/$cut" ] || die "no staging for $cut"
-	cat >".staging/$cut/$2.tmp" && mv -f ".staging/$cut/$2.tmp" ".staging/$cut/$2" || die "cannot write $2"
+	# A rename over whatever the linked copy holds under these names: the live release's inode is never written.
+	for f in MANIFEST.sha256 MANIFEST.sha256.sig; do
+		part=$manifest
+		[ "$f" = MANIFEST.sha256.sig ] && part=$sig
+		if [ -f "$part" ]; then mv -f "$part" ".staging/$cut/$f" || die "cannot write $f"; fi
+	done
 	;;
 
 rsync)

@@ -216,6 +216,8 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
       held,
     });
 
+    const likelyLive = new Set<string>();
+    for (const d of targets) if ((await state.readRecord(d.id)).live === cut) likelyLive.add(d.id);
     const connector = await ports.connect(registry, targets);
     let report: PublishReport;
     try {
@@ -230,6 +232,7 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
           keepReleases: publication.keep_releases,
           dryRun: opts.dryRun,
           switchDeadlineMs: publication.switch_deadline_s * 1000,
+          likelyLive,
         },
         {
           connector,

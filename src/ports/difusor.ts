@@ -33,8 +33,16 @@ export interface DifusorSession {
   close(): void;
 }
 
+export interface OpenOptions {
+  /**
+   * Whether this session will likely send a cut (default true). Only then is rsync's own connection
+   * opened ahead, alongside the helper's; a publish that finds the cut already live never needs it.
+   */
+  expectTransfer?: boolean;
+}
+
 export interface DifusorConnector {
-  open(difusor: Difusor): Promise<DifusorSession>;
+  open(difusor: Difusor, opts?: OpenOptions): Promise<DifusorSession>;
   dispose(): Promise<void>;
 }
 
@@ -134,10 +142,12 @@ export async function createConnector(registry: Registry, targets: Difusor[], op
   const transferTimeoutMs = opts.transferTimeoutMs ?? 30 * MINUTE;
   const ioTimeoutS = opts.ioTimeoutS ?? Math.max(30, connectTimeoutS * 3);
 
-  const open = async (difusor: Difusor): Promise<DifusorSession> => {
+  const open = async (difusor: Difusor, openOpts: OpenOptions = {}): Promise<DifusorSession> => {
     if (difusor.transport === 'local') return localSession(difusor, transferTimeoutMs, source);
-    // rsync's own connection is made while the helper's is set up and prepare runs, not when the transfer should start.
-    const master = opts.rsyncAlongside === false ? NO_MASTER : (openssh as OpenSshRun).startMaster(difusor);
+    // rsync's own connection is made while the helper's is set up and prepare runs, not when the transfer should start;
+    // when no transfer is expected, rsync (if it runs after all) connects by itself.
+    const ahead = opts.rsyncAlongside !== false && openOpts.expectTransfer !== false;
+    const master = ahead ? (openssh as OpenSshRun).startMaster(difusor) : NO_MASTER;
     const shell = await connectSsh({
       host: difusor.host as string,
       port: difusor.port,

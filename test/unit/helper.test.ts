@@ -231,6 +231,34 @@ describe('difusion-helper: link', () => {
     expect(r.stderr).toBe('difusion-helper: staging for 20220605_2030 already exists\n');
   }, T);
 
+  it('writes the manifest and its signature that follow their marker lines, byte for byte, never into the live release', () => {
+    const base = path.join(root, 'releases/20220605_2015/MANIFEST.sha256');
+    const before = readFileSync(base, 'utf8');
+    const manifest = `${sha('nuevo')}  index.html\n\\${sha('x')}  a\\\\b\n`;
+    // MANIFEST.sha256 is not in the drop list: the linked copy of the live one is replaced by a rename, not written.
+    ok(helper('link', ['20220605_2030', '20220605_2015'], `index.html\n/MANIFEST.sha256\n${manifest}/MANIFEST.sha256.sig\nc2lnbmF0dXJh\n`));
+    const staged = path.join(root, '.staging', '20220605_2030');
+    expect(readFileSync(path.join(staged, 'MANIFEST.sha256'), 'utf8')).toBe(manifest);
+    expect(readFileSync(path.join(staged, 'MANIFEST.sha256.sig'), 'utf8')).toBe('c2lnbmF0dXJh');
+    expect(readFileSync(base, 'utf8')).toBe(before);
+    expect(existsSync(path.join(staged, 'index.html'))).toBe(false);
+    expect(readdirSync(path.join(root, '.staging')).sort()).toEqual(['20220605_2030']);
+  }, T);
+
+  it('an empty manifest is written empty; paths after the marker are the manifest, not paths to drop', () => {
+    ok(helper('link', ['20220605_2030', '20220605_2015'], '/MANIFEST.sha256\n'));
+    expect(readFileSync(path.join(root, '.staging/20220605_2030/MANIFEST.sha256'), 'utf8')).toBe('');
+    rmSync(path.join(root, '.staging', '20220605_2030'), { recursive: true });
+    ok(helper('link', ['20220605_2030', '20220605_2015'], '/MANIFEST.sha256\nindex.html\n'));
+    expect(readFileSync(path.join(root, '.staging/20220605_2030/index.html'), 'utf8')).toBe('old');
+  }, T);
+
+  it('a refused drop path leaves no manifest behind', () => {
+    const r = helper('link', ['20220605_2030', '20220605_2015'], '../x\n/MANIFEST.sha256\nm\n/MANIFEST.sha256.sig\ns\n');
+    expect(r.code).toBe(2);
+    expect(readdirSync(path.join(root, '.staging'))).toEqual([]);
+  }, T);
+
   it('drops a name with a leading dash, spaces and quotes as a path, never as an option', () => {
     put('releases/20220605_2015/-rf', 'x');
     put("releases/20220605_2015/it's a \"file\"", 'x');
@@ -239,29 +267,10 @@ describe('difusion-helper: link', () => {
   }, T);
 });
 
-describe('difusion-helper: put, verify, promote', () => {
+describe('difusion-helper: verify, promote', () => {
   beforeEach(() => {
     mkdirSync(path.join(root, 'releases'));
     put('.staging/20220605_2030/index.html', 'nuevo');
-  }, T);
-
-  it('put writes the manifest from stdin into staging', () => {
-    ok(helper('put', ['20220605_2030', 'MANIFEST.sha256'], `${sha('nuevo')}  index.html\n`));
-    expect(readFileSync(path.join(root, '.staging/20220605_2030/MANIFEST.sha256'), 'utf8')).toBe(`${sha('nuevo')}  index.html\n`);
-    expect(existsSync(path.join(root, '.staging/20220605_2030/MANIFEST.sha256.tmp'))).toBe(false);
-  }, T);
-
-  it.each([['index.html'], ['../MANIFEST.sha256'], ['MANIFEST.sha256/../../x'], ['']])('put refuses the name %j', (name) => {
-    const r = helper('put', ['20220605_2030', name], 'evil');
-    expect(r.code).toBe(2);
-    expect(r.stderr).toBe(`difusion-helper: refused: put ${name}\n`);
-    expect(readFileSync(path.join(root, '.staging/20220605_2030/index.html'), 'utf8')).toBe('nuevo');
-  }, T);
-
-  it('put refuses without a staging', () => {
-    const r = helper('put', ['20220605_2045', 'MANIFEST.sha256'], 'x');
-    expect(r.code).toBe(2);
-    expect(r.stderr).toBe('difusion-helper: no staging for 20220605_2045\n');
   }, T);
 
   it('verify checks the stdin sums and lists the staging', () => {

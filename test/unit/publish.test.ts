@@ -10,7 +10,7 @@ import {
   type PublishJournalPort,
   type PublishRequest,
 } from '../../src/core/publish.js';
-import type { DifusorConnector, DifusorSession, HelperOutput } from '../../src/ports/difusor.js';
+import type { DifusorConnector, DifusorSession, HelperOutput, OpenOptions } from '../../src/ports/difusor.js';
 
 const sha = (data: string): string => createHash('sha256').update(data).digest('hex');
 const CUT = '20220605_2030';
@@ -83,7 +83,6 @@ class FakeConnector implements DifusorConnector {
       case 'switch':
         return okOut(`live releases/${args[0]}\n`);
       case 'link':
-      case 'put':
       case 'prune':
         return okOut();
       default:
@@ -91,9 +90,12 @@ class FakeConnector implements DifusorConnector {
     }
   }
 
-  async open(d: Difusor): Promise<DifusorSession> {
+  openedWith = new Map<string, OpenOptions | undefined>();
+
+  async open(d: Difusor, openOptions?: OpenOptions): Promise<DifusorSession> {
     const opts = this.options[d.id] ?? {};
     this.log.push(`${d.id}:open`);
+    this.openedWith.set(d.id, openOptions);
     this.inFlight.add(d.id);
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight.size);
     if (opts.delayMs) await sleep(opts.delayMs);
@@ -189,7 +191,7 @@ const outcome = (report: { outcomes: DifusorOutcome[] }, id: string): DifusorOut
 describe('publishCut: the normal path', () => {
   it('stages, verifies, promotes, switches and prunes each difusor, in that order', async () => {
     const { connector, report } = await publish(['a']);
-    expect(connector.verbsOf('a')).toEqual(['open', 'prepare', 'link', 'transfer', 'put', 'verify', 'promote', 'switch', 'prune', 'close']);
+    expect(connector.verbsOf('a')).toEqual(['open', 'prepare', 'link', 'transfer', 'verify', 'promote', 'switch', 'prune', 'close']);
     expect(report.exitCode).toBe(0);
     expect(outcome(report, 'a')).toMatchObject({
       result: 'live',
@@ -207,7 +209,8 @@ describe('publishCut: the normal path', () => {
 
   it('links from the live release, drops what changed or went away, sends only the changed files', async () => {
     const { connector } = await publish(['a']);
-    expect(connector.stdin.get(`a:link:${CUT} ${PREVIOUS}`)?.split('\n').filter(Boolean).sort()).toEqual([
+    const dropped = (connector.stdin.get(`a:link:${CUT} ${PREVIOUS}`) as string).split('/MANIFEST.sha256\n')[0] as string;
+    expect(dropped.split('\n').filter(Boolean).sort()).toEqual([
       'MANIFEST.sha256',
       'datos/viejo.csv',
       'index.html',
@@ -215,13 +218,21 @@ describe('publishCut: the normal path', () => {
     expect(connector.transfers.get(`a:${CUT}`)).toEqual(['actas/2_A.jpg', 'index.html']);
   });
 
-  it('puts the exact manifest and verifies the sent files plus the manifest itself on the difusor', async () => {
+  it('sends the exact manifest with link and verifies the sent files plus the manifest itself on the difusor', async () => {
     const { connector } = await publish(['a']);
-    expect(connector.stdin.get(`a:put:${CUT} MANIFEST.sha256`)).toBe(cutManifest.text);
+    expect((connector.stdin.get(`a:link:${CUT} ${PREVIOUS}`) as string).endsWith(`\n/MANIFEST.sha256\n${cutManifest.text}`)).toBe(true);
     const checks = connector.stdin.get(`a:verify:${CUT}`) as string;
     expect(checks).toBe(
       manifestText(cutManifest.entries.filter((e) => e.path !== 'actas/1_A.jpg')) + `${sha(cutManifest.text)}  MANIFEST.sha256\n`,
     );
+  });
+
+  it('opens rsync\'s connection ahead only where a transfer is likely: not where this host last saw the cut live, never in a dry run', async () => {
+    const { connector } = await publish(['a', 'b'], {}, { likelyLive: new Set(['b']) });
+    expect(connector.openedWith.get('a')).toEqual({ expectTransfer: true });
+    expect(connector.openedWith.get('b')).toEqual({ expectTransfer: false });
+    const dry = await publish(['a'], {}, { dryRun: true });
+    expect(dry.connector.openedWith.get('a')).toEqual({ expectTransfer: false });
   });
 
   it('prunes with keep_releases', async () => {
@@ -229,12 +240,12 @@ describe('publishCut: the normal path', () => {
     expect(connector.stdin.has('a:prune:3')).toBe(true);
   });
 
-  it('puts the signature too when the cut is signed', async () => {
+  it('sends the signature too when the cut is signed', async () => {
     const { connector, report } = await publish(['a'], {
       a: { verbs: { verify: () => okOut(`check 0\n${inventory(cutManifest, ['f 88 MANIFEST.sha256.sig'])}`) } },
     }, { signature: 'c2lnbmF0dXJl' });
     expect(report.exitCode).toBe(0);
-    expect(connector.stdin.get(`a:put:${CUT} MANIFEST.sha256.sig`)).toBe('c2lnbmF0dXJl');
+    expect(connector.stdin.get(`a:link:${CUT} ${PREVIOUS}`)).toMatch(/\/MANIFEST\.sha256\n[^]*\n\/MANIFEST\.sha256\.sig\nc2lnbmF0dXJl\n$/);
   });
 
   it('tells the observer every phase of a difusor in order', async () => {
@@ -488,12 +499,12 @@ describe('publishCut: the switch deadline', () => {
     time.advance(20_000);
     await until(() => connector.log.includes('b:close') && connector.log.includes('a:close'));
     expect(connector.log.filter((l) => l.endsWith(':switch')).sort()).toEqual(['a:switch', 'b:switch']);
-    expect(connector.verbsOf('slow')).toEqual(['open', 'prepare', 'link', 'transfer', 'put']);
+    expect(connector.verbsOf('slow')).toEqual(['open', 'prepare', 'link', 'transfer']);
 
     time.advance(7_500);
     slow.open();
     const report = await running;
-    expect(connector.verbsOf('slow')).toEqual(['open', 'prepare', 'link', 'transfer', 'put', 'verify', 'promote', 'switch', 'prune', 'close']);
+    expect(connector.verbsOf('slow')).toEqual(['open', 'prepare', 'link', 'transfer', 'verify', 'promote', 'switch', 'prune', 'close']);
     expect(report.exitCode).toBe(0);
     expect(report.deadlinePassed).toBe(true);
     expect(report.outcomes.map((o) => [o.id, o.result, o.lateSeconds])).toEqual([
@@ -597,7 +608,7 @@ describe('publishCut: nothing or little to do', () => {
   it('repair of the live cut: replaces the bad file and removes the intruder, without a switch', async () => {
     const damaged = upToDate.replace('f 11 index.html', 'f 3 index.html') + 'f 5 intruso.php\n';
     const { connector, report } = await publishOver(damaged);
-    expect(connector.verbsOf('a')).toEqual(['open', 'prepare', 'link', 'transfer', 'put', 'verify', 'promote', 'prune', 'close']);
+    expect(connector.verbsOf('a')).toEqual(['open', 'prepare', 'link', 'transfer', 'verify', 'promote', 'prune', 'close']);
     expect(connector.transfers.get(`a:${CUT}`)).toEqual(['index.html']);
     expect(connector.stdin.get(`a:promote:${CUT}`)).toBe('M index.html\nM MANIFEST.sha256\nD intruso.php\n');
     expect(outcome(report, 'a')).toMatchObject({ result: 'live', plan: 'repair' });
