@@ -35,7 +35,7 @@ export default class Preflight extends DifusionCommand {
     const { flags } = await this.parse(Preflight);
     const registry = await this.requireRegistry(flags.registry);
     let neededBytes = 0;
-    let deltaBytes = 0;
+    let delta = { bytes: 0, compressedBytes: 0 };
     let targets;
     try {
       targets = selectTargets(registry, flags.only ?? []).targets;
@@ -45,7 +45,7 @@ export default class Preflight extends DifusionCommand {
         const files = await scanCut(cutDir);
         // A new release may need a whole copy beside the live one (no file to share on first publish).
         neededBytes = 2 * files.reduce((n, f) => n + f.size, 0);
-        deltaBytes = (await cutDelta(cutDir, registry.publication.state_dir)).bytes;
+        delta = await cutDelta(cutDir, registry.publication.state_dir);
       }
     } catch (error) {
       this.refuse(error);
@@ -54,7 +54,7 @@ export default class Preflight extends DifusionCommand {
     let report: PreflightReport;
     try {
       const speed: SpeedOptions | undefined =
-        flags['probe-mb'] > 0 ? { probeBytes: flags['probe-mb'] * 1024 * 1024, deltaBytes, limitSeconds: 60 } : undefined;
+        flags['probe-mb'] > 0 ? { probeBytes: flags['probe-mb'] * 1024 * 1024, deltaBytes: delta.bytes, compressedDeltaBytes: delta.compressedBytes, limitSeconds: 60 } : undefined;
       report = await preflight(targets, { neededBytes, httpTimeoutMs: 5000, speed }, { connector, httpGet });
     } finally {
       await connector.dispose();

@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
+import { deflateRaw } from 'node:zlib';
+import { compressible } from './compression.js';
 import { scanCut } from './cut.js';
 import { compareCutIds, newestCut } from './cut-id.js';
 import { HashCache, buildManifest } from './manifest.js';
@@ -36,6 +39,10 @@ export interface SpeedEstimate {
   /** The newest cut's delta and when it would be live on this difusor, in seconds from the run's start. */
   deltaBytes: number;
   predictedSeconds: number;
+  /** What goes over the wire: the delta, or its compressed size for a difusor with `compress: true`. */
+  wireBytes: number;
+  /** For a difusor without compression, when it would be live with it (only when that is sooner by a second or more). */
+  compressedSeconds?: number;
 }
 
 export interface PreflightRow {
@@ -63,6 +70,8 @@ export interface SpeedOptions {
   probeBytes: number;
   /** The newest cut's delta: what a publish of it sends to each difusor. */
   deltaBytes: number;
+  /** The same delta as rsync -z --skip-compress would send it (the text deflated, images and archives as they are). */
+  compressedDeltaBytes?: number;
   /** The one-minute rule, in seconds. */
   limitSeconds: number;
 }
@@ -146,19 +155,8 @@ async function checkOne(d: Difusor, opts: PreflightOptions, ports: PreflightPort
           checks.push({ name: 'speed', ok: false, detail: `the timed transfer failed: ${sent.stderr.trim() || `received ${sent.stdout.trim() || 'nothing'}`}` });
         } else {
           const bytesPerSecond = (received * 1000) / ms;
-          const predictedSeconds = predictLive({ connectMs, roundTripMs, bytesPerSecond, deltaBytes: opts.speed.deltaBytes });
-          speed = { bytesPerSecond, deltaBytes: opts.speed.deltaBytes, predictedSeconds };
-          const rate = `${((bytesPerSecond * 8) / 1e6).toFixed(1)} Mbit/s`;
-          const delta = `${(opts.speed.deltaBytes / 1e6).toFixed(1)} MB`;
-          checks.push({
-            name: 'speed',
-            ok: predictedSeconds <= opts.speed.limitSeconds,
-            detail:
-              predictedSeconds <= opts.speed.limitSeconds
-                ? `${rate}: the newest cut's delta (${delta}) would be live in ~${predictedSeconds} s`
-                : `${rate}: the newest cut's delta (${delta}) would take ~${predictedSeconds} s, beyond the ${opts.speed.limitSeconds} s rule; ` +
-                  'give this difusor a faster link, or publish it a smaller cut (see README: time to live)',
-          });
+          speed = estimateSpeed({ connectMs, roundTripMs, bytesPerSecond }, opts.speed, d.compress === true);
+          checks.push(speedCheck(speed, opts.speed, d.compress === true));
         }
       }
     }
@@ -176,11 +174,49 @@ async function checkOne(d: Difusor, opts: PreflightOptions, ports: PreflightPort
   return { id: d.id, ready: checks.every((c) => c.ok), checks, ...(speed ? { speed } : {}) };
 }
 
+/** When the delta would be live, compressed where the difusor says so, and whether compression would make it sooner. */
+export function estimateSpeed(
+  link: { connectMs: number; roundTripMs: number; bytesPerSecond: number },
+  speed: SpeedOptions,
+  compress: boolean,
+): SpeedEstimate {
+  const compressed = speed.compressedDeltaBytes ?? speed.deltaBytes;
+  const wireBytes = compress ? compressed : speed.deltaBytes;
+  const predictedSeconds = predictLive({ ...link, deltaBytes: wireBytes });
+  const withCompression = predictLive({ ...link, deltaBytes: compressed });
+  return {
+    bytesPerSecond: link.bytesPerSecond,
+    deltaBytes: speed.deltaBytes,
+    wireBytes,
+    predictedSeconds,
+    ...(!compress && withCompression <= predictedSeconds - 1 ? { compressedSeconds: withCompression } : {}),
+  };
+}
+
+function speedCheck(speed: SpeedEstimate, opts: SpeedOptions, compress: boolean): PreflightCheck {
+  const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
+  const rate = `${((speed.bytesPerSecond * 8) / 1e6).toFixed(1)} Mbit/s`;
+  const delta = `the newest cut's delta (${mb(speed.deltaBytes)}${compress ? `, ${mb(speed.wireBytes)} compressed` : ''})`;
+  const ok = speed.predictedSeconds <= opts.limitSeconds;
+  const advice =
+    speed.compressedSeconds !== undefined
+      ? `; with compress: true it would send ${mb(opts.compressedDeltaBytes ?? speed.deltaBytes)} and be live in ~${speed.compressedSeconds} s`
+      : '';
+  return {
+    name: 'speed',
+    ok,
+    detail: ok
+      ? `${rate}: ${delta} would be live in ~${speed.predictedSeconds} s${advice}`
+      : `${rate}: ${delta} would take ~${speed.predictedSeconds} s, beyond the ${opts.limitSeconds} s rule${advice}; ` +
+        'give this difusor a faster link, or publish it a smaller cut (see README: time to live)',
+  };
+}
+
 /**
  * The newest cut's delta: what it changes against the cut before it in the same directory (by content, with
  * the publication's hash cache), or the whole cut when it is the first.
  */
-export async function cutDelta(cutDir: string, stateDir: string): Promise<{ bytes: number; previous?: string }> {
+export async function cutDelta(cutDir: string, stateDir: string): Promise<{ bytes: number; compressedBytes: number; previous?: string }> {
   const parent = path.dirname(cutDir);
   const cut = path.basename(cutDir);
   const entries = await readdir(parent, { withFileTypes: true }).catch(() => []);
@@ -191,8 +227,22 @@ export async function cutDelta(cutDir: string, stateDir: string): Promise<{ byte
   const next = await manifestOf(cutDir);
   const before = previous ? await manifestOf(path.join(parent, previous)) : undefined;
   await cache.save().catch(() => undefined);
+  const hashes = before ? new Map(before.entries.map((e) => [e.path, e.sha256])) : undefined;
+  const changed = next.entries.filter((e) => hashes?.get(e.path) !== e.sha256);
   return {
-    bytes: deltaBytes(next.entries, before ? new Map(before.entries.map((e) => [e.path, e.sha256])) : undefined),
+    bytes: deltaBytes(next.entries, hashes),
+    compressedBytes: await compressedSize(cutDir, changed),
     ...(previous ? { previous } : {}),
   };
+}
+
+const deflate = promisify(deflateRaw);
+
+/** What rsync -z sends for these files: zlib at rsync's default level for the text, the rest as it is. */
+async function compressedSize(dir: string, entries: Array<{ path: string; size: number }>): Promise<number> {
+  let total = 0;
+  for (const e of entries) {
+    total += compressible(e.path) ? (await deflate(await readFile(path.join(dir, e.path)), { level: 6 })).length : e.size;
+  }
+  return total;
 }

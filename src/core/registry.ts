@@ -18,6 +18,7 @@ export const DEFAULTS = {
   port: 22,
   status: 'active',
   access: 'shell',
+  compress: false,
   keep_releases: 5,
   concurrency: 8,
   switch_deadline_s: 20,
@@ -42,7 +43,7 @@ interface PendingProblem {
 
 type Raw = Record<string, unknown>;
 
-const SSH_ONLY_FIELDS = ['host', 'user', 'host_key', 'port', 'access', 'from'] as const;
+const SSH_ONLY_FIELDS = ['host', 'user', 'host_key', 'port', 'access', 'from', 'compress'] as const;
 // Control characters break the notice, the roster and terminal output; bidi overrides can disguise a name.
 const INVISIBLE_CHAR = /[\p{Cc}\u200E\u200F\u202A-\u202E\u2066-\u2069]/u;
 const WALL_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?$/;
@@ -660,6 +661,7 @@ function toDifusor(raw: Raw, dir: string): Difusor {
     suspended_at: raw.suspended_at as string | undefined,
     suspension_reason: raw.suspension_reason as string | undefined,
     access: (raw.access as Difusor['access'] | undefined) ?? DEFAULTS.access,
+    compress: (raw.compress as boolean | undefined) ?? DEFAULTS.compress,
     from: raw.from as string | undefined,
     access_log: raw.access_log as string | undefined,
     logo: resolveFrom(dir, raw.logo as string | undefined),

@@ -30,6 +30,8 @@ export interface Difusor {
   suspended_at?: string;
   suspension_reason?: string;
   access: Access;
+  /** rsync -z with --skip-compress for what is already compressed (a thin or shared link). */
+  compress?: boolean;
   /** Source address pattern for the authorized_keys from= option. */
   from?: string;
   access_log?: string;

@@ -107,7 +107,7 @@ export interface LinkTimeouts {
   keepaliveCount?: number;
   /** rsync --timeout: seconds without any I/O (default max(30, 3 × connect_timeout_s)). */
   ioTimeoutS?: number;
-  /** rsync -z with --skip-compress (for the bench's comparison; see bench/README.md). */
+  /** rsync -z with --skip-compress for every difusor, whatever its `compress` says (the bench's comparison). */
   compress?: boolean;
   /**
    * Open rsync's OpenSSH connection alongside each session (default true). Commands that never send a
@@ -161,7 +161,7 @@ export async function createConnector(registry: Registry, targets: Difusor[], op
       master.stop();
       throw error;
     });
-    return sshSession(difusor, shell, openssh as OpenSshRun, { ioTimeoutS, transferTimeoutMs, compress: opts.compress }, source, master);
+    return sshSession(difusor, shell, openssh as OpenSshRun, { ioTimeoutS, transferTimeoutMs, compress: opts.compress ?? difusor.compress === true }, source, master);
   };
   return {
     open,

@@ -1,4 +1,5 @@
 import { execa } from 'execa';
+import { SKIP_COMPRESS } from '../core/compression.js';
 
 /** Where rsync writes: a local directory, or a difusor reached through the run's ssh_config. */
 export type RsyncDestination =
@@ -18,8 +19,6 @@ export interface RsyncRequest {
   compress?: boolean;
 }
 
-/** Suffixes rsync 3.1 must not compress (--skip-compress): images and archives gain nothing but CPU. */
-export const SKIP_COMPRESS = 'jpg/jpeg/png/gif/webp/zip/gz/tgz/bz2/xz/7z/rar/pdf/mp4/mp3';
 
 /**
  * The transfer's command line, pure so it can be tested string for string.

@@ -1,5 +1,6 @@
 import { localDifusor } from './support/difusor.js';
-import { deltaBytes, predictLive, preflight } from '../../src/core/preflight.js';
+import { deltaBytes, estimateSpeed, predictLive, preflight } from '../../src/core/preflight.js';
+import { compressible } from '../../src/core/compression.js';
 import type { DifusorConnector, HelperOutput } from '../../src/ports/difusor.js';
 
 const difusor = localDifusor;
@@ -54,6 +55,22 @@ describe('preflight speed', () => {
     expect(report.exitCode).toBe(3);
   });
 
+  it('a thin link is told what compression would do; a difusor with compress: true is predicted on the compressed delta', async () => {
+    const speed = { probeBytes: 1_000_000, deltaBytes: 20_000_000, compressedDeltaBytes: 14_000_000, limitSeconds: 60 };
+    const run = async (d: ReturnType<typeof difusor>) => {
+      const clock = { t: 0 };
+      return preflight([d], { neededBytes: 0, httpTimeoutMs: 1000, speed }, { connector: fakeLinks({ [d.id]: 250 }, clock), httpGet, now: () => clock.t });
+    };
+    const plain = (await run(difusor('thin'))).difusores[0];
+    expect(plain?.checks.find((c) => c.name === 'speed')?.detail).toMatch(
+      /^2\.0 Mbit\/s: the newest cut's delta \(20\.0 MB\) would take ~8\d\.\d s, beyond the 60 s rule; with compress: true it would send 14\.0 MB and be live in ~5\d\.\d s; give this difusor/,
+    );
+    const zipped = await run({ ...difusor('thin'), compress: true });
+    expect(zipped.exitCode).toBe(0);
+    expect(zipped.difusores[0]?.speed).toMatchObject({ deltaBytes: 20_000_000, wireBytes: 14_000_000 });
+    expect(zipped.difusores[0]?.checks.find((c) => c.name === 'speed')?.detail).toMatch(/delta \(20\.0 MB, 14\.0 MB compressed\) would be live in ~5\d\.\d s$/);
+  });
+
   it('a timed transfer that comes back short is a failure, not a speed', async () => {
     const clock = { t: 0 };
     const report = await preflight(
@@ -69,7 +86,18 @@ describe('preflight speed', () => {
   });
 });
 
-describe('predictLive and deltaBytes', () => {
+describe('predictLive, deltaBytes and compression', () => {
+  it('gives no compression advice where it would not gain a second', () => {
+    const link = { connectMs: 0, roundTripMs: 0, bytesPerSecond: 10_000_000 };
+    expect(estimateSpeed(link, { probeBytes: 0, deltaBytes: 20_000_000, compressedDeltaBytes: 15_000_000, limitSeconds: 60 }, false).compressedSeconds).toBeUndefined();
+    expect(estimateSpeed(link, { probeBytes: 0, deltaBytes: 20_000_000, compressedDeltaBytes: 5_000_000, limitSeconds: 60 }, false)).toMatchObject({ predictedSeconds: 2, compressedSeconds: 0.5 });
+  });
+
+  it('compresses text and names without a suffix, never images, archives or media (rsync --skip-compress)', () => {
+    expect(['index.html', 'datos/resultados.csv', 'api/casillas.json', 'LEEME', 'a.b/c'].map(compressible)).toEqual([true, true, true, true, true]);
+    expect(['actas/1.jpg', 'ACTA.JPG', 'base.zip', 'informe.pdf', 'x.tar.gz'].map(compressible)).toEqual([false, false, false, false, false]);
+  });
+
   it('adds the connection and five round trips to the delta at the measured rate', () => {
     expect(predictLive({ connectMs: 500, roundTripMs: 100, bytesPerSecond: 1_000_000, deltaBytes: 12_000_000 })).toBe(13);
   });

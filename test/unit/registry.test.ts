@@ -109,6 +109,7 @@ describe('a valid registry', () => {
       public_url: 'https://prep.ujed.example/',
       status: 'active',
       access: 'shell',
+      compress: false,
     });
     expect(registry.difusores[1]).toMatchObject({ id: 'espejo', transport: 'local', status: 'active' });
     expect(registry.difusores[1]!.host).toBeUndefined();
@@ -127,11 +128,11 @@ describe('a valid registry', () => {
           concurrency: 2
           ssh: { connect_timeout_s: 4 }
           official_url: https://prep.example.mx/`.replace(/^/gm, '  ').trimEnd(),
-        afterLine(11, '    port: 2222\n    status: suspended\n    access: restricted\n    from: 203.0.113.10,198.51.100.0/24'),
+        afterLine(11, '    port: 2222\n    status: suspended\n    access: restricted\n    from: 203.0.113.10,198.51.100.0/24\n    compress: true'),
       ),
     );
     expect(registry.publication).toMatchObject({ keep_releases: 3, concurrency: 2, ssh: { connect_timeout_s: 4 }, official_url: 'https://prep.example.mx/' });
-    expect(registry.difusores[0]).toMatchObject({ port: 2222, status: 'suspended', access: 'restricted', from: '203.0.113.10,198.51.100.0/24' });
+    expect(registry.difusores[0]).toMatchObject({ port: 2222, status: 'suspended', access: 'restricted', from: '203.0.113.10,198.51.100.0/24', compress: true });
   });
 
   it('makes the file absolute and resolves its paths against the registry directory', () => {
@@ -183,6 +184,7 @@ describe('a valid registry', () => {
       port: difusor.port.default,
       status: difusor.status.default,
       access: difusor.access.default,
+      compress: difusor.compress.default,
       keep_releases: publication.keep_releases.default,
       concurrency: publication.concurrency.default,
       switch_deadline_s: publication.switch_deadline_s.default,
@@ -478,7 +480,7 @@ describe('URLs', () => {
 
 describe('transport: local', () => {
   it('refuses each ssh-only field, pointing at its key', () => {
-    const text = afterLine(17, '    host: espejo.example\n    port: 22\n    user: prep\n    host_key: x\n    access: restricted\n    from: 10.0.0.1');
+    const text = afterLine(17, '    host: espejo.example\n    port: 22\n    user: prep\n    host_key: x\n    access: restricted\n    from: 10.0.0.1\n    compress: true');
     expect(where(text)).toEqual([
       '18:5 difusores[1].host',
       '19:5 difusores[1].port',
@@ -486,6 +488,7 @@ describe('transport: local', () => {
       '21:5 difusores[1].host_key',
       '22:5 difusores[1].access',
       '23:5 difusores[1].from',
+      '24:5 difusores[1].compress',
     ]);
     expect(problemsOf(text)[0]!.message).toBe('"host" applies only to ssh difusores; this one has transport: local');
   });
@@ -587,7 +590,7 @@ describe('all problems at once', () => {
       'conf/difusores.yaml:5:18 publication.keep_releases: must be >= 2',
       'conf/difusores.yaml:11:15 difusores[0].host_key: not a usable host key: the key data does not hold a ssh-ed25519 key',
       'conf/difusores.yaml:12:11 difusores[0].path: must not end with "/"',
-      'conf/difusores.yaml:14:5 difusores[0].colour: unknown key "colour" (allowed: id, name, transport, host, port, user, host_key, path, public_url, contact, status, suspended_at, suspension_reason, access, from, access_log, logo)',
+      'conf/difusores.yaml:14:5 difusores[0].colour: unknown key "colour" (allowed: id, name, transport, host, port, user, host_key, path, public_url, contact, status, suspended_at, suspension_reason, access, compress, from, access_log, logo)',
       'conf/difusores.yaml:15:9 difusores[1].id: duplicate id "ujed" (also difusores[0])',
       'conf/difusores.yaml:18:5 difusores[1].port: "port" applies only to ssh difusores; this one has transport: local',
       'conf/difusores.yaml:20:17 difusores[1].public_url: "localhost" is not a URL; write it in full, e.g. https://prep.example.mx/',
