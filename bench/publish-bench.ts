@@ -119,6 +119,11 @@ function machineCpuMs(): number {
 // ---------------------------------------------------------------------------------------------
 // The runner: one publish, in its own process
 
+/** When the last difusor went live (its `current` switched), in ms from the run's start: what visitors see. */
+function liveEverywhereMs(x: Pick<RunnerReport, 'events'>): number {
+  return Math.max(...x.events.filter((e) => e.phase === 'live').map((e) => e.t));
+}
+
 /** Times every remote step without touching src/: the connector is a port, so it can be wrapped. */
 function timedConnector(
   inner: DifusorConnector,
@@ -140,8 +145,8 @@ function timedConnector(
     }
   };
   return {
-    open: async (d) => {
-      const session = await timed(d.id, 'open', () => inner.open(d));
+    open: async (d, opts) => {
+      const session = await timed(d.id, 'open', () => inner.open(d, opts));
       const wrapped: DifusorSession = {
         helper: (verb, args, opts) => timed(d.id, verb, () => session.helper(verb, args, opts)),
         transfer: (sourceDir, cut, files, onProgress) =>
@@ -618,6 +623,8 @@ async function loopbackSection(ctx: Section): Promise<Headline[]> {
   const n = Number(process.env.BENCH_DIFUSORES ?? 8);
   const repeats = Math.max(1, Number(process.env.BENCH_REPEATS ?? 2));
   const detail = process.env.BENCH_DETAIL === '1';
+  // BENCH_DETAIL=profile: only the per-step CPU profile, without the careful script and the memory runs.
+  const profiling = detail || process.env.BENCH_DETAIL === 'profile';
   const { name: scaleName, scale } = scaleFromEnv();
   const loadAtStart = os.loadavg()[0] as number;
   progress(`starting a lab of ${n} difusores in ${tmp}`);
@@ -675,9 +682,11 @@ async function loopbackSection(ctx: Section): Promise<Headline[]> {
   // One difusor at a time, so each remote step can be charged the CPU it cost on both sides.
   let profile: PublishStep | undefined;
   let mem: Array<Awaited<ReturnType<typeof memoryRun>>> = [];
-  if (detail) {
+  if (profiling) {
     progress('profile: publish of B with concurrency 1, CPU charged per remote step');
     profile = await bench.publish(CUT_B, await bench.registryWith({ concurrency: 1 }, 'difusores-profile.yaml'), true);
+  }
+  if (detail) {
     progress('memory: whole publishes (A then B) at 1× and 2× casillas, 2 kB images');
     mem = [await memoryRun(lab, tmp, scale, 1, descendants), await memoryRun(lab, tmp, scale, 2, descendants)];
   }
@@ -687,6 +696,7 @@ async function loopbackSection(ctx: Section): Promise<Headline[]> {
     plain: median(plainRuns.map((x) => x.ms)),
     careful: median(carefulRuns.map((x) => x.ms)),
     publish: median(publishRuns.map((x) => x.ms)),
+    publishLive: median(publishRuns.map(liveEverywhereMs)),
     publishZ: median(publishZRuns.map((x) => x.ms)),
     publishWall: median(publishRuns.map((x) => x.wallMs)),
     noop: median(noopRuns.map((x) => x.ms)),
@@ -703,6 +713,7 @@ async function loopbackSection(ctx: Section): Promise<Headline[]> {
   };
   const ratios = {
     publishOverPlain: med.publish / med.plain,
+    liveOverPlain: med.publishLive / med.plain,
     publishOverCareful: med.publish / med.careful,
     carefulOverPlain: med.careful / med.plain,
     noopOverPublish: med.noop / med.publish,
@@ -726,6 +737,7 @@ async function loopbackSection(ctx: Section): Promise<Headline[]> {
   say(timingRow('plain    rsync -a --delete into the live dir', plainRuns.map((x) => x.ms)));
   say(timingRow('careful  rsync --link-dest release + ssh switch', carefulRuns.map((x) => x.ms)));
   say(timingRow('publish  difusion runPublish, incremental', publishRuns.map((x) => x.ms)));
+  say(timingRow('publish  same, until live everywhere (before prune)', publishRuns.map(liveEverywhereMs)));
   say(timingRow('publish  same, process wall (node + ts-node start)', publishRuns.map((x) => x.wallMs)));
   say(timingRow('publish -z  rsync --compress --skip-compress=jpg/zip/…', publishZRuns.map((x) => x.ms)));
   say(timingRow('no-op    difusion runPublish of B again', noopRuns.map((x) => x.ms)));
@@ -847,6 +859,7 @@ async function loopbackSection(ctx: Section): Promise<Headline[]> {
   );
   return [
     { label: `loopback, ${n} difusores: publish / plain parallel rsync`, value: `${times(ratios.publishOverPlain)} (target ≤ 1.00×)` },
+    { label: 'loopback: publish until live everywhere / plain', value: times(ratios.liveOverPlain) },
     { label: 'loopback: publish -z / publish (compression on a fast link)', value: times(med.publishZ / med.publish) },
     { label: 'loopback: switch spread', value: `${med.spread.toFixed(0)} ms` },
   ];
@@ -922,6 +935,7 @@ async function wanSection(ctx: Section): Promise<Headline[]> {
   const med = {
     plain: median(runs.plain.map((x) => x.ms)),
     publish: median(runs.publish.map((x) => x.ms)),
+    publishLive: median(runs.publish.map(liveEverywhereMs)),
     publishZ: median(runs.publishZ.map((x) => x.ms)),
   };
   const cols = (cells: string[], widths: number[]): string => cells.map((c, i) => (i === 0 ? pad(c, widths[0] as number) : lpad(c, widths[i] as number))).join('  ');
@@ -933,10 +947,12 @@ async function wanSection(ctx: Section): Promise<Headline[]> {
   say(cols(['cut A → B through the link', ...runs.plain.map((_, i) => `rep ${i + 1}`), 'median'], w));
   say(row('plain    rsync -a --delete, all difusores in parallel', runs.plain.map((x) => x.ms)));
   say(row('publish  difusion runPublish', runs.publish.map((x) => x.ms)));
+  say(row('publish  same, until live everywhere (before prune)', runs.publish.map(liveEverywhereMs)));
   say(row('publish -z  with rsync --compress --skip-compress', runs.publishZ.map((x) => x.ms)));
   say(row('N·D/B    the link\'s limit', runs.plain.map(() => limitMs)));
   say(`  publish / plain ${times(med.publish / med.plain)} (target ≤ 1.00×); publish / N·D/B ${times(med.publish / limitMs)} (target ≤ 1.15×); ` +
     `plain / N·D/B ${times(med.plain / limitMs)}; publish -z / publish ${times(med.publishZ / med.publish)}`);
+  say(`  live everywhere / plain ${times(med.publishLive / med.plain)}; live everywhere / N·D/B ${times(med.publishLive / limitMs)}`);
   say(`  bytes sent per difusor: publish ${mb(median(runs.publish.flatMap((x) => x.result.outcomes.map((o) => o.bytesSent))))}, ` +
     `publish -z ${mb(median(runs.publishZ.flatMap((x) => x.result.outcomes.map((o) => o.bytesSent))))}, plain ${mb(median(runs.plain.flatMap((x) => x.bytes)))}`);
   say('  where the time goes, publish through the link, repeat 1:');
@@ -949,6 +965,7 @@ async function wanSection(ctx: Section): Promise<Headline[]> {
   return [
     { label: `shaped link, ${fast} × ${mb(delta.bytes)} over ${uplinkMbit} Mbit/s: publish / plain rsync`, value: `${times(med.publish / med.plain)} (target ≤ 1.00×)` },
     { label: 'shaped link: publish / N·D/B', value: `${times(med.publish / limitMs)} (target ≤ 1.15×); plain / N·D/B ${times(med.plain / limitMs)}` },
+    { label: 'shaped link: live everywhere / plain; / N·D/B', value: `${times(med.publishLive / med.plain)}; ${times(med.publishLive / limitMs)}` },
     { label: 'shaped link: publish -z / publish', value: times(med.publishZ / med.publish) },
     { label: `thin link (${thinId} on ${thinMbit} Mbit/s): fast difusores live at`, value: `${secs(fastLive)} (first ready ${secs(firstReady)} + deadline)` },
     { label: `thin link: ${thinId} live at`, value: `${secs(slowLive)} (own time ${secs(slowOwn)}, D/b ${secs(thinLimitMs)})` },
