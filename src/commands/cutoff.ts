@@ -1,14 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { Args, Flags } from '@oclif/core';
 import { cutoff, type CutoffResult } from '../core/suspension.js';
+import { NOTICE_TEMPLATE } from '../core/notice.js';
 import { registryFileStore } from '../core/registry-edit.js';
 import type { Cancelled } from '../core/operation.js';
 import { registryFlag, yesFlag } from '../ui/flags.js';
 import { DifusionCommand } from '../ui/command.js';
 import { confirmPlan, operationPorts, requireConsent } from '../ui/confirm.js';
 import { planLines } from '../ui/suspension-view.js';
-
-export const NOTICE_TEMPLATE = new URL('../../templates/aviso.html', import.meta.url);
 
 export default class Cutoff extends DifusionCommand {
   static override summary = 'Suspend a difusor: its site shows the mandated notice on every path; later publishes skip it.';

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { Args, Flags } from '@oclif/core';
 import { runPublish, type PublishRunResult } from '../core/publish-run.js';
 import { openJournal, newRunId } from '../core/journal.js';
@@ -67,6 +68,20 @@ export default class Publish extends DifusionCommand {
           clock,
           // ssh2 and execa load only once there is something to send: cron's --latest with nothing new never does.
           connect: async (reg, targets) => (await import('../ports/difusor.js')).createConnector(reg, targets),
+          // Only when a cutoff's notice is known to be missing: then the notice goes up again alongside the cut.
+          restoreNotices: async (reg, ids, journal) => {
+            const [{ restoreNotices }, { createConnector }, { NOTICE_TEMPLATE }] = await Promise.all([
+              import('../core/suspension.js'),
+              import('../ports/difusor.js'),
+              import('../core/notice.js'),
+            ]);
+            const noticeTemplate = await readFile(NOTICE_TEMPLATE, 'utf8');
+            return restoreNotices(reg, ids, {
+              connect: (r, targets) => createConnector(r, targets, { rsyncAlongside: false }),
+              journal,
+              noticeTemplate,
+            });
+          },
           openJournal,
           newRunId: () => newRunId(),
           observer: view.observer,

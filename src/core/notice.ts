@@ -32,6 +32,9 @@ export interface Aviso {
   official_url: string | null;
 }
 
+/** templates/aviso.html: the notice's page, filled in by renderNotice. */
+export const NOTICE_TEMPLATE = new URL('../../templates/aviso.html', import.meta.url);
+
 export interface Notice {
   stamp: string;
   aviso: Aviso;

@@ -63,6 +63,11 @@ export interface PublishRunPorts {
     held?: RollbackHold;
   }): void;
   onManifestProgress?(done: number, total: number): void;
+  /**
+   * Puts back up the notice of suspended difusores whose cutoff could not deliver it (see suspension.ts),
+   * under this run's lock and journal, alongside the publish. Without it, the summary only names them.
+   */
+  restoreNotices?(registry: Registry, ids: string[], journal: Journal): Promise<Array<{ id: string; notice: string; error?: string }>>;
 }
 
 export interface PublishRunResult extends PublishReport {
@@ -92,11 +97,14 @@ export function selectTargets(registry: Registry, only: string[]): { targets: Di
   };
 }
 
-/** Every cron run repeats it in its summary: a suspension whose notice did not reach the difusor. */
-async function noticeWarning(stateDir: string, skip: { id: string; reason: string }): Promise<{ id: string; reason: string }> {
-  const last = (await new StateStore(stateDir).readRecord(skip.id)).lastResult;
-  if (last?.result !== NOTICE_FAILED) return skip;
-  return { ...skip, reason: `${skip.reason}, but its notice is NOT in place: run difusion cutoff ${skip.id} again` };
+/** A suspension whose notice did not reach the difusor: every run says so until a notice is in place. */
+async function noticeMissing(stateDir: string, skip: { id: string; reason: string }): Promise<boolean> {
+  return (await new StateStore(stateDir).readRecord(skip.id)).lastResult?.result === NOTICE_FAILED;
+}
+
+function noticeNotInPlace(skip: { id: string; reason: string }, tried?: string): { id: string; reason: string } {
+  const retried = tried ? ` (tried again: ${tried})` : '';
+  return { ...skip, reason: `${skip.reason}, but its notice is NOT in place${retried}: run difusion cutoff ${skip.id} again` };
 }
 
 /** The record a cutoff leaves when its notice did not reach the difusor (see suspension.ts). */
@@ -140,8 +148,10 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
   const held = opts.latest && hold ? hold : undefined;
   const selected = selectTargets(registry, opts.only);
   const targets = selected.targets.filter((d) => !heldIds?.has(d.id));
+  const missingNotice = new Set<string>();
+  for (const s of selected.skipped) if (await noticeMissing(publication.state_dir, s)) missingNotice.add(s.id);
   const skipped = [
-    ...(await Promise.all(selected.skipped.map((s) => noticeWarning(publication.state_dir, s)))),
+    ...selected.skipped.map((s) => (missingNotice.has(s.id) ? noticeNotInPlace(s) : s)),
     ...selected.targets.filter((d) => heldIds?.has(d.id)).map((d) => ({ id: d.id, reason: `rollback hold on ${hold!.cut}` })),
   ];
 
@@ -218,6 +228,11 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
 
     const likelyLive = new Set<string>();
     for (const d of targets) if ((await state.readRecord(d.id)).live === cut) likelyLive.add(d.id);
+    // The notices go alongside the cut, so a suspended difusor that is still down delays no one.
+    const restoring =
+      missingNotice.size > 0 && !opts.dryRun && ports.restoreNotices
+        ? ports.restoreNotices(registry, [...missingNotice], journal).catch((error: Error) => [...missingNotice].map((id) => ({ id, notice: '', error: error.message })))
+        : Promise.resolve([]);
     const connector = await ports.connect(registry, targets);
     let report: PublishReport;
     try {
@@ -243,6 +258,15 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
       );
     } finally {
       await connector.dispose();
+      // Never left running behind the lock's release, even if the publish threw.
+      await restoring;
+    }
+    for (const restored of await restoring) {
+      const i = skipped.findIndex((s) => s.id === restored.id);
+      const base = selected.skipped.find((s) => s.id === restored.id) ?? { id: restored.id, reason: 'suspended' };
+      skipped[i] = restored.error
+        ? noticeNotInPlace(base, restored.error)
+        : { ...base, reason: `${base.reason}; its missing notice is now in place (notices/${restored.notice})` };
     }
     if (!opts.dryRun) {
       const at = new Date().toISOString();

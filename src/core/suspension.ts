@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs';
 import type { Difusor, Registry } from './types.js';
-import { renderNotice, isoWithOffset, NOTICE_FILES } from './notice.js';
+import { renderNotice, isoWithOffset, NOTICE_FILES, type Notice } from './notice.js';
+import type { Journal } from './journal.js';
+import type { DifusorConnector } from '../ports/difusor.js';
 import { changeDifusorStatus, type RegistryStore } from './registry-edit.js';
 import { publishedCuts } from './status.js';
 import { newestCut } from './cut-id.js';
@@ -138,16 +140,7 @@ export async function cutoff(
         throw error;
       }
       try {
-        const session = await connector.open(difusor);
-        try {
-          for (const name of NOTICE_FILES) await helperStep(session, 'notice-put', [notice.stamp, name], notice.files[name]);
-          const out = await helperStep(session, 'notice-switch', [notice.stamp]);
-          if (out.stdout.trim() !== `live notices/${notice.stamp}`) {
-            throw new Error(`current points to ${out.stdout.trim().replace(/^live /, '') || 'nothing'} after the switch`);
-          }
-        } finally {
-          session.close();
-        }
+        await deliverNotice(connector, difusor, notice);
       } catch (error) {
         const message = errorText(error);
         // Remembered, so every later publish says the notice is missing until a cutoff puts it there.
@@ -159,6 +152,72 @@ export async function cutoff(
       await journal.append({ phase: 'cutoff', result: 'ok', difusor: difusor.id, detail });
       return { difusor: difusor.id, notice: notice.stamp, from: detail.from ?? undefined, exitCode: 0 as const, clock: clockNote(ports) };
     });
+  } finally {
+    await connector.dispose();
+  }
+}
+
+/** The notice into the difusor's notices/<stamp>, checked there, then renamed over `current`. */
+async function deliverNotice(connector: DifusorConnector, difusor: Difusor, notice: Notice): Promise<void> {
+  const session = await connector.open(difusor);
+  try {
+    for (const name of NOTICE_FILES) await helperStep(session, 'notice-put', [notice.stamp, name], notice.files[name]);
+    const out = await helperStep(session, 'notice-switch', [notice.stamp]);
+    if (out.stdout.trim() !== `live notices/${notice.stamp}`) {
+      throw new Error(`current points to ${out.stdout.trim().replace(/^live /, '') || 'nothing'} after the switch`);
+    }
+  } finally {
+    session.close();
+  }
+}
+
+export interface RestoredNotice {
+  id: string;
+  notice: string;
+  error?: string;
+}
+
+/**
+ * A cutoff whose notice did not reach the difusor (down at the time) is finished by the next publish,
+ * every 15 minutes from cron, until it is: the same notice (the registry's suspension time and reason)
+ * is put up again. Run under the publish's lock and journal; the cut itself never goes to a suspended difusor.
+ */
+export async function restoreNotices(
+  registry: Registry,
+  ids: string[],
+  ports: { connect: OperationPorts['connect']; journal: Journal; noticeTemplate: string },
+): Promise<RestoredNotice[]> {
+  const difusores = ids.map((id) => findDifusor(registry, id)).filter((d) => d.status === 'suspended' && d.suspended_at && d.suspension_reason);
+  if (difusores.length === 0) return [];
+  const tz = registry.publication.timezone;
+  const state = new StateStore(registry.publication.state_dir);
+  const connector = await ports.connect(registry, difusores);
+  try {
+    return await Promise.all(
+      difusores.map(async (difusor): Promise<RestoredNotice> => {
+        const at = new Date(difusor.suspended_at as string);
+        const notice = renderNotice({
+          difusor,
+          reason: difusor.suspension_reason as string,
+          at,
+          timezone: tz,
+          officialUrl: registry.publication.official_url,
+          template: ports.noticeTemplate,
+        });
+        const detail = { reason: difusor.suspension_reason, notice: notice.stamp, retry: true };
+        try {
+          await deliverNotice(connector, difusor, notice);
+        } catch (error) {
+          const message = errorText(error);
+          await state.recordResult(difusor.id, { at: new Date().toISOString(), cut: notice.stamp, result: NOTICE_FAILED, error: message });
+          await ports.journal.append({ phase: 'cutoff', result: 'failed', difusor: difusor.id, error: message, detail });
+          return { id: difusor.id, notice: notice.stamp, error: message };
+        }
+        await state.recordResult(difusor.id, { at: new Date().toISOString(), cut: notice.stamp, result: 'notice' });
+        await ports.journal.append({ phase: 'cutoff', result: 'ok', difusor: difusor.id, detail });
+        return { id: difusor.id, notice: notice.stamp };
+      }),
+    );
   } finally {
     await connector.dispose();
   }

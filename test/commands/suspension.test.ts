@@ -163,7 +163,7 @@ describe('cutoff', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ difusor: 'espejo-a', notice: '20220605_211000', from: CUT_1, exitCode: 0 });
   }, T);
 
-  test('a difusor that refuses the notice: exit 1, status says the notice is NOT in place, the same cutoff again puts it there', async () => {
+  test('a difusor that refuses the notice: exit 1, status says the notice is NOT in place, the next publish puts it there', async () => {
     expect((await cli('publish', path.join(cuts, CUT_1))).code).toBe(0);
     // A file where the helper needs the notices/ directory: the notice cannot be written.
     writeFileSync(path.join(espejo('a'), 'notices'), 'not a directory');
@@ -174,21 +174,35 @@ describe('cutoff', () => {
     expect(readFileSync(registry, 'utf8')).toContain('status: suspended');
     const before = await cli('status');
     expect(before.stdout).toMatch(/^espejo-a +suspended +20220605_2015 +- .*notice is NOT in place: run difusion cutoff espejo-a again/m);
-    // Every later publish (cron) says it too, without contacting the suspended difusor.
+    // Every later publish (cron) tries the notice again, never the cut, and says so while it fails.
     const cron = await cli('publish', path.join(cuts, CUT_2));
     expect(cron.code).toBe(0);
-    expect(cron.stdout).toMatch(/^espejo-a +skipped .*suspended, but its notice is NOT in place: run difusion cutoff espejo-a again/m);
+    expect(cron.stdout).toMatch(
+      /^espejo-a +skipped .*suspended, but its notice is NOT in place \(tried again: notice-put failed .*\): run difusion cutoff espejo-a again/m,
+    );
     expect(current('a')).toBe(`releases/${CUT_1}`);
+    expect(current('b')).toBe(`releases/${CUT_2}`);
 
+    // The difusor's admin mends it; the next cron run puts up the same notice (time and reason from the registry).
     rmSync(path.join(espejo('a'), 'notices'));
-    expect((await cli('cutoff', 'espejo-a', '--reason', REASON, '--yes')).code).toBe(0);
+    const mended = await cli('publish', path.join(cuts, CUT_2));
+    expect(mended.code).toBe(0);
+    expect(mended.stdout).toMatch(/^espejo-a +skipped .*suspended; its missing notice is now in place \(notices\/20220605_211000\)/m);
     expect(current('a')).toBe('notices/20220605_211000');
+    expect(JSON.parse(readFileSync(path.join(espejo('a'), 'current', 'aviso.json'), 'utf8'))).toMatchObject({ reason: REASON, difusor: 'espejo-a' });
+    expect(journal().filter((e) => e.phase === 'cutoff').map((e) => [e.result, e.detail?.retry ?? false])).toEqual([
+      ['failed', false],
+      ['failed', true],
+      ['ok', true],
+    ]);
     const after = await cli('status');
     // The notice, no lag (it is not behind on any cut) and no error.
     expect(after.stdout).toMatch(/^espejo-a +suspended +aviso 20220605_211000 +- +1 /m);
     expect(after.stdout).not.toContain('NOT in place');
     expect(after.stdout).toMatch(/^espejo-b +active +20220605_2030 +0 cuts/m);
-    expect((await cli('publish', path.join(cuts, CUT_2))).stdout).not.toContain('NOT in place');
+    const quiet = (await cli('publish', path.join(cuts, CUT_2))).stdout;
+    expect(quiet).not.toContain('NOT in place');
+    expect(quiet).not.toContain('now in place');
   }, T);
 
   test('another run holding the lock refuses it with exit 5', async () => {
