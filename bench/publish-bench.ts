@@ -120,7 +120,9 @@ function machineCpuMs(): number {
 // The runner: one publish, in its own process
 
 /** When the last difusor went live (its `current` switched), in ms from the run's start: what visitors see. */
-function liveEverywhereMs(x: Pick<RunnerReport, 'events'>): number {
+function liveEverywhereMs(x: Pick<RunnerReport, 'events' | 'result'>): number {
+  // A run where some difusor did not go live has no such moment.
+  if (x.result.outcomes.some((o) => o.result !== 'live')) return NaN;
   return Math.max(...x.events.filter((e) => e.phase === 'live').map((e) => e.t));
 }
 

@@ -76,7 +76,7 @@ export interface PublishRunResult extends PublishReport {
   clock?: string;
   wouldRefuse?: string;
   targets: string[];
-  skipped: Array<{ id: string; reason: string }>;
+  skipped: Skipped[];
   /** The rollback hold --latest stayed on, or the one a publish by name lifted. */
   held?: RollbackHold;
   holdLifted?: boolean;
@@ -102,9 +102,16 @@ async function noticeMissing(stateDir: string, skip: { id: string; reason: strin
   return (await new StateStore(stateDir).readRecord(skip.id)).lastResult?.result === NOTICE_FAILED;
 }
 
-function noticeNotInPlace(skip: { id: string; reason: string }, tried?: string): { id: string; reason: string } {
-  const retried = tried ? ` (tried again: ${tried})` : '';
-  return { ...skip, reason: `${skip.reason}, but its notice is NOT in place${retried}: run difusion cutoff ${skip.id} again` };
+function noticeNotInPlace(skip: { id: string; reason: string }, how: { tried?: string; dryRun?: boolean } = {}): Skipped {
+  const said = how.tried ? ` (tried again: ${how.tried})` : how.dryRun ? ' (a real run tries it again)' : '';
+  return { ...skip, reason: `${skip.reason}, but its notice is NOT in place${said}: run difusion cutoff ${skip.id} again`, notice: 'missing' };
+}
+
+/** A difusor the run did not publish to, and why; for a suspended one, whether its notice is in place when known. */
+export interface Skipped {
+  id: string;
+  reason: string;
+  notice?: 'missing' | 'restored';
 }
 
 /** The record a cutoff leaves when its notice did not reach the difusor (see suspension.ts). */
@@ -151,7 +158,7 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
   const missingNotice = new Set<string>();
   for (const s of selected.skipped) if (await noticeMissing(publication.state_dir, s)) missingNotice.add(s.id);
   const skipped = [
-    ...selected.skipped.map((s) => (missingNotice.has(s.id) ? noticeNotInPlace(s) : s)),
+    ...selected.skipped.map((s): Skipped => (missingNotice.has(s.id) ? noticeNotInPlace(s, { dryRun: opts.dryRun }) : s)),
     ...selected.targets.filter((d) => heldIds?.has(d.id)).map((d) => ({ id: d.id, reason: `rollback hold on ${hold!.cut}` })),
   ];
 
@@ -228,57 +235,65 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
 
     const likelyLive = new Set<string>();
     for (const d of targets) if ((await state.readRecord(d.id)).live === cut) likelyLive.add(d.id);
-    // The notices go alongside the cut, so a suspended difusor that is still down delays no one.
+    const connector = await ports.connect(registry, targets);
+    // The notices go alongside the cut, so a suspended difusor that is still down delays no one's switch.
     const restoring =
       missingNotice.size > 0 && !opts.dryRun && ports.restoreNotices
-        ? ports.restoreNotices(registry, [...missingNotice], journal).catch((error: Error) => [...missingNotice].map((id) => ({ id, notice: '', error: error.message })))
+        ? ports.restoreNotices(registry, [...missingNotice], journal).catch((error: unknown) => {
+            const message = error instanceof Error ? error.message : String(error);
+            return [...missingNotice].map((id) => ({ id, notice: '', error: message }));
+          })
         : Promise.resolve([]);
-    const connector = await ports.connect(registry, targets);
     let report: PublishReport;
+    let restored: Awaited<typeof restoring>;
     try {
-      report = await publishCut(
-        {
-          cut,
-          cutDir,
-          manifest,
-          signature,
-          targets,
-          concurrency: publication.concurrency,
-          keepReleases: publication.keep_releases,
-          dryRun: opts.dryRun,
-          switchDeadlineMs: publication.switch_deadline_s * 1000,
-          likelyLive,
-        },
-        {
-          connector,
-          state,
-          observer: ports.observer,
-          journal: { record: async (entry) => void (await journal.append(entry)) },
-        },
-      );
-    } finally {
-      await connector.dispose();
-      // Never left running behind the lock's release, even if the publish threw.
-      await restoring;
-    }
-    for (const restored of await restoring) {
-      const i = skipped.findIndex((s) => s.id === restored.id);
-      const base = selected.skipped.find((s) => s.id === restored.id) ?? { id: restored.id, reason: 'suspended' };
-      skipped[i] = restored.error
-        ? noticeNotInPlace(base, restored.error)
-        : { ...base, reason: `${base.reason}; its missing notice is now in place (notices/${restored.notice})` };
-    }
-    if (!opts.dryRun) {
-      const at = new Date().toISOString();
-      for (const o of report.outcomes) {
-        await state.recordResult(o.id, {
-          at,
-          cut,
-          result: o.result,
-          error: o.error,
-          live: o.result === 'live' || o.result === 'up-to-date' ? cut : o.previous,
-        });
+      try {
+        report = await publishCut(
+          {
+            cut,
+            cutDir,
+            manifest,
+            signature,
+            targets,
+            concurrency: publication.concurrency,
+            keepReleases: publication.keep_releases,
+            dryRun: opts.dryRun,
+            switchDeadlineMs: publication.switch_deadline_s * 1000,
+            likelyLive,
+          },
+          {
+            connector,
+            state,
+            observer: ports.observer,
+            journal: { record: async (entry) => void (await journal.append(entry)) },
+          },
+        );
+      } finally {
+        await connector.dispose();
       }
+      // What the difusores serve is recorded before waiting on a notice: a kill meanwhile loses neither.
+      if (!opts.dryRun) {
+        const at = new Date().toISOString();
+        for (const o of report.outcomes) {
+          await state.recordResult(o.id, {
+            at,
+            cut,
+            result: o.result,
+            error: o.error,
+            live: o.result === 'live' || o.result === 'up-to-date' ? cut : o.previous,
+          });
+        }
+      }
+    } finally {
+      // Never left running behind the lock's release, whatever happened above.
+      restored = await restoring;
+    }
+    for (const r of restored) {
+      const i = skipped.findIndex((s) => s.id === r.id);
+      const base = selected.skipped.find((s) => s.id === r.id) ?? { id: r.id, reason: 'suspended' };
+      skipped[i] = r.error
+        ? noticeNotInPlace(base, { tried: r.error })
+        : { ...base, reason: `${base.reason}; its missing notice is now in place (notices/${r.notice})`, notice: 'restored' as const };
     }
     // An operator publishing a cut by name is moving forward from a rollback.
     const holdLifted = Boolean(hold && !opts.latest && !opts.dryRun && report.exitCode !== 1);

@@ -362,6 +362,9 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
 
 /** link's stdin: the paths to drop from the linked copy, then the manifest and its signature under their marker lines. */
 export function linkInput(plan: Pick<TransferPlan, 'drop'>, req: Pick<PublishRequest, 'manifest' | 'signature'>): string {
+  // The difusor's inventory never yields such a path; one would be read as a marker or split in two.
+  const unsafe = plan.drop.find((p) => p.startsWith('/') || p.includes('\n'));
+  if (unsafe !== undefined) throw new StepError('linking', `cannot drop ${JSON.stringify(unsafe)}: not a relative path on one line`);
   return [
     ...plan.drop.map((p) => `${p}\n`),
     `/${MANIFEST_NAME}\n`,

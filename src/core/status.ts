@@ -148,7 +148,7 @@ export async function gatherStatus(args: {
 
 /** The registry and the difusor disagree about a suspension: the operator must learn it and what to run. */
 export function suspensionMismatch(d: Pick<Difusor, 'id' | 'status'>, notice: string | undefined): string | undefined {
-  if (d.status === 'suspended' && !notice) return `suspended, but the notice is NOT in place: run difusion cutoff ${d.id} again`;
+  if (d.status === 'suspended' && !notice) return `suspended, but the notice is NOT in place: run difusion cutoff ${d.id} again (the next publish tries too)`;
   if (d.status === 'active' && notice) return `shows the notice ${notice} though the registry says active: run difusion reinstate ${d.id}`;
   return undefined;
 }

@@ -2,14 +2,15 @@ import { existsSync } from 'node:fs';
 import type { Difusor, Registry } from './types.js';
 import { renderNotice, isoWithOffset, NOTICE_FILES, type Notice } from './notice.js';
 import type { Journal } from './journal.js';
-import type { DifusorConnector } from '../ports/difusor.js';
+import type { DifusorConnector, DifusorSession } from '../ports/difusor.js';
 import { changeDifusorStatus, type RegistryStore } from './registry-edit.js';
-import { publishedCuts } from './status.js';
+import { parseHelperStatus, publishedCuts } from './status.js';
 import { newestCut } from './cut-id.js';
 import { publishCut, type DifusorOutcome } from './publish.js';
 import { StateStore } from './state.js';
 import { scanCut } from './cut.js';
 import { HashCache, buildManifest, parseManifest, sha256Hex, type Manifest } from './manifest.js';
+import { loadRegistry } from './registry.js';
 import { NOTICE_FAILED, RunRefusal } from './publish-run.js';
 import { formatLocal } from './window.js';
 import { loadSigningKey, signManifest } from './signing.js';
@@ -140,7 +141,12 @@ export async function cutoff(
         throw error;
       }
       try {
-        await deliverNotice(connector, difusor, notice);
+        const session = await connector.open(difusor);
+        try {
+          await deliverNotice(session, notice);
+        } finally {
+          session.close();
+        }
       } catch (error) {
         const message = errorText(error);
         // Remembered, so every later publish says the notice is missing until a cutoff puts it there.
@@ -158,16 +164,11 @@ export async function cutoff(
 }
 
 /** The notice into the difusor's notices/<stamp>, checked there, then renamed over `current`. */
-async function deliverNotice(connector: DifusorConnector, difusor: Difusor, notice: Notice): Promise<void> {
-  const session = await connector.open(difusor);
-  try {
-    for (const name of NOTICE_FILES) await helperStep(session, 'notice-put', [notice.stamp, name], notice.files[name]);
-    const out = await helperStep(session, 'notice-switch', [notice.stamp]);
-    if (out.stdout.trim() !== `live notices/${notice.stamp}`) {
-      throw new Error(`current points to ${out.stdout.trim().replace(/^live /, '') || 'nothing'} after the switch`);
-    }
-  } finally {
-    session.close();
+async function deliverNotice(session: DifusorSession, notice: Notice, timeoutMs?: number): Promise<void> {
+  for (const name of NOTICE_FILES) await helperStep(session, 'notice-put', [notice.stamp, name], notice.files[name], timeoutMs);
+  const out = await helperStep(session, 'notice-switch', [notice.stamp], undefined, timeoutMs);
+  if (out.stdout.trim() !== `live notices/${notice.stamp}`) {
+    throw new Error(`current points to ${out.stdout.trim().replace(/^live /, '') || 'nothing'} after the switch`);
   }
 }
 
@@ -177,50 +178,79 @@ export interface RestoredNotice {
   error?: string;
 }
 
+/** Each step of a retried notice: its files are a few kB, and a hung difusor must not hold the lock for long. */
+const RESTORE_STEP_TIMEOUT_MS = 20_000;
+
 /**
  * A cutoff whose notice did not reach the difusor (down at the time) is finished by the next publish,
  * every 15 minutes from cron, until it is: the same notice (the registry's suspension time and reason)
- * is put up again. Run under the publish's lock and journal; the cut itself never goes to a suspended difusor.
+ * is put up again. Called under the publish's lock and journal; the cut itself never goes to a suspended
+ * difusor. The registry and the state are read again here, under the lock: a reinstate or a cutoff that
+ * ran since the publish started has the last word.
  */
 export async function restoreNotices(
   registry: Registry,
   ids: string[],
   ports: { connect: OperationPorts['connect']; journal: Journal; noticeTemplate: string },
 ): Promise<RestoredNotice[]> {
-  const difusores = ids.map((id) => findDifusor(registry, id)).filter((d) => d.status === 'suspended' && d.suspended_at && d.suspension_reason);
+  const current = await loadRegistry(registry.file);
+  if (!current.ok) return [];
+  const tz = current.registry.publication.timezone;
+  const state = new StateStore(current.registry.publication.state_dir);
+  const difusores: Difusor[] = [];
+  for (const d of current.registry.difusores) {
+    if (!ids.includes(d.id) || d.status !== 'suspended' || !d.suspended_at || !d.suspension_reason) continue;
+    if ((await state.readRecord(d.id)).lastResult?.result === NOTICE_FAILED) difusores.push(d);
+  }
   if (difusores.length === 0) return [];
-  const tz = registry.publication.timezone;
-  const state = new StateStore(registry.publication.state_dir);
-  const connector = await ports.connect(registry, difusores);
+  const connector = await ports.connect(current.registry, difusores);
   try {
-    return await Promise.all(
-      difusores.map(async (difusor): Promise<RestoredNotice> => {
-        const at = new Date(difusor.suspended_at as string);
-        const notice = renderNotice({
-          difusor,
-          reason: difusor.suspension_reason as string,
-          at,
-          timezone: tz,
-          officialUrl: registry.publication.official_url,
-          template: ports.noticeTemplate,
-        });
-        const detail = { reason: difusor.suspension_reason, notice: notice.stamp, retry: true };
-        try {
-          await deliverNotice(connector, difusor, notice);
-        } catch (error) {
-          const message = errorText(error);
-          await state.recordResult(difusor.id, { at: new Date().toISOString(), cut: notice.stamp, result: NOTICE_FAILED, error: message });
-          await ports.journal.append({ phase: 'cutoff', result: 'failed', difusor: difusor.id, error: message, detail });
-          return { id: difusor.id, notice: notice.stamp, error: message };
-        }
-        await state.recordResult(difusor.id, { at: new Date().toISOString(), cut: notice.stamp, result: 'notice' });
-        await ports.journal.append({ phase: 'cutoff', result: 'ok', difusor: difusor.id, detail });
-        return { id: difusor.id, notice: notice.stamp };
-      }),
-    );
+    return await Promise.all(difusores.map((d) => restoreOne(d, current.registry, tz, state, connector, ports)));
   } finally {
     await connector.dispose();
   }
+}
+
+async function restoreOne(
+  difusor: Difusor,
+  registry: Registry,
+  tz: string,
+  state: StateStore,
+  connector: DifusorConnector,
+  ports: { journal: Journal; noticeTemplate: string },
+): Promise<RestoredNotice> {
+  const at = new Date(difusor.suspended_at as string);
+  let notice = renderNotice({
+    difusor,
+    reason: difusor.suspension_reason as string,
+    at,
+    timezone: tz,
+    officialUrl: registry.publication.official_url,
+    template: ports.noticeTemplate,
+  });
+  const detail = { reason: difusor.suspension_reason, notice: notice.stamp, retry: true };
+  try {
+    const session = await connector.open(difusor);
+    try {
+      const serving = parseHelperStatus((await helperStep(session, 'status', [], undefined, RESTORE_STEP_TIMEOUT_MS)).stdout);
+      // The cutoff may have switched the notice in and lost only the answer: a notice is live, nothing to do.
+      if (serving.notice) {
+        notice = { ...notice, stamp: serving.notice };
+      } else {
+        await deliverNotice(session, notice, RESTORE_STEP_TIMEOUT_MS);
+      }
+    } finally {
+      session.close();
+    }
+  } catch (error) {
+    const message = errorText(error);
+    await state.recordResult(difusor.id, { at: new Date().toISOString(), cut: notice.stamp, result: NOTICE_FAILED, error: message });
+    await ports.journal.append({ phase: 'cutoff', result: 'failed', difusor: difusor.id, error: message, detail });
+    return { id: difusor.id, notice: notice.stamp, error: message };
+  }
+  await state.recordResult(difusor.id, { at: new Date().toISOString(), cut: notice.stamp, result: 'notice' });
+  await ports.journal.append({ phase: 'cutoff', result: 'ok', difusor: difusor.id, detail: { ...detail, notice: notice.stamp } });
+  return { id: difusor.id, notice: notice.stamp };
 }
 
 function clockNote(ports: OperationPorts): string | undefined {

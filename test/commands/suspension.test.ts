@@ -205,6 +205,24 @@ describe('cutoff', () => {
     expect(quiet).not.toContain('now in place');
   }, T);
 
+  test('a notice that went up but whose answer was lost: the next publish finds it live and only records it', async () => {
+    expect((await cli('publish', path.join(cuts, CUT_1))).code).toBe(0);
+    expect((await cli('cutoff', 'espejo-a', '--reason', REASON, '--yes')).code).toBe(0);
+    // As the cutoff leaves it when notice-switch renamed `current` but its reply never came back.
+    const record = path.join(work, 'state', 'difusores', 'espejo-a.json');
+    const state = JSON.parse(readFileSync(record, 'utf8'));
+    writeFileSync(record, JSON.stringify({ ...state, lastResult: { ...state.lastResult, result: 'notice-failed', error: 'connection lost' } }));
+    const notices = readdirSync(path.join(espejo('a'), 'notices'));
+    const cron = await cli('publish', path.join(cuts, CUT_2), '--json');
+    expect(cron.code).toBe(0);
+    expect(JSON.parse(cron.stdout).skipped).toEqual([
+      { id: 'espejo-a', reason: 'suspended; its missing notice is now in place (notices/20220605_211000)', notice: 'restored' },
+    ]);
+    expect(readdirSync(path.join(espejo('a'), 'notices'))).toEqual(notices);
+    expect(current('a')).toBe('notices/20220605_211000');
+    expect((await cli('status')).stdout).not.toContain('NOT in place');
+  }, T);
+
   test('another run holding the lock refuses it with exit 5', async () => {
     expect((await cli('publish', path.join(cuts, CUT_1))).code).toBe(0);
     const lock = await acquireLock(path.join(work, 'state'), { runId: 'test', command: 'publish' });

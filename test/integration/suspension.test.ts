@@ -253,26 +253,32 @@ test('kill -9 during cutoff: the difusor serves its cut or the notice, whole; th
 test('a difusor down at cutoff gets its notice from the next cron run once it is back; the cut is never sent to it', async () => {
   const d3 = lab.difusor('d3');
   await d3.stop();
-  const failed = await cli('cutoff', 'd3', '--reason', 'simulacro: servidor caído', '--yes');
-  expect(failed.code).toBe(1);
-  const loaded = await loadRegistry(registry);
-  if (!loaded.ok) throw new Error('registry invalid');
-  expect(loaded.registry.difusores.find((d) => d.id === 'd3')).toMatchObject({ status: 'suspended', suspended_at: NOW });
-  expect(await liveCut(d3.path)).toBe(`releases/${CUTS[1]}`);
-  const releases = (await readdir(path.join(d3.path, 'releases'))).sort();
+  let up = false;
+  try {
+    const failed = await cli('cutoff', 'd3', '--reason', 'simulacro: servidor caído', '--yes');
+    expect(failed.code).toBe(1);
+    const loaded = await loadRegistry(registry);
+    if (!loaded.ok) throw new Error('registry invalid');
+    expect(loaded.registry.difusores.find((d) => d.id === 'd3')).toMatchObject({ status: 'suspended', suspended_at: NOW });
+    expect(await liveCut(d3.path)).toBe(`releases/${CUTS[1]}`);
+    const releases = (await readdir(path.join(d3.path, 'releases'))).sort();
 
-  // Still down: cron publishes the others and says the notice is still missing.
-  const stillDown = await cli('publish', '--latest', cuts);
-  expect(stillDown.code).toBe(0);
-  expect(stillDown.stdout).toMatch(/^d3 +skipped .*NOT in place \(tried again: .*\): run difusion cutoff d3 again/m);
+    // Still down: cron publishes the others and says the notice is still missing.
+    const stillDown = await cli('publish', '--latest', cuts);
+    expect(stillDown.code).toBe(0);
+    expect(stillDown.stdout).toMatch(/^d3 +skipped .*NOT in place \(tried again: .*\): run difusion cutoff d3 again/m);
 
-  await d3.start();
-  const back = await cli('publish', '--latest', cuts);
-  expect({ code: back.code, out: back.code === 0 ? '' : show({ ...back, signal: null }) }).toEqual({ code: 0, out: '' });
-  expect(back.stdout).toMatch(/^d3 +skipped .*its missing notice is now in place \(notices\/\d{8}_\d{6}\)/m);
-  const name = loaded.registry.difusores.find((d) => d.id === 'd3')?.name as string;
-  await expectNotice('d3', name, 'simulacro: servidor caído');
-  // Only the notice went there: no release of a newer cut.
-  expect((await readdir(path.join(d3.path, 'releases'))).sort()).toEqual(releases);
-  expect((await cli('publish', '--latest', cuts)).stdout).not.toMatch(/now in place|NOT in place/);
+    await d3.start();
+    up = true;
+    const back = await cli('publish', '--latest', cuts);
+    expect({ code: back.code, out: back.code === 0 ? '' : show({ ...back, signal: null }) }).toEqual({ code: 0, out: '' });
+    expect(back.stdout).toMatch(/^d3 +skipped .*its missing notice is now in place \(notices\/\d{8}_\d{6}\)/m);
+    const name = loaded.registry.difusores.find((d) => d.id === 'd3')?.name as string;
+    await expectNotice('d3', name, 'simulacro: servidor caído');
+    // Only the notice went there: no release of a newer cut.
+    expect((await readdir(path.join(d3.path, 'releases'))).sort()).toEqual(releases);
+    expect((await cli('publish', '--latest', cuts)).stdout).not.toMatch(/now in place|NOT in place/);
+  } finally {
+    if (!up) await d3.start();
+  }
 }, T);
