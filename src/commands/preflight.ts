@@ -35,7 +35,7 @@ export default class Preflight extends DifusionCommand {
     const { flags } = await this.parse(Preflight);
     const registry = await this.requireRegistry(flags.registry);
     let neededBytes = 0;
-    let delta = { bytes: 0, compressedBytes: 0 };
+    let delta: { bytes: number; compressedBytes?: number } = { bytes: 0 };
     let targets;
     try {
       targets = selectTargets(registry, flags.only ?? []).targets;
@@ -45,7 +45,7 @@ export default class Preflight extends DifusionCommand {
         const files = await scanCut(cutDir);
         // A new release may need a whole copy beside the live one (no file to share on first publish).
         neededBytes = 2 * files.reduce((n, f) => n + f.size, 0);
-        delta = await cutDelta(cutDir, registry.publication.state_dir);
+        delta = await cutDelta(cutDir, registry.publication.state_dir, { compressed: flags['probe-mb'] > 0 });
       }
     } catch (error) {
       this.refuse(error);

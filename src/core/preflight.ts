@@ -216,7 +216,11 @@ function speedCheck(speed: SpeedEstimate, opts: SpeedOptions, compress: boolean)
  * The newest cut's delta: what it changes against the cut before it in the same directory (by content, with
  * the publication's hash cache), or the whole cut when it is the first.
  */
-export async function cutDelta(cutDir: string, stateDir: string): Promise<{ bytes: number; compressedBytes: number; previous?: string }> {
+export async function cutDelta(
+  cutDir: string,
+  stateDir: string,
+  opts: { compressed?: boolean } = {},
+): Promise<{ bytes: number; compressedBytes?: number; previous?: string }> {
   const parent = path.dirname(cutDir);
   const cut = path.basename(cutDir);
   const entries = await readdir(parent, { withFileTypes: true }).catch(() => []);
@@ -231,7 +235,8 @@ export async function cutDelta(cutDir: string, stateDir: string): Promise<{ byte
   const changed = next.entries.filter((e) => hashes?.get(e.path) !== e.sha256);
   return {
     bytes: deltaBytes(next.entries, hashes),
-    compressedBytes: await compressedSize(cutDir, changed),
+    // Reading and deflating the text of the delta is only worth it when a link is timed to use it.
+    ...(opts.compressed ? { compressedBytes: await compressedSize(cutDir, changed) } : {}),
     ...(previous ? { previous } : {}),
   };
 }
