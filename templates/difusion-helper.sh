@@ -136,6 +136,14 @@ signature() {
 	fi
 }
 
+# Whether a directory holds nothing, hidden entries included, without a process.
+empty_dir() {
+	for f in "$1"/* "$1"/.[!.]* "$1"/..?*; do
+		if [ -e "$f" ] || [ -L "$f" ]; then return 1; fi
+	done
+	return 0
+}
+
 free_kb() {
 	df -Pk . | awk 'NR == 2 { print $4 }'
 }
@@ -200,11 +208,14 @@ prepare | inspect)
 	if [ "$verb" = prepare ]; then
 		for d in releases .staging; do
 			if [ -L "$d" ] || { [ -e "$d" ] && [ ! -d "$d" ]; }; then die "$d is not a directory"; fi
-			mkdir -p "$d" || die "cannot create $ROOT/$d"
+			[ -d "$d" ] || mkdir -p "$d" || die "cannot create $ROOT/$d"
 		done
-		# Leftovers of an interrupted run: nothing in staging is ever served.
-		rm -rf .staging && mkdir .staging || die 'cannot clean .staging'
-		rm -f .current.new
+		# Leftovers of an interrupted run: nothing in staging is ever served. Tests are builtins: every run
+		# (cron's no-op included) comes through here, and each process costs more than the check.
+		if ! empty_dir .staging; then
+			rm -rf .staging && mkdir .staging || die 'cannot clean .staging'
+		fi
+		if [ -e .current.new ] || [ -L .current.new ]; then rm -f .current.new; fi
 	fi
 	if live=$(live_cut) && [ -d "releases/$live" ]; then echo "live $live"; else live=; fi
 	if [ -d "releases/$cut" ] && [ ! -L "releases/$cut" ]; then

@@ -150,6 +150,14 @@ describe('difusion-helper: prepare and inspect', () => {
     );
   }, T);
 
+  it.each([['.drop.20220605_2030'], ['..raro'], ['enlace-roto']])('prepare cleans a staging that holds only %j', (name) => {
+    mkdirSync(path.join(root, '.staging'));
+    if (name === 'enlace-roto') symlinkSync('no/existe', path.join(root, '.staging', name));
+    else put(`.staging/${name}`, 'x');
+    ok(helper('prepare', ['20220605_2030']));
+    expect(readdirSync(path.join(root, '.staging'))).toEqual([]);
+  }, T);
+
   it('prepare takes an existing releases/<cut> as base, even when another cut is live', () => {
     release('20220605_2015', { a: '1' });
     release('20220605_2030', { b: '2' });
