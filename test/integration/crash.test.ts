@@ -62,6 +62,24 @@ async function expectWhole(allowed: string[]): Promise<Record<string, string>> {
   return served;
 }
 
+/**
+ * Stops every process of a difusor's sshd sessions. One that ended between the listing and the signal
+ * (a short helper step) is simply gone: not an error.
+ */
+function freeze(sshdPid: number): number[] {
+  return descendants(sshdPid).filter((p) => signalIfThere(p, 'SIGSTOP'));
+}
+
+function signalIfThere(pid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(pid, signal);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+    return false;
+  }
+}
+
 /** The killed run is gone and reaped, so its pid no longer answers; its lock file stays behind. */
 async function kill(run: CliRun): Promise<void> {
   run.signal('SIGKILL');
@@ -130,13 +148,12 @@ describe('a publish killed with SIGKILL, then run again', () => {
     // to the 20 s switch deadline)
     // and the kill lands after the others verified and promoted their release.
     await run.line(new RegExp(`\\s${slow.id}\\s+staging\\s`));
-    const frozen = descendants(slow.sshdPid);
-    for (const p of frozen) process.kill(p, 'SIGSTOP');
+    const frozen = freeze(slow.sshdPid);
     try {
       await run.line(/\sready(\s|$)/);
       await kill(run);
     } finally {
-      for (const p of frozen) if (isAlive(p)) process.kill(p, 'SIGKILL');
+      for (const p of frozen) if (isAlive(p)) signalIfThere(p, 'SIGKILL');
     }
     expect(await expectWhole([CUT_B])).toEqual(Object.fromEntries(lab.difusores.map((d) => [d.id, CUT_B])));
     const promoted = lab.difusores.filter((d) => existsSync(path.join(d.path, 'releases', CUT_C)));
@@ -156,14 +173,13 @@ describe('a publish killed with SIGKILL, then run again', () => {
 
     const run = spawnCli(['publish', path.join(cuts, CUT_D), '--registry', registry], { DIFUSION_NOW: NOW });
     await run.line(new RegExp(`\\s${held.id}\\s+ready\\s+already staged`));
-    const frozen = descendants(held.sshdPid);
-    for (const p of frozen) process.kill(p, 'SIGSTOP');
+    const frozen = freeze(held.sshdPid);
     try {
       await run.line(/\slive(\s|$)/);
       await kill(run);
     } finally {
       // The frozen session dies with its client: its queued switch must not run after the kill.
-      for (const p of frozen) if (isAlive(p)) process.kill(p, 'SIGKILL');
+      for (const p of frozen) if (isAlive(p)) signalIfThere(p, 'SIGKILL');
     }
     const served = await expectWhole([CUT_C, CUT_D]);
     expect(Object.values(served)).toContain(CUT_D);
