@@ -16,6 +16,9 @@
 #                           current -> notices/<stamp> while the difusor is suspended
 set -u
 umask 022
+# Raised whenever a verb changes what it reads or answers; `status` says it, and difusion preflight
+# names a restricted difusor whose installed copy is older than the client's.
+HELPER_PROTOCOL=2
 PATH=/usr/local/bin:/usr/bin:/bin
 LC_ALL=C
 export PATH LC_ALL
@@ -184,6 +187,7 @@ status)
 		done
 	fi
 	echo "free $(free_kb)"
+	echo "protocol $HELPER_PROTOCOL"
 	echo "rsync $(rsync --version 2>/dev/null | sed -n '1s/^rsync *version *\([^ ]*\).*/\1/p')"
 	if [ -w . ]; then echo 'writable yes'; else echo 'writable no'; fi
 	;;

@@ -9,7 +9,7 @@ import { compareCutIds, newestCut } from './cut-id.js';
 import { HashCache, buildManifest } from './manifest.js';
 import { StateStore } from './state.js';
 import type { Difusor } from './types.js';
-import { parseHelperStatus } from './status.js';
+import { HELPER_PROTOCOL, parseHelperStatus } from './status.js';
 import type { DifusorConnector } from '../ports/difusor.js';
 
 /** What preflight asks of HTTP: a GET with a deadline, reporting status or the reason it failed. */
@@ -133,7 +133,19 @@ async function checkOne(d: Difusor, opts: PreflightOptions, ports: PreflightPort
       checks.push({ name: 'helper', ok: false, detail: out.stderr.trim() || `status failed (exit ${out.code})` });
     } else {
       const status = parseHelperStatus(out.stdout);
-      checks.push({ name: 'helper', ok: true, detail: status.live ? `serving ${status.live}` : 'no cut live yet' });
+      // A shell account gets the helper inline on every step; a restricted one runs the copy its admin installed.
+      const stale = d.access === 'restricted' && status.protocol !== HELPER_PROTOCOL;
+      checks.push(
+        stale
+          ? {
+              name: 'helper',
+              ok: false,
+              detail:
+                `the installed helper speaks protocol ${status.protocol ?? 1}, this difusion needs ${HELPER_PROTOCOL}: ` +
+                `the difusor's admin reinstalls it (difusion onboard ${d.id} prints it); until then every publish fails there`,
+            }
+          : { name: 'helper', ok: true, detail: status.live ? `serving ${status.live}` : 'no cut live yet' },
+      );
       checks.push({
         name: 'rsync',
         ok: rsyncAtLeast31(status.rsync),

@@ -52,7 +52,12 @@ export interface StatusReport {
   difusores: DifusorStatusRow[];
 }
 
+/** templates/difusion-helper.sh's HELPER_PROTOCOL: what this client expects an installed helper to speak. */
+export const HELPER_PROTOCOL = 2;
+
 export interface HelperStatus {
+  /** The helper's HELPER_PROTOCOL; a helper installed before it had one says nothing. */
+  protocol?: number;
   live?: string;
   currentInvalid: boolean;
   releases: string[];
@@ -75,6 +80,7 @@ export function parseHelperStatus(stdout: string): HelperStatus {
     else if (key === 'release') status.releases.push(value);
     else if (key === 'free') status.freeKb = Number(value);
     else if (key === 'rsync') status.rsync = value;
+    else if (key === 'protocol') status.protocol = Number(value);
     else if (key === 'writable') status.writable = value === 'yes';
     else if (key === 'notice') {
       status.notice = value;

@@ -10,6 +10,7 @@ import { checkLive, liveCut, publish } from './support/publish.js';
 import { connectSsh, type RemoteShell } from '../../src/ports/ssh.js';
 import { writeKeyPair } from '../../src/core/signing.js';
 import { StateStore } from '../../src/core/state.js';
+import { runCli } from './support/cli.js';
 
 const exec = promisify(execFile);
 const T = 120_000;
@@ -193,3 +194,31 @@ describe('a restricted account (authorized_keys command= pinning the helper)', (
     expect(await liveCut(d.path)).toBe(liveBefore);
   }, T);
 });
+
+test('an installed helper older than the client: preflight names it, a publish fails there and keeps the live cut', async () => {
+  // The helper as installed before this client's protocol: no HELPER_PROTOCOL, and link without the manifest.
+  const current = await readFile(HELPER, 'utf8');
+  const older = path.join(lab.dir, 'difusion-helper-old.sh');
+  await writeFile(older, current.replace(/^HELPER_PROTOCOL=\d+\n/m, '').replace(/^\techo "protocol \$HELPER_PROTOCOL"\n/m, '').replace('\tsent=".staging/.link.$cut"', '\tif grep -q "^/" /dev/stdin; then die "refused path: /MANIFEST.sha256"; fi\n\tsent=".staging/.link.$cut"'));
+  await writeFile(d.authorizedKeysFile, `restrict,command="sh ${older} ${d.path}" ${lab.clientPublicKey}\n`, { mode: 0o600 });
+  try {
+    const live = await liveCut(d.path);
+    const pre = await runCli(['preflight', '--registry', registry, '--json']);
+    expect(pre.code).toBe(3);
+    const row = JSON.parse(pre.stdout).difusores[0];
+    expect(row.checks.find((c: { name: string }) => c.name === 'helper')).toEqual({
+      name: 'helper',
+      ok: false,
+      detail: expect.stringMatching(/^the installed helper speaks protocol 1, this difusion needs \d+: the difusor's admin reinstalls it \(difusion onboard d1 prints it\)/),
+    });
+    // A new cut, so the publish needs link (an older one already there would only be switched to).
+    const next = '20220605_2100_PREP_DGO';
+    await writeCut(path.join(cuts, next), next, { ...SHAPE, counted: 30 }, path.join(cuts, CUT_C));
+    const run = await publish(registry, path.join(cuts, next));
+    expect(run.outcomes[0]).toMatchObject({ result: 'failed', failedPhase: 'linking', error: expect.stringContaining('refused path: /MANIFEST.sha256') });
+    expect(await liveCut(d.path)).toBe(live);
+    expect(await checkLive(d.path)).toEqual({ ok: true, output: '' });
+  } finally {
+    await writeFile(d.authorizedKeysFile, `restrict,command="sh ${HELPER} ${d.path}" ${lab.clientPublicKey}\n`, { mode: 0o600 });
+  }
+}, T);

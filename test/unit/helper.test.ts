@@ -15,6 +15,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { HELPER_PROTOCOL, parseHelperStatus } from '../../src/core/status.js';
 
 /** Generous: these tests spawn real processes (sh, rsync, sha256sum), and a loaded machine makes that slow. */
 const T = 20_000;
@@ -116,7 +117,12 @@ describe('difusion-helper: status', () => {
     mkdirSync(path.join(root, 'releases', 'tmp.junk'));
     symlinkSync('releases/20220605_2030', path.join(root, 'current'));
     const out = ok(helper('status'));
-    expect(out).toMatch(/^live 20220605_2030\nrelease 20220605_2015\nrelease 20220605_2030\nfree \d+\nrsync \d+\.\d+\.\d+\S*\nwritable yes\n$/);
+    expect(out).toMatch(/^live 20220605_2030\nrelease 20220605_2015\nrelease 20220605_2030\nfree \d+\nprotocol \d+\nrsync \d+\.\d+\.\d+\S*\nwritable yes\n$/);
+  }, T);
+
+  it('says the protocol the client expects (HELPER_PROTOCOL in the script and in status.ts are one number)', () => {
+    expect(parseHelperStatus(ok(helper('status'))).protocol).toBe(HELPER_PROTOCOL);
+    expect(SCRIPT).toContain(`\nHELPER_PROTOCOL=${HELPER_PROTOCOL}\n`);
   }, T);
 
   it('says current-invalid when current points outside releases', () => {

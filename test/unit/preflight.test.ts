@@ -1,6 +1,7 @@
 import { localDifusor } from './support/difusor.js';
 import { deltaBytes, estimateSpeed, predictLive, preflight } from '../../src/core/preflight.js';
 import { compressible } from '../../src/core/compression.js';
+import { HELPER_PROTOCOL } from '../../src/core/status.js';
 import type { DifusorConnector, HelperOutput } from '../../src/ports/difusor.js';
 
 const difusor = localDifusor;
@@ -83,6 +84,34 @@ describe('preflight speed', () => {
       ok: false,
       detail: 'the timed transfer failed: difusion-helper: cannot write under /srv/a/.staging',
     });
+  });
+});
+
+describe('preflight: the installed helper of a restricted difusor', () => {
+  const statusSaying = (protocol: string): DifusorConnector => ({
+    open: async () => ({
+      helper: async () => ({ code: 0, stdout: `free 100000000\n${protocol}rsync 3.1.2\nwritable yes\n`, stderr: '' }),
+      transfer: async () => ({ filesSent: 0, bytesSent: 0 }),
+      close: () => undefined,
+    }),
+    dispose: async () => undefined,
+  });
+  const run = (d: ReturnType<typeof difusor>, protocol: string) =>
+    preflight([d], { neededBytes: 0, httpTimeoutMs: 1000 }, { connector: statusSaying(protocol), httpGet });
+
+  it('names one older than this client: not ready, with what to do', async () => {
+    const report = await run({ ...difusor('radio'), access: 'restricted' }, '');
+    expect(report.exitCode).toBe(3);
+    expect(report.difusores[0]?.checks.find((c) => c.name === 'helper')).toEqual({
+      name: 'helper',
+      ok: false,
+      detail: `the installed helper speaks protocol 1, this difusion needs ${HELPER_PROTOCOL}: the difusor's admin reinstalls it (difusion onboard radio prints it); until then every publish fails there`,
+    });
+  });
+
+  it('accepts the current one, and never asks it of a shell account (its helper is sent inline)', async () => {
+    expect((await run({ ...difusor('radio'), access: 'restricted' }, `protocol ${HELPER_PROTOCOL}\n`)).exitCode).toBe(0);
+    expect((await run(difusor('uni'), '')).exitCode).toBe(0);
   });
 });
 
