@@ -247,18 +247,17 @@ link)
 	[ ! -e ".staging/$cut" ] || die "staging for $cut already exists"
 	# stdin: the paths to drop from the linked copy (changed, removed, or not a regular file); then a line
 	# "/MANIFEST.sha256" and the manifest, and a line "/MANIFEST.sha256.sig" and its signature, when sent
-	# (no path starts with '/'): the whole staging in one round trip. Read as a block: sh reads a pipe
-	# one byte per system call, which for thousands of paths costs more than the links.
-	sent=".staging/.link.$cut" drop=".staging/.drop.$cut" manifest=".staging/.manifest.$cut" sig=".staging/.sig.$cut"
+	# (no path starts with '/'): the whole staging in one round trip. awk splits it, reading in blocks: sh
+	# reads a pipe one byte per system call, which for thousands of paths costs more than the links.
+	drop=".staging/.drop.$cut" manifest=".staging/.manifest.$cut" sig=".staging/.sig.$cut"
 	rm -f "$manifest" "$sig"
-	cat >"$sent" && : >"$drop" || die 'cannot read the drop list'
+	: >"$drop" || die 'cannot read the drop list'
 	awk -v drop="$drop" -v manifest="$manifest" -v sig="$sig" '
 		$0 == "/MANIFEST.sha256" { out = manifest; printf "" > out; next }
 		$0 == "/MANIFEST.sha256.sig" { out = sig; printf "" > out; next }
 		out == "" { print > drop; next }
 		out == sig { printf "%s", $0 > out; next }
-		{ print > out }' "$sent" || die 'cannot read the drop list'
-	rm -f "$sent"
+		{ print > out }' || die 'cannot read the drop list'
 	if bad=$(grep -E -m1 '^$|^/|^\.\.(/|$)|/\.\.(/|$)' "$drop"); then
 		rm -f "$drop" "$manifest" "$sig"
 		die "refused path: $bad"
@@ -275,11 +274,8 @@ link)
 	find ".staging/$cut" -depth -type d -exec rmdir {} + 2>/dev/null
 	mkdir -p ".staging/$cut" || die "cannot create staging for $cut"
 	# A rename over whatever the linked copy holds under these names: the live release's inode is never written.
-	for f in MANIFEST.sha256 MANIFEST.sha256.sig; do
-		part=$manifest
-		[ "$f" = MANIFEST.sha256.sig ] && part=$sig
-		if [ -f "$part" ]; then mv -f "$part" ".staging/$cut/$f" || die "cannot write $f"; fi
-	done
+	if [ -f "$manifest" ]; then mv -f "$manifest" ".staging/$cut/MANIFEST.sha256" || die 'cannot write MANIFEST.sha256'; fi
+	if [ -f "$sig" ]; then mv -f "$sig" ".staging/$cut/MANIFEST.sha256.sig" || die 'cannot write MANIFEST.sha256.sig'; fi
 	;;
 
 rsync)

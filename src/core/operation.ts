@@ -69,7 +69,7 @@ export async function underLock<T>(
 
 /** One helper verb; a non-zero exit becomes an error naming the verb and the helper's last words. */
 export async function helperStep(session: DifusorSession, verb: string, args: string[], stdin?: string, timeoutMs?: number): Promise<HelperOutput> {
-  const out = await session.helper(verb, args, { stdin, ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
+  const out = await session.helper(verb, args, { stdin, timeoutMs });
   if (out.code !== 0) {
     const said = (out.stderr || out.stdout).trim().split('\n').filter(Boolean).slice(-2).join(' | ');
     throw new Error(`${verb} failed (exit ${out.code}): ${said || 'no message'}`);

@@ -67,7 +67,14 @@ export interface PublishRunPorts {
    * Puts back up the notice of suspended difusores whose cutoff could not deliver it (see suspension.ts),
    * under this run's lock and journal, alongside the publish. Without it, the summary only names them.
    */
-  restoreNotices?(registry: Registry, ids: string[], journal: Journal): Promise<Array<{ id: string; notice: string; error?: string }>>;
+  restoreNotices?(registry: Registry, ids: string[], journal: Journal): Promise<RestoredNotice[]>;
+}
+
+/** A suspended difusor's notice put up again (its stamp), or why it could not be. */
+export interface RestoredNotice {
+  id: string;
+  notice: string;
+  error?: string;
 }
 
 export interface PublishRunResult extends PublishReport {

@@ -11,7 +11,7 @@ import { StateStore } from './state.js';
 import { scanCut } from './cut.js';
 import { HashCache, buildManifest, parseManifest, sha256Hex, type Manifest } from './manifest.js';
 import { loadRegistry } from './registry.js';
-import { NOTICE_FAILED, RunRefusal } from './publish-run.js';
+import { NOTICE_FAILED, RunRefusal, type RestoredNotice } from './publish-run.js';
 import { formatLocal } from './window.js';
 import { loadSigningKey, signManifest } from './signing.js';
 import { readHold } from './hold.js';
@@ -172,12 +172,6 @@ async function deliverNotice(session: DifusorSession, notice: Notice, timeoutMs?
   }
 }
 
-export interface RestoredNotice {
-  id: string;
-  notice: string;
-  error?: string;
-}
-
 /** Each step of a retried notice: its files are a few kB, and a hung difusor must not hold the lock for long. */
 const RESTORE_STEP_TIMEOUT_MS = 20_000;
 
@@ -195,7 +189,6 @@ export async function restoreNotices(
 ): Promise<RestoredNotice[]> {
   const current = await loadRegistry(registry.file);
   if (!current.ok) return [];
-  const tz = current.registry.publication.timezone;
   const state = new StateStore(current.registry.publication.state_dir);
   const difusores: Difusor[] = [];
   for (const d of current.registry.difusores) {
@@ -205,7 +198,7 @@ export async function restoreNotices(
   if (difusores.length === 0) return [];
   const connector = await ports.connect(current.registry, difusores);
   try {
-    return await Promise.all(difusores.map((d) => restoreOne(d, current.registry, tz, state, connector, ports)));
+    return await Promise.all(difusores.map((d) => restoreOne(d, current.registry, state, connector, ports)));
   } finally {
     await connector.dispose();
   }
@@ -214,7 +207,6 @@ export async function restoreNotices(
 async function restoreOne(
   difusor: Difusor,
   registry: Registry,
-  tz: string,
   state: StateStore,
   connector: DifusorConnector,
   ports: { journal: Journal; noticeTemplate: string },
@@ -224,7 +216,7 @@ async function restoreOne(
     difusor,
     reason: difusor.suspension_reason as string,
     at,
-    timezone: tz,
+    timezone: registry.publication.timezone,
     officialUrl: registry.publication.official_url,
     template: ports.noticeTemplate,
   });

@@ -199,7 +199,7 @@ test('an installed helper older than the client: preflight names it, a publish f
   // The helper as installed before this client's protocol: no HELPER_PROTOCOL, and link without the manifest.
   const current = await readFile(HELPER, 'utf8');
   const older = path.join(lab.dir, 'difusion-helper-old.sh');
-  await writeFile(older, current.replace(/^HELPER_PROTOCOL=\d+\n/m, '').replace(/^\techo "protocol \$HELPER_PROTOCOL"\n/m, '').replace('\tsent=".staging/.link.$cut"', '\tif grep -q "^/" /dev/stdin; then die "refused path: /MANIFEST.sha256"; fi\n\tsent=".staging/.link.$cut"'));
+  await writeFile(older, current.replace(/^HELPER_PROTOCOL=\d+\n/m, '').replace(/^\techo "protocol \$HELPER_PROTOCOL"\n/m, '').replace('\tdrop=".staging/.drop.$cut"', '\tif grep -q "^/" /dev/stdin; then die "refused path: /MANIFEST.sha256"; fi\n\tdrop=".staging/.drop.$cut"'));
   await writeFile(d.authorizedKeysFile, `restrict,command="sh ${older} ${d.path}" ${lab.clientPublicKey}\n`, { mode: 0o600 });
   try {
     const live = await liveCut(d.path);
