@@ -18,7 +18,7 @@ set -u
 umask 022
 # Raised whenever a verb changes what it reads or answers; `status` says it, and difusion preflight
 # names a restricted difusor whose installed copy is older than the client's.
-HELPER_PROTOCOL=2
+HELPER_PROTOCOL=3
 PATH=/usr/local/bin:/usr/bin:/bin
 LC_ALL=C
 export PATH LC_ALL
@@ -147,6 +147,38 @@ empty_dir() {
 	return 0
 }
 
+# stdin split, reading in blocks (sh reads a pipe one byte per system call, which for thousands of lines costs
+# more than the links): lines up to "/MANIFEST.sha256" go to DROP (when given), then the manifest to MANIFEST
+# and, after "/MANIFEST.sha256.sig", the signature to SIG. No path starts with '/', so no path is a marker.
+read_manifest() {
+	rm -f "$1" "$2"
+	if [ -n "${3:-}" ]; then : >"$3" || die 'cannot read the drop list'; fi
+	awk -v manifest="$1" -v sig="$2" -v drop="${3:-/dev/null}" '
+		$0 == "/MANIFEST.sha256" { out = manifest; printf "" > out; next }
+		$0 == "/MANIFEST.sha256.sig" { out = sig; printf "" > out; next }
+		out == "" { print > drop; next }
+		out == sig { printf "%s", $0 > out; next }
+		{ print > out }' || die 'cannot read the manifest'
+}
+
+# .staging/CUT as hard links to releases/BASE, minus the paths DROP lists (then DROP is removed).
+link_staging() {
+	# Hard links: unchanged files share the base release's inodes, so they cost no bytes and no time. Nothing
+	# ever writes into one: rsync replaces a file by renaming a new one over it, and so do the manifest's moves.
+	cp -al "releases/$2" ".staging/$1" || die "cannot link releases/$2 into staging"
+	(cd ".staging/$1" && tr '\n' '\0' <"../../$3" | xargs -0 -r rm -rf --) || die 'cannot clean the linked copy'
+	rm -f "$3"
+	# A directory the cut no longer has would survive, empty, from the linked copy; rmdir only takes empty ones.
+	find ".staging/$1" -depth -type d -exec rmdir {} + 2>/dev/null
+	mkdir -p ".staging/$1" || die "cannot create staging for $1"
+}
+
+# The manifest and signature read from stdin, renamed into the staging: the base's inode is never written.
+place_manifest() {
+	if [ -f "$2" ]; then mv -f "$2" ".staging/$1/MANIFEST.sha256" || die 'cannot write MANIFEST.sha256'; fi
+	if [ -f "$3" ]; then mv -f "$3" ".staging/$1/MANIFEST.sha256.sig" || die 'cannot write MANIFEST.sha256.sig'; fi
+}
+
 free_kb() {
 	df -Pk . | awk 'NR == 2 { print $4 }'
 }
@@ -209,6 +241,12 @@ throughput)
 prepare | inspect)
 	need_cut "${1:-}"
 	cut=$1
+	stage=
+	case ${2:-} in
+	'') ;;
+	--stage) [ "$verb" = prepare ] && stage=1 || die 'refused: inspect --stage' ;;
+	*) die "refused: $verb $cut ${2:-}" ;;
+	esac
 	if [ "$verb" = prepare ]; then
 		for d in releases .staging; do
 			if [ -L "$d" ] || { [ -e "$d" ] && [ ! -d "$d" ]; }; then die "$d is not a directory"; fi
@@ -220,6 +258,11 @@ prepare | inspect)
 			rm -rf .staging && mkdir .staging || die 'cannot clean .staging'
 		fi
 		if [ -e .current.new ] || [ -L .current.new ]; then rm -f .current.new; fi
+	fi
+	# --stage: stdin is the new cut's manifest (and signature) under their marker lines, as for link.
+	manifest=".staging/.manifest.$cut" sig=".staging/.sig.$cut"
+	if [ -n "$stage" ]; then
+		read_manifest "$manifest" "$sig"
 	fi
 	if live=$(live_cut) && [ -d "releases/$live" ]; then echo "live $live"; else live=; fi
 	if [ -d "releases/$cut" ] && [ ! -L "releases/$cut" ]; then
@@ -235,47 +278,58 @@ prepare | inspect)
 		if [ -f "releases/$base/MANIFEST.sha256" ] && [ ! -L "releases/$base/MANIFEST.sha256" ]; then
 			echo "manifest $(sha256sum <"releases/$base/MANIFEST.sha256" | cut -c1-64)"
 		fi
-		inventory "releases/$base"
+	fi
+	if [ -n "$stage" ] && [ "$base" != "$cut" ] && [ -f "$manifest" ]; then
+		# A new release: its staging is built here, in the same round trip, holding every file of the base whose
+		# hash the base's manifest and the new one agree on (hard links: no bytes, no time), and the new
+		# manifest. What follows is the staging's inventory, not the base's: the client sends whatever it lacks.
+		if [ -n "$base" ]; then
+			old="releases/$base/MANIFEST.sha256"
+			[ -f "$old" ] && [ ! -L "$old" ] || old=/dev/null
+			inventory "releases/$base" | awk -v old="$old" -v new="$manifest" '
+				function load(file, into,    line) {
+					while ((getline line < file) > 0)
+						if (line ~ /^[0-9a-f]+  / && length(line) > 66 && substr(line, 65, 2) == "  ") into[substr(line, 67)] = substr(line, 1, 64)
+					close(file)
+				}
+				BEGIN { load(old, was); load(new, now) }
+				/^f / { p = $0; sub(/^f [0-9]+ /, "", p); if ((p in now) && (p in was) && now[p] == was[p]) next; print p; next }
+				/^o / { print substr($0, 3) }' >".staging/.drop.$cut" || die 'cannot plan the staging'
+			link_staging "$cut" "$base" ".staging/.drop.$cut"
+		else
+			mkdir ".staging/$cut" || die "cannot create staging for $cut"
+		fi
+		place_manifest "$cut" "$manifest" "$sig"
+		echo "staged $cut"
+		inventory ".staging/$cut"
+	else
+		rm -f "$manifest" "$sig"
+		if [ -n "$base" ]; then inventory "releases/$base"; fi
 	fi
 	;;
 
 link)
+	# A release rebuilt in place (repair): its staging from the release itself, minus what changed.
 	need_cut "${1:-}"
 	cut=$1
 	base=${2:--}
 	[ "$base" = - ] || need_cut "$base"
 	[ ! -e ".staging/$cut" ] || die "staging for $cut already exists"
-	# stdin: the paths to drop from the linked copy (changed, removed, or not a regular file); then a line
-	# "/MANIFEST.sha256" and the manifest, and a line "/MANIFEST.sha256.sig" and its signature, when sent
-	# (no path starts with '/'): the whole staging in one round trip. awk splits it, reading in blocks: sh
-	# reads a pipe one byte per system call, which for thousands of paths costs more than the links.
+	# stdin: the paths to drop from the linked copy (changed, removed, or not a regular file); then the manifest
+	# and its signature under their marker lines.
 	drop=".staging/.drop.$cut" manifest=".staging/.manifest.$cut" sig=".staging/.sig.$cut"
-	rm -f "$manifest" "$sig"
-	: >"$drop" || die 'cannot read the drop list'
-	awk -v drop="$drop" -v manifest="$manifest" -v sig="$sig" '
-		$0 == "/MANIFEST.sha256" { out = manifest; printf "" > out; next }
-		$0 == "/MANIFEST.sha256.sig" { out = sig; printf "" > out; next }
-		out == "" { print > drop; next }
-		out == sig { printf "%s", $0 > out; next }
-		{ print > out }' || die 'cannot read the drop list'
+	read_manifest "$manifest" "$sig" "$drop"
 	if bad=$(grep -E -m1 '^$|^/|^\.\.(/|$)|/\.\.(/|$)' "$drop"); then
 		rm -f "$drop" "$manifest" "$sig"
 		die "refused path: $bad"
 	fi
 	if [ "$base" = - ]; then
 		mkdir ".staging/$cut" || die "cannot create staging for $cut"
+		rm -f "$drop"
 	else
-		# Hard links: unchanged files share the live release's inodes, so they cost no bytes and no time.
-		cp -al "releases/$base" ".staging/$cut" || die "cannot link releases/$base into staging"
+		link_staging "$cut" "$base" "$drop"
 	fi
-	(cd ".staging/$cut" && tr '\n' '\0' <"../.drop.$cut" | xargs -0 -r rm -rf --) || die 'cannot clean the linked copy'
-	rm -f "$drop"
-	# A directory the cut no longer has would survive, empty, from the linked copy; rmdir only takes empty ones.
-	find ".staging/$cut" -depth -type d -exec rmdir {} + 2>/dev/null
-	mkdir -p ".staging/$cut" || die "cannot create staging for $cut"
-	# A rename over whatever the linked copy holds under these names: the live release's inode is never written.
-	if [ -f "$manifest" ]; then mv -f "$manifest" ".staging/$cut/MANIFEST.sha256" || die 'cannot write MANIFEST.sha256'; fi
-	if [ -f "$sig" ]; then mv -f "$sig" ".staging/$cut/MANIFEST.sha256.sig" || die 'cannot write MANIFEST.sha256.sig'; fi
+	place_manifest "$cut" "$manifest" "$sig"
 	;;
 
 rsync)
@@ -283,20 +337,20 @@ rsync)
 	[ "${1:-}" = --server ] || die 'refused: rsync must run as --server'
 	for a in "$@"; do
 		case $a in
-		--sender | --sender=* | --remove-source-files* | --delete* | --backup-dir* | --temp-dir* | --partial-dir* | --log-file* | --write-devices | --copy-devices | --link-dest* | --copy-dest* | --compare-dest*)
+		--sender | --sender=* | --remove-source-files* | --delete* | --backup-dir* | --temp-dir* | --partial-dir* | --log-file* | --write-devices | --copy-devices | --link-dest* | --copy-dest* | --compare-dest* | --inplace | --append*)
 			die "refused: rsync $a"
 			;;
 		esac
 	done
 	eval "dest=\${$#}"
-	# Only into the incoming directory of a cut, sent alongside `link` building the staging itself;
-	# verify merges it in before checking anything.
+	# Only into a cut's staging, which holds hard links to the live release: rsync must replace a file by
+	# renaming a new one over it (its default), never write into one (--inplace, --append).
 	case $dest in
-	.staging/*.in/) cut=${dest#.staging/} cut=${cut%.in/} ;;
+	.staging/*/) cut=${dest#.staging/} cut=${cut%/} ;;
 	*) die "refused: rsync into $dest" ;;
 	esac
 	need_cut "$cut"
-	[ -d .staging ] || die "no staging for $cut"
+	[ -d ".staging/$cut" ] || die "no staging for $cut"
 	exec rsync "$@"
 	;;
 
@@ -304,11 +358,6 @@ verify)
 	need_cut "${1:-}"
 	cut=$1
 	[ -d ".staging/$cut" ] || die "no staging for $cut"
-	# What rsync sent went into .staging/<cut>.in/ while `link` built the staging: merge it in (links, no copy;
-	# a sent file replaces whatever is there), then check the result.
-	if [ -d ".staging/$cut.in" ] && [ ! -L ".staging/$cut.in" ]; then
-		cp -alf ".staging/$cut.in/." ".staging/$cut/" && rm -rf ".staging/$cut.in" || die "cannot merge what was sent into staging for $cut"
-	fi
 	# stdin: sha256sum lines for every file sent in this run; linked files were verified when first sent.
 	out=$(cd ".staging/$cut" && sha256sum -c --quiet --strict - 2>&1)
 	echo "check $?"

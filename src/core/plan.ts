@@ -7,7 +7,12 @@ export interface PrepareReport {
   /** SHA-256 of the base release's MANIFEST.sha256, when it has one. */
   baseManifestDigest?: string;
   freeKb?: number;
-  /** Regular files of the base release: path → size. */
+  /**
+   * prepare --stage built .staging/<cut> itself (a new release): the files below are then the staging's,
+   * the base's files whose hashes the two manifests agree on, linked, and the new manifest.
+   */
+  staged?: string;
+  /** Regular files of the base release (or of the staging, when staged): path → size. */
   files: Map<string, number>;
   /** Anything in the base release that is neither a file nor a directory (never linked, always dropped). */
   others: string[];
@@ -41,6 +46,7 @@ export function parsePrepare(stdout: string): PrepareReport {
     else if (key === 'base') report.base = value;
     else if (key === 'manifest') report.baseManifestDigest = value;
     else if (key === 'free') report.freeKb = Number(value);
+    else if (key === 'staged') report.staged = value;
   }
   return report;
 }
@@ -132,6 +138,18 @@ export function planTransfer(args: {
     return { kind: report.live === cut ? 'up-to-date' : 'switch-only', base, linked, send: [], drop: [], bytesToSend: 0 };
   }
   return { kind: base === cut ? 'repair' : 'new-release', base: trusted ? base : undefined, linked, send, drop: trusted ? drop : [], bytesToSend };
+}
+
+/**
+ * What a staging built by prepare holds that the cut does not: the helper keeps only the manifest's paths,
+ * so anything else means a helper that does not do what it says, and the difusor is not published to.
+ */
+export function strangersInStaging(manifest: Manifest, report: PrepareReport, signed: boolean): string[] {
+  const expected = new Set([...manifest.entries.map((e) => e.path), MANIFEST_NAME, ...(signed ? [SIGNATURE_NAME] : [])]);
+  return [
+    ...report.others.map((p) => `${p}: not a regular file`),
+    ...[...report.files.keys()].filter((p) => !expected.has(p)).map((p) => `${p}: not in the manifest`),
+  ];
 }
 
 /** The staging must hold exactly the manifest's files (plus the manifest), with the manifest's sizes. */

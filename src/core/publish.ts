@@ -8,6 +8,7 @@ import {
   parsePrepare,
   parseVerify,
   planTransfer,
+  strangersInStaging,
   type PlanKind,
   type TransferPlan,
 } from './plan.js';
@@ -15,9 +16,10 @@ import type { DifusorConnector, DifusorSession, HelperOutput } from '../ports/di
 
 /**
  * What happens on publish, for every targeted difusor:
- *   1. stage (bounded by publication.concurrency): connect, prepare, hard-link the unchanged files
- *      from the live release, send the changed ones, verify them with sha256sum on the difusor and
- *      check the release holds exactly the manifest, then move it to releases/<cut>;
+ *   1. stage (bounded by publication.concurrency): connect; prepare, which also hard-links into the
+ *      staging the files of the live release the new manifest keeps; send what the staging lacks,
+ *      verify it with sha256sum on the difusor and check the release holds exactly the manifest, then
+ *      move it to releases/<cut>;
  *   2. switch: the ready difusores together, each by renaming a new symlink over `current`. The group
  *      goes when every difusor is ready or failed, or when publication.switch_deadline_s has passed
  *      since the first one was ready, whichever comes first; a difusor ready after that switches on
@@ -222,7 +224,14 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
 
     phase = 'preparing';
     observe(phase);
-    const report = parsePrepare((await step(session, phase, req.dryRun ? 'inspect' : 'prepare', [req.cut])).stdout);
+    // A real run hands prepare the new manifest, so a new release's staging is linked in the same round trip;
+    // not where the cut is likely live already (cron's no-op), which would carry the manifest for nothing.
+    const prepared = req.dryRun
+      ? await step(session, phase, 'inspect', [req.cut])
+      : expectTransfer
+        ? await step(session, phase, 'prepare', [req.cut, '--stage'], { stdin: manifestInput(req) })
+        : await step(session, phase, 'prepare', [req.cut]);
+    const report = parsePrepare(prepared.stdout);
     outcome.previous = report.live;
     const baseHashes = report.base ? await ports.state.manifestHashes(report.base, report.baseManifestDigest) : undefined;
     const plan: TransferPlan = planTransfer({ cut: req.cut, manifest: req.manifest, report, baseHashes, signed });
@@ -264,33 +273,34 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
       );
     }
 
-    // The transfer does not wait for the linked copy: rsync writes into an incoming directory of its own while
-    // `link` builds the staging and writes the manifest there; verify merges the two before checking.
-    phase = 'linking';
-    observe(phase, `${plan.linked} unchanged files`);
-    const linked = step(session, phase, 'link', [req.cut, plan.base ?? '-'], { stdin: linkInput(plan, req) });
+    if (report.staged === req.cut) {
+      const strangers = strangersInStaging(req.manifest, report, signed);
+      if (strangers.length > 0) {
+        throw new StepError('preparing', `the staging prepare built holds what the cut does not: ${strangers.slice(0, 5).join('; ')}`);
+      }
+    } else {
+      // A release repaired in place (or a helper that does not stage): the staging is linked from it first.
+      phase = 'linking';
+      observe(phase, `${plan.linked} unchanged files`);
+      await step(session, phase, 'link', [req.cut, plan.base ?? '-'], { stdin: linkInput(plan, req) });
+    }
+    // rsync writes straight into the staging: each file it sends replaces, by a rename, whatever linked file was
+    // there, so the live release's inodes are never written.
     phase = 'staging';
     observe(phase, `${plan.send.length} files`);
-    const sent =
-      plan.send.length === 0
-        ? Promise.resolve(undefined)
-        : session
-            .transfer(
-              req.cutDir,
-              req.cut,
-              plan.send.map((e) => e.path),
-              ports.observer?.progress ? (bytes, percent) => ports.observer?.progress?.(d.id, bytes, percent) : undefined,
-            )
-            .catch((error: Error) => {
-              throw new StepError('staging', error.message);
-            });
-    // Both settle before anything else happens on this difusor, so a failure never leaves a transfer running.
-    const [linkResult, sendResult] = await Promise.allSettled([linked, sent]);
-    if (linkResult.status === 'rejected') throw linkResult.reason;
-    if (sendResult.status === 'rejected') throw sendResult.reason;
-    if (sendResult.value) {
-      outcome.filesSent = sendResult.value.filesSent;
-      outcome.bytesSent = sendResult.value.bytesSent;
+    if (plan.send.length > 0) {
+      const sent = await session
+        .transfer(
+          req.cutDir,
+          req.cut,
+          plan.send.map((e) => e.path),
+          ports.observer?.progress ? (bytes, percent) => ports.observer?.progress?.(d.id, bytes, percent) : undefined,
+        )
+        .catch((error: Error) => {
+          throw new StepError('staging', error.message);
+        });
+      outcome.filesSent = sent.filesSent;
+      outcome.bytesSent = sent.bytesSent;
     }
 
     phase = 'verifying';
@@ -358,6 +368,11 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
     });
     return outcome;
   }
+}
+
+/** prepare --stage's stdin: the manifest and its signature under their marker lines. */
+export function manifestInput(req: Pick<PublishRequest, 'manifest' | 'signature'>): string {
+  return linkInput({ drop: [] }, req);
 }
 
 /** link's stdin: the paths to drop from the linked copy, then the manifest and its signature under their marker lines. */

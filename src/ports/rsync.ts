@@ -43,7 +43,7 @@ export function formatRsyncArgs(req: RsyncRequest): string[] {
   ];
   const source = req.sourceDir.endsWith('/') ? req.sourceDir : `${req.sourceDir}/`;
   if (req.destination.kind === 'local') {
-    return [...args, source, `${req.destination.root}/.staging/${req.cut}.in/`];
+    return [...args, source, `${req.destination.root}/.staging/${req.cut}/`];
   }
   return [
     ...args,
@@ -52,7 +52,7 @@ export function formatRsyncArgs(req: RsyncRequest): string[] {
     '--rsync-path',
     req.destination.remoteRsyncPath,
     source,
-    `${req.destination.alias}:.staging/${req.cut}.in/`,
+    `${req.destination.alias}:.staging/${req.cut}/`,
   ];
 }
 

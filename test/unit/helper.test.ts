@@ -206,6 +206,79 @@ describe('difusion-helper: prepare and inspect', () => {
   }, T);
 });
 
+describe('difusion-helper: prepare --stage (a new release staged in the same round trip)', () => {
+  const NEW = '20220605_2030';
+  const manifestOf = (files: Record<string, string>): string =>
+    Object.entries(files).map(([p, c]) => `${sha(c)}  ${p}\n`).join('');
+  const staged = (...p: string[]): string => path.join(root, '.staging', NEW, ...p);
+
+  it('links what both manifests agree on, leaves out what changed or left, and lists the staging', () => {
+    release('20220605_2015', { 'index.html': 'viejo', 'actas/1_A.jpg': 'acta 1A', 'datos/viejo.csv': 'se va', 'vacio/x': 'x' });
+    symlinkSync('releases/20220605_2015', path.join(root, 'current'));
+    const manifest = manifestOf({ 'index.html': 'nuevo', 'actas/1_A.jpg': 'acta 1A', 'actas/2_A.jpg': 'acta 2A' });
+    const out = ok(helper('prepare', [NEW, '--stage'], `/MANIFEST.sha256\n${manifest}/MANIFEST.sha256.sig\nZmlybWE=\n`));
+    const lines = out.trim().split('\n');
+    expect(lines).toEqual(expect.arrayContaining(['live 20220605_2015', 'base 20220605_2015', `staged ${NEW}`]));
+    // The inventory after "staged" is the staging's: the kept acta and the new manifest, nothing of the base's else.
+    const inventory = lines.slice(lines.indexOf(`staged ${NEW}`) + 1).sort();
+    expect(inventory).toEqual(['f 7 actas/1_A.jpg', `f ${Buffer.byteLength(manifest)} MANIFEST.sha256`, 'f 8 MANIFEST.sha256.sig'].sort());
+    expect(statSync(staged('actas/1_A.jpg')).ino).toBe(statSync(path.join(root, 'releases/20220605_2015/actas/1_A.jpg')).ino);
+    expect(readFileSync(staged('MANIFEST.sha256'), 'utf8')).toBe(manifest);
+    expect(readFileSync(staged('MANIFEST.sha256.sig'), 'utf8')).toBe('ZmlybWE=');
+    // Directories the cut no longer has are gone; the live release and its manifest are untouched.
+    expect(existsSync(staged('vacio'))).toBe(false);
+    expect(existsSync(staged('datos'))).toBe(false);
+    expect(readFileSync(path.join(root, 'releases/20220605_2015/index.html'), 'utf8')).toBe('viejo');
+    expect(readFileSync(path.join(root, 'releases/20220605_2015/MANIFEST.sha256'), 'utf8')).toContain('viejo.csv');
+    expect(readdirSync(path.join(root, '.staging'))).toEqual([NEW]);
+  }, T);
+
+  it('never links what is not a regular file, nor a file the base manifest does not vouch for', () => {
+    release('20220605_2015', { 'index.html': 'igual', 'a.csv': 'igual' });
+    symlinkSync('/etc/passwd', path.join(root, 'releases/20220605_2015/enlace'));
+    put('releases/20220605_2015/colado.html', 'no está en el manifiesto');
+    symlinkSync('releases/20220605_2015', path.join(root, 'current'));
+    const manifest = manifestOf({ 'index.html': 'igual', enlace: 'x', 'colado.html': 'no está en el manifiesto' });
+    const out = ok(helper('prepare', [NEW, '--stage'], `/MANIFEST.sha256\n${manifest}`));
+    expect(out).toContain('f 5 index.html\n');
+    expect(out).not.toMatch(/enlace|colado/);
+    expect(readdirSync(staged()).sort()).toEqual(['MANIFEST.sha256', 'index.html']);
+  }, T);
+
+  it('links nothing from a base whose manifest is missing or a symlink', () => {
+    release('20220605_2015', { 'index.html': 'igual' });
+    rmSync(path.join(root, 'releases/20220605_2015/MANIFEST.sha256'));
+    symlinkSync('../../x', path.join(root, 'releases/20220605_2015/MANIFEST.sha256'));
+    symlinkSync('releases/20220605_2015', path.join(root, 'current'));
+    ok(helper('prepare', [NEW, '--stage'], `/MANIFEST.sha256\n${manifestOf({ 'index.html': 'igual' })}`));
+    expect(readdirSync(staged())).toEqual(['MANIFEST.sha256']);
+  }, T);
+
+  it('on a fresh difusor stages only the manifest', () => {
+    const manifest = manifestOf({ 'index.html': 'hola' });
+    const out = ok(helper('prepare', [NEW, '--stage'], `/MANIFEST.sha256\n${manifest}`));
+    expect(out).toMatch(new RegExp(`^free \\d+\nstaged ${NEW}\nf ${Buffer.byteLength(manifest)} MANIFEST.sha256\n$`));
+  }, T);
+
+  it('stages nothing when releases/<cut> exists: the client repairs or switches it, and gets its inventory', () => {
+    release('20220605_2015', { a: '1' });
+    release(NEW, { b: '2' });
+    symlinkSync('releases/20220605_2015', path.join(root, 'current'));
+    const out = ok(helper('prepare', [NEW, '--stage'], `/MANIFEST.sha256\n${manifestOf({ b: '2' })}`));
+    expect(out).toContain(`base ${NEW}\n`);
+    expect(out).toContain('f 1 b\n');
+    expect(out).not.toContain('staged');
+    expect(readdirSync(path.join(root, '.staging'))).toEqual([]);
+  }, T);
+
+  it('refuses other options, and --stage on inspect', () => {
+    expect(helper('prepare', [NEW, '--link']).stderr).toBe(`difusion-helper: refused: prepare ${NEW} --link\n`);
+    const r = helper('inspect', [NEW, '--stage']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('difusion-helper: refused: inspect --stage\n');
+  }, T);
+});
+
 describe('difusion-helper: link', () => {
   beforeEach(() => {
     release('20220605_2015', { 'index.html': 'old', 'actas/1.jpg': 'acta', 'datos/viejo.csv': 'x' });
@@ -290,15 +363,6 @@ describe('difusion-helper: verify, promote', () => {
   it('verify checks the stdin sums and lists the staging', () => {
     const out = ok(helper('verify', ['20220605_2030'], `${sha('nuevo')}  index.html\n`));
     expect(out).toBe('check 0\nf 5 index.html\n');
-  }, T);
-
-  it('verify first merges what rsync sent into the incoming directory: a sent file replaces a linked one', () => {
-    put('.staging/20220605_2030.in/index.html', 'enviado');
-    put('.staging/20220605_2030.in/actas/1_A.jpg', 'acta');
-    const out = ok(helper('verify', ['20220605_2030'], `${sha('enviado')}  index.html\n${sha('acta')}  actas/1_A.jpg\n`));
-    expect(out.split('\n')[0]).toBe('check 0');
-    expect(out.split('\n').slice(1).filter(Boolean).sort()).toEqual(['f 4 actas/1_A.jpg', 'f 7 index.html']);
-    expect(existsSync(path.join(root, '.staging/20220605_2030.in'))).toBe(false);
   }, T);
 
   it('verify names the file that differs', () => {
@@ -411,18 +475,14 @@ describe('difusion-helper: restricted access (SSH_ORIGINAL_COMMAND)', () => {
     [
       'rsync escaping staging',
       'rsync --server -logDtpre.iLsfxC . .staging/20220605_2015_a/../../../etc/',
-      'difusion-helper: refused: rsync into .staging/20220605_2015_a/../../../etc/\n',
-    ],
-    [
-      'rsync into a crafted incoming name',
-      'rsync --server -logDtpre.iLsfxC . .staging/20220605_2015_a/../../../etc.in/',
       'difusion-helper: not a cut id: 20220605_2015_a/../../../etc\n',
     ],
-    [
-      'rsync into the staging itself, not its incoming directory',
-      'rsync --server -logDtpre.iLsfxC . .staging/20220605_2015/',
-      'difusion-helper: refused: rsync into .staging/20220605_2015/\n',
-    ],
+    ['rsync into the staging root', 'rsync --server -logDtpre.iLsfxC . .staging/', 'difusion-helper: refused: rsync into .staging/\n'],
+    ['rsync into a staging without its slash', 'rsync --server -logDtpre.iLsfxC . .staging/20220605_2015', 'difusion-helper: refused: rsync into .staging/20220605_2015\n'],
+    // The staging holds hard links to the live release: writing into a file would write into what visitors get.
+    ['rsync --inplace', 'rsync --server -logDtpre.iLsfxC --inplace . .staging/20220605_2015/', 'difusion-helper: refused: rsync --inplace\n'],
+    ['rsync --append', 'rsync --server -logDtpre.iLsfxC --append . .staging/20220605_2015/', 'difusion-helper: refused: rsync --append\n'],
+    ['rsync --append-verify', 'rsync --server --append-verify . .staging/20220605_2015/', 'difusion-helper: refused: rsync --append-verify\n'],
   ])('refuses %s', (_what, request, message) => {
     const r = restricted(request);
     expect(r.code).toBe(2);
@@ -430,13 +490,13 @@ describe('difusion-helper: restricted access (SSH_ORIGINAL_COMMAND)', () => {
     expect(r.stdout).toBe('');
   }, T);
 
-  it('lets rsync write into a cut\'s incoming directory only once prepare made .staging', () => {
-    const request = 'rsync --server --difusion-bogus-option . .staging/20220605_2015.in/';
+  it('lets rsync write into a cut\'s staging only once prepare made it', () => {
+    const request = 'rsync --server --difusion-bogus-option . .staging/20220605_2015/';
     const before = restricted(request);
     expect(before.code).toBe(2);
     expect(before.stderr).toBe('difusion-helper: no staging for 20220605_2015\n');
 
-    mkdirSync(path.join(root, '.staging'), { recursive: true });
+    mkdirSync(path.join(root, '.staging', '20220605_2015'), { recursive: true });
     // Past every check, the helper execs rsync itself: the complaint is rsync's, about the bogus option.
     const after = restricted(request);
     expect(after.stderr).not.toContain('difusion-helper');

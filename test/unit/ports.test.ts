@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Difusor } from '../../src/core/types.js';
@@ -76,7 +76,7 @@ describe('formatRsyncArgs', () => {
   it('writes into the local difusor\'s staging, with a trailing slash on the source', () => {
     expect(
       formatRsyncArgs({ sourceDir: '/srv/cortes/20220605_2015', cut: '20220605_2015', ioTimeoutS: 60, destination: { kind: 'local', root: '/srv/espejo' } }),
-    ).toEqual([...common, '/srv/cortes/20220605_2015/', '/srv/espejo/.staging/20220605_2015.in/']);
+    ).toEqual([...common, '/srv/cortes/20220605_2015/', '/srv/espejo/.staging/20220605_2015/']);
   }, T);
 
   it('does not double a trailing slash the source already has', () => {
@@ -99,7 +99,7 @@ describe('formatRsyncArgs', () => {
       '--rsync-path',
       "sh -c 'x' h",
       '/srv/cortes/20220605_2015/',
-      'difusor-ujed:.staging/20220605_2015.in/',
+      'difusor-ujed:.staging/20220605_2015/',
     ]);
   }, T);
 });
@@ -142,18 +142,18 @@ describe('runRsync (real rsync, local destination)', () => {
     writeFileSync(path.join(src, 'actas', "0001 B'A.jpg"), 'x'.repeat(5000));
     writeFileSync(path.join(src, 'not-listed.txt'), 'no');
     chmodSync(path.join(src, 'index.html'), 0o600);
-    mkdirSync(path.join(root, '.staging'), { recursive: true });
+    mkdirSync(path.join(root, '.staging', '20220605_2015'), { recursive: true });
     return { src, root };
   }
 
-  it('sends exactly the listed files into the cut\'s incoming directory with the served modes, and reports the stats', async () => {
+  it('sends exactly the listed files into the cut\'s staging with the served modes, and reports the stats', async () => {
     const { src, root } = setup();
     const result = await runRsync(
       { sourceDir: src, cut: '20220605_2015', ioTimeoutS: 30, destination: { kind: 'local', root } },
       ['index.html', "actas/0001 B'A.jpg"],
       { timeoutMs: 30_000 },
     );
-    const staged = path.join(root, '.staging', '20220605_2015.in');
+    const staged = path.join(root, '.staging', '20220605_2015');
     expect(result.filesSent).toBe(2);
     expect(result.bytesSent).toBeGreaterThan(5004);
     expect(readFileSync(path.join(staged, 'index.html'), 'utf8')).toBe('hola');
@@ -161,6 +161,25 @@ describe('runRsync (real rsync, local destination)', () => {
     expect(existsSync(path.join(staged, 'not-listed.txt'))).toBe(false);
     expect(statSync(path.join(staged, 'index.html')).mode & 0o777).toBe(0o644);
     expect(statSync(path.join(staged, 'actas')).mode & 0o777).toBe(0o755);
+  }, T);
+
+  it('replaces a file the staging shares with the live release by a rename: the live inode is never written', async () => {
+    const { src, root } = setup();
+    const live = path.join(root, 'releases', '20220605_2000');
+    mkdirSync(live, { recursive: true });
+    // Same size and an older mtime than the source, and then the same mtime: rsync must send it either way.
+    writeFileSync(path.join(live, 'index.html'), 'viej');
+    linkSync(path.join(live, 'index.html'), path.join(root, '.staging', '20220605_2015', 'index.html'));
+    utimesSync(path.join(live, 'index.html'), statSync(path.join(src, 'index.html')).atime, statSync(path.join(src, 'index.html')).mtime);
+    const inode = statSync(path.join(live, 'index.html')).ino;
+    await runRsync(
+      { sourceDir: src, cut: '20220605_2015', ioTimeoutS: 30, destination: { kind: 'local', root } },
+      ['index.html'],
+      { timeoutMs: 30_000 },
+    );
+    expect(readFileSync(path.join(root, '.staging', '20220605_2015', 'index.html'), 'utf8')).toBe('hola');
+    expect(readFileSync(path.join(live, 'index.html'), 'utf8')).toBe('viej');
+    expect(statSync(path.join(live, 'index.html'))).toMatchObject({ ino: inode, nlink: 1 });
   }, T);
 
   it('fails with exit 23 named and explained when a listed file does not exist', async () => {
@@ -211,7 +230,7 @@ describe('runRsync (real rsync, local destination)', () => {
     } finally {
       process.env.PATH = oldPath;
     }
-    expect(readFileSync(path.join(root, '.staging', '20220605_2015.in', 'index.html'), 'utf8')).toBe('hola');
+    expect(readFileSync(path.join(root, '.staging', '20220605_2015', 'index.html'), 'utf8')).toBe('hola');
   }, T);
 });
 

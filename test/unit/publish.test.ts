@@ -34,6 +34,19 @@ function inventory(m: Manifest, extra: string[] = []): string {
   return [...m.entries.map((e) => `f ${e.size} ${e.path}`), `f ${Buffer.byteLength(m.text)} MANIFEST.sha256`, ...extra].join('\n') + '\n';
 }
 
+/**
+ * What the helper's prepare --stage answers for a new release linked from `base`: the staging's inventory,
+ * the base's files whose hash the new manifest repeats and the new manifest.
+ */
+function stagedAnswer(base: Manifest, next: Manifest): string {
+  const kept = next.entries.filter((e) => base.entries.some((b) => b.path === e.path && b.sha256 === e.sha256));
+  return (
+    `live ${PREVIOUS}\nfree 1000000\nbase ${PREVIOUS}\nmanifest ${base.digest}\nstaged ${CUT}\n` +
+    [...kept.map((e) => `f ${e.size} ${e.path}`), `f ${Buffer.byteLength(next.text)} MANIFEST.sha256`].join('\n') +
+    '\n'
+  );
+}
+
 type Script = (args: string[], stdin: string) => HelperOutput | Promise<HelperOutput>;
 
 interface FakeOptions {
@@ -73,6 +86,7 @@ class FakeConnector implements DifusorConnector {
     switch (verb) {
       case 'prepare':
       case 'inspect':
+        if (args[1] === '--stage') return okOut(stagedAnswer(previousManifest, this.manifest));
         return okOut(
           `live ${PREVIOUS}\nfree 1000000\nbase ${PREVIOUS}\nmanifest ${previousManifest.digest}\n${inventory(previousManifest)}`,
         );
@@ -191,7 +205,7 @@ const outcome = (report: { outcomes: DifusorOutcome[] }, id: string): DifusorOut
 describe('publishCut: the normal path', () => {
   it('stages, verifies, promotes, switches and prunes each difusor, in that order', async () => {
     const { connector, report } = await publish(['a']);
-    expect(connector.verbsOf('a')).toEqual(['open', 'prepare', 'link', 'transfer', 'verify', 'promote', 'switch', 'prune', 'close']);
+    expect(connector.verbsOf('a')).toEqual(['open', 'prepare', 'transfer', 'verify', 'promote', 'switch', 'prune', 'close']);
     expect(report.exitCode).toBe(0);
     expect(outcome(report, 'a')).toMatchObject({
       result: 'live',
@@ -207,30 +221,64 @@ describe('publishCut: the normal path', () => {
     expect(outcome(report, 'a').failedPhase).toBeUndefined();
   });
 
-  it('links from the live release, drops what changed or went away, sends only the changed files', async () => {
+  it('hands prepare the exact manifest to stage by, then sends only what the staging lacks', async () => {
     const { connector } = await publish(['a']);
-    const dropped = (connector.stdin.get(`a:link:${CUT} ${PREVIOUS}`) as string).split('/MANIFEST.sha256\n')[0] as string;
-    expect(dropped.split('\n').filter(Boolean).sort()).toEqual([
-      'MANIFEST.sha256',
-      'datos/viejo.csv',
-      'index.html',
-    ]);
+    expect(connector.stdin.get(`a:prepare:${CUT} --stage`)).toBe(`/MANIFEST.sha256\n${cutManifest.text}`);
     expect(connector.transfers.get(`a:${CUT}`)).toEqual(['actas/2_A.jpg', 'index.html']);
   });
 
-  it('sends the exact manifest with link and verifies the sent files plus the manifest itself on the difusor', async () => {
+  it('verifies the sent files plus the manifest itself on the difusor', async () => {
     const { connector } = await publish(['a']);
-    expect((connector.stdin.get(`a:link:${CUT} ${PREVIOUS}`) as string).endsWith(`\n/MANIFEST.sha256\n${cutManifest.text}`)).toBe(true);
     const checks = connector.stdin.get(`a:verify:${CUT}`) as string;
     expect(checks).toBe(
       manifestText(cutManifest.entries.filter((e) => e.path !== 'actas/1_A.jpg')) + `${sha(cutManifest.text)}  MANIFEST.sha256\n`,
     );
   });
 
+  it('sends again a file the staging holds with the wrong size, over the linked copy', async () => {
+    const short = stagedAnswer(previousManifest, cutManifest).replace('f 7 actas/1_A.jpg', 'f 3 actas/1_A.jpg');
+    const { connector, report } = await publish(['a'], { a: { verbs: { prepare: () => okOut(short) } } });
+    expect(connector.transfers.get(`a:${CUT}`)).toEqual(['actas/1_A.jpg', 'actas/2_A.jpg', 'index.html']);
+    expect(connector.verbsOf('a')).not.toContain('link');
+    expect(report.exitCode).toBe(0);
+  });
+
+  it('sends everything over the staging when this host does not know the base\'s manifest', async () => {
+    const unknown = stagedAnswer(previousManifest, cutManifest).replace(`manifest ${previousManifest.digest}`, `manifest ${sha('otro')}`);
+    const { connector, report } = await publish(['a'], { a: { verbs: { prepare: () => okOut(unknown) } } });
+    expect(connector.transfers.get(`a:${CUT}`)).toEqual(cutManifest.entries.map((e) => e.path));
+    expect(outcome(report, 'a')).toMatchObject({ result: 'live', filesLinked: 0, filesToSend: 3 });
+  });
+
+  it('a staging holding what the cut does not fails at preparing and sends nothing', async () => {
+    const odd = stagedAnswer(previousManifest, cutManifest) + 'f 5 datos/viejo.csv\no enlace\n';
+    const { connector, report } = await publish(['a'], { a: { verbs: { prepare: () => okOut(odd) } } });
+    expect(outcome(report, 'a')).toMatchObject({
+      failedPhase: 'preparing',
+      error: 'the staging prepare built holds what the cut does not: enlace: not a regular file; datos/viejo.csv: not in the manifest',
+    });
+    expect(connector.verbsOf('a')).toEqual(['open', 'prepare', 'close']);
+  });
+
+  it('with a helper that does not stage, links from the live release first, dropping what changed or went away', async () => {
+    const unstaged = `live ${PREVIOUS}\nfree 1000000\nbase ${PREVIOUS}\nmanifest ${previousManifest.digest}\n${inventory(previousManifest)}`;
+    const { connector, report } = await publish(['a'], { a: { verbs: { prepare: () => okOut(unstaged) } } });
+    expect(connector.verbsOf('a')).toEqual(['open', 'prepare', 'link', 'transfer', 'verify', 'promote', 'switch', 'prune', 'close']);
+    const link = connector.stdin.get(`a:link:${CUT} ${PREVIOUS}`) as string;
+    const [dropped] = link.split('/MANIFEST.sha256\n') as [string];
+    expect(dropped.split('\n').filter(Boolean).sort()).toEqual(['MANIFEST.sha256', 'datos/viejo.csv', 'index.html']);
+    expect(link.endsWith(`\n/MANIFEST.sha256\n${cutManifest.text}`)).toBe(true);
+    expect(connector.transfers.get(`a:${CUT}`)).toEqual(['actas/2_A.jpg', 'index.html']);
+    expect(report.exitCode).toBe(0);
+  });
+
   it('opens rsync\'s connection ahead only where a transfer is likely: not where this host last saw the cut live, never in a dry run', async () => {
     const { connector } = await publish(['a', 'b'], {}, { likelyLive: new Set(['b']) });
     expect(connector.openedWith.get('a')).toEqual({ expectTransfer: true });
     expect(connector.openedWith.get('b')).toEqual({ expectTransfer: false });
+    // Nor does its prepare carry the manifest to stage by; the guess was wrong here, so it links, then sends.
+    expect(connector.stdin.get(`b:prepare:${CUT}`)).toBe('');
+    expect(connector.verbsOf('b')).toEqual(['open', 'prepare', 'link', 'transfer', 'verify', 'promote', 'switch', 'prune', 'close']);
     const dry = await publish(['a'], {}, { dryRun: true });
     expect(dry.connector.openedWith.get('a')).toEqual({ expectTransfer: false });
   });
@@ -245,7 +293,7 @@ describe('publishCut: the normal path', () => {
       a: { verbs: { verify: () => okOut(`check 0\n${inventory(cutManifest, ['f 88 MANIFEST.sha256.sig'])}`) } },
     }, { signature: 'c2lnbmF0dXJl' });
     expect(report.exitCode).toBe(0);
-    expect(connector.stdin.get(`a:link:${CUT} ${PREVIOUS}`)).toMatch(/\/MANIFEST\.sha256\n[^]*\n\/MANIFEST\.sha256\.sig\nc2lnbmF0dXJl\n$/);
+    expect(connector.stdin.get(`a:prepare:${CUT} --stage`)).toBe(`/MANIFEST.sha256\n${cutManifest.text}/MANIFEST.sha256.sig\nc2lnbmF0dXJl\n`);
   });
 
   it('tells the observer every phase of a difusor in order', async () => {
@@ -254,7 +302,6 @@ describe('publishCut: the normal path', () => {
       'waiting',
       'connecting',
       'preparing',
-      'linking',
       'staging',
       'verifying',
       'ready',
@@ -357,11 +404,11 @@ describe('publishCut: two phases across difusores', () => {
 
   it('a helper step that exits non-zero fails at its phase with the helper\'s words', async () => {
     const { report } = await publish(['a'], {
-      a: { verbs: { link: () => ({ code: 2, stdout: '', stderr: 'difusion-helper: cannot link releases/20220605_2015 into staging\n' }) } },
+      a: { verbs: { prepare: () => ({ code: 2, stdout: '', stderr: 'difusion-helper: cannot link releases/20220605_2015 into staging\n' }) } },
     });
     expect(outcome(report, 'a')).toMatchObject({
-      failedPhase: 'linking',
-      error: 'link failed (exit 2): difusion-helper: cannot link releases/20220605_2015 into staging',
+      failedPhase: 'preparing',
+      error: 'prepare failed (exit 2): difusion-helper: cannot link releases/20220605_2015 into staging',
     });
   });
 
@@ -499,12 +546,12 @@ describe('publishCut: the switch deadline', () => {
     time.advance(20_000);
     await until(() => connector.log.includes('b:close') && connector.log.includes('a:close'));
     expect(connector.log.filter((l) => l.endsWith(':switch')).sort()).toEqual(['a:switch', 'b:switch']);
-    expect(connector.verbsOf('slow')).toEqual(['open', 'prepare', 'link', 'transfer']);
+    expect(connector.verbsOf('slow')).toEqual(['open', 'prepare', 'transfer']);
 
     time.advance(7_500);
     slow.open();
     const report = await running;
-    expect(connector.verbsOf('slow')).toEqual(['open', 'prepare', 'link', 'transfer', 'verify', 'promote', 'switch', 'prune', 'close']);
+    expect(connector.verbsOf('slow')).toEqual(['open', 'prepare', 'transfer', 'verify', 'promote', 'switch', 'prune', 'close']);
     expect(report.exitCode).toBe(0);
     expect(report.deadlinePassed).toBe(true);
     expect(report.outcomes.map((o) => [o.id, o.result, o.lateSeconds])).toEqual([
