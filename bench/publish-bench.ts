@@ -151,8 +151,8 @@ function timedConnector(
       const session = await timed(d.id, 'open', () => inner.open(d, opts));
       const wrapped: DifusorSession = {
         helper: (verb, args, opts) => timed(d.id, verb, () => session.helper(verb, args, opts)),
-        transfer: (sourceDir, cut, files, onProgress) =>
-          timed(d.id, 'transfer', () => session.transfer(sourceDir, cut, files, onProgress)),
+        transfer: (sourceDir, cut, files, onProgress, opts) =>
+          timed(d.id, 'transfer', () => session.transfer(sourceDir, cut, files, onProgress, opts)),
         close: () => session.close(),
       };
       return wrapped;

@@ -12,6 +12,7 @@
 #     releases/<cut>/       complete, verified cuts (MANIFEST.sha256 at their root)
 #     current -> releases/<cut>   the DocumentRoot, switched by renaming a new symlink over it
 #     .staging/<cut>/       a transfer in progress, never served
+#     .staging/<cut>.in-<run>/   what a run sends while prepare builds the staging (verify merges it in)
 #     notices/<stamp>/      the notice (aviso) of a suspension: index.html, aviso.json, MANIFEST.sha256;
 #                           current -> notices/<stamp> while the difusor is suspended
 set -u
@@ -75,6 +76,14 @@ need_stamp() {
 	[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]_[0-9][0-9][0-9][0-9][0-9][0-9]) ;;
 	*) die "not a notice stamp: ${1:-}" ;;
 	esac
+}
+
+# The run-unique name of a transfer's incoming directory, .staging/<cut>.in-<token>/.
+need_token() {
+	case ${1:-} in
+	'' | *[!A-Za-z0-9]*) die "not an incoming token: ${1:-}" ;;
+	esac
+	[ ${#1} -le 40 ] || die "not an incoming token: $1"
 }
 
 # A relative path inside a release: no absolute path, no '..' component.
@@ -241,11 +250,17 @@ throughput)
 prepare | inspect)
 	need_cut "${1:-}"
 	cut=$1
-	stage=
+	stage= incoming=
 	case ${2:-} in
 	'') ;;
 	--stage) [ "$verb" = prepare ] && stage=1 || die 'refused: inspect --stage' ;;
 	*) die "refused: $verb $cut ${2:-}" ;;
+	esac
+	# --incoming TOKEN: this run's transfer may already be writing .staging/<cut>.in-TOKEN/; it is spared.
+	case ${3:-} in
+	'') ;;
+	--incoming) need_token "${4:-}" && incoming="$cut.in-$4" ;;
+	*) die "refused: $verb $cut $2 $3" ;;
 	esac
 	if [ "$verb" = prepare ]; then
 		for d in releases .staging; do
@@ -254,7 +269,11 @@ prepare | inspect)
 		done
 		# Leftovers of an interrupted run: nothing in staging is ever served. Tests are builtins: every run
 		# (cron's no-op included) comes through here, and each process costs more than the check.
-		if ! empty_dir .staging; then
+		if [ -n "$incoming" ]; then
+			for f in .staging/* .staging/.[!.]* .staging/..?*; do
+				if [ "$f" != ".staging/$incoming" ] && { [ -e "$f" ] || [ -L "$f" ]; }; then rm -rf "$f" || die 'cannot clean .staging'; fi
+			done
+		elif ! empty_dir .staging; then
 			rm -rf .staging && mkdir .staging || die 'cannot clean .staging'
 		fi
 		if [ -e .current.new ] || [ -L .current.new ]; then rm -f .current.new; fi
@@ -344,13 +363,23 @@ rsync)
 	done
 	eval "dest=\${$#}"
 	# Only into a cut's staging, which holds hard links to the live release: rsync must replace a file by
-	# renaming a new one over it (its default), never write into one (--inplace, --append).
+	# renaming a new one over it (its default), never write into one (--inplace, --append). Or into this run's
+	# incoming directory, sent while prepare builds the staging (verify merges it in).
 	case $dest in
-	.staging/*/) cut=${dest#.staging/} cut=${cut%/} ;;
+	.staging/*.in-*/) cut=${dest#.staging/} cut=${cut%.in-*/} token=${dest##*.in-} token=${token%/} ;;
+	.staging/*/) cut=${dest#.staging/} cut=${cut%/} token= ;;
 	*) die "refused: rsync into $dest" ;;
 	esac
 	need_cut "$cut"
-	[ -d ".staging/$cut" ] || die "no staging for $cut"
+	if [ -n "$token" ]; then
+		need_token "$token"
+		if [ -L .staging ] || { [ -e .staging ] && [ ! -d .staging ]; }; then die '.staging is not a directory'; fi
+		# Before prepare may have made it: mkdir -p is at peace with prepare making it at the same moment.
+		mkdir -p .staging || die "cannot create $ROOT/.staging"
+		[ ! -L ".staging/$cut.in-$token" ] || die "refused: .staging/$cut.in-$token is a symlink"
+	else
+		[ -d ".staging/$cut" ] || die "no staging for $cut"
+	fi
 	exec rsync "$@"
 	;;
 
@@ -358,6 +387,19 @@ verify)
 	need_cut "${1:-}"
 	cut=$1
 	[ -d ".staging/$cut" ] || die "no staging for $cut"
+	case ${2:-} in
+	'') ;;
+	--incoming)
+		# What was sent into this run's incoming directory while prepare built the staging: merged in by hard
+		# links (a sent file replaces, by a new link, the linked one: the live release's inode is not written).
+		need_token "${3:-}"
+		in=".staging/$cut.in-$3"
+		if [ -d "$in" ] && [ ! -L "$in" ]; then
+			cp -alf "$in/." ".staging/$cut/" && rm -rf "$in" || die "cannot merge what was sent into staging for $cut"
+		fi
+		;;
+	*) die "refused: verify $cut ${2:-}" ;;
+	esac
 	# stdin: sha256sum lines for every file sent in this run; linked files were verified when first sent.
 	out=$(cd ".staging/$cut" && sha256sum -c --quiet --strict - 2>&1)
 	echo "check $?"
@@ -524,6 +566,11 @@ prune)
 		[ "$i" -le "$keep" ] && continue
 		[ "$n" = "$live" ] && continue
 		rm -rf "releases/$n" && echo "pruned $n"
+	done
+	# What a transfer sent on a guess that proved useless (the release was there already): a publish prunes only
+	# after its own switch, when nothing of it is still arriving.
+	for d in .staging/*.in-*; do
+		if [ -d "$d" ] && [ ! -L "$d" ]; then rm -rf "$d"; fi
 	done
 	# A notice is only ever needed while it is live: one lifted by reinstate goes with the next prune.
 	notice=$(live_notice) || notice=

@@ -9,7 +9,7 @@ import { HashCache, buildManifest } from './manifest.js';
 import { parseCutId, newestCut } from './cut-id.js';
 import { checkPublication, formatLocal, type PublicationMode } from './window.js';
 import { acquireLock, currentUser, describeHolder, isLockHeld } from './lock.js';
-import { publishCut, type PublishObserver, type PublishReport } from './publish.js';
+import { publishCut, type LastLive, type PublishObserver, type PublishReport } from './publish.js';
 import { StateStore } from './state.js';
 import { SigningKeyError, loadSigningKey, signManifest } from './signing.js';
 import type { DifusorConnector } from '../ports/difusor.js';
@@ -241,7 +241,13 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
     });
 
     const likelyLive = new Set<string>();
-    for (const d of targets) if ((await state.readRecord(d.id)).live === cut) likelyLive.add(d.id);
+    const lastLive = new Map<string, LastLive>();
+    for (const d of targets) {
+      const live = (await state.readRecord(d.id)).live;
+      if (live === cut) likelyLive.add(d.id);
+      const hashes = live && live !== cut ? await state.publishedHashes(live) : undefined;
+      if (live && hashes) lastLive.set(d.id, { cut: live, hashes });
+    }
     const connector = await ports.connect(registry, targets);
     // The notices go alongside the cut, so a suspended difusor that is still down delays no one's switch.
     const restoring =
@@ -267,6 +273,9 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
             dryRun: opts.dryRun,
             switchDeadlineMs: publication.switch_deadline_s * 1000,
             likelyLive,
+            lastLive,
+            // Letters and digits of the run's id: unique to this run, so nothing a killed run left behind is merged.
+            incoming: run.replace(/[^A-Za-z0-9]/g, '').slice(-40),
           },
           {
             connector,

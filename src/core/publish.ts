@@ -124,6 +124,19 @@ export interface PublishRequest {
    * opened ahead for them (cron's run every 15 minutes finds most of them so). A guess only: prepare decides.
    */
   likelyLive?: ReadonlySet<string>;
+  /**
+   * This run's name for an incoming directory (letters and digits). With it, a difusor this host last saw
+   * serving another cut it holds the manifest of (`lastLive`) starts its transfer while prepare runs, sending
+   * what changed since that cut; prepare builds the staging meanwhile, and verify merges the two.
+   */
+  incoming?: string;
+  lastLive?: ReadonlyMap<string, LastLive>;
+}
+
+/** The cut this host last saw live on a difusor, and that cut's hashes by path (from the manifest it published). */
+export interface LastLive {
+  cut: string;
+  hashes: ReadonlyMap<string, string>;
 }
 
 /** Runs fn after ms unless cancelled first; injected so tests drive the deadline without waiting. */
@@ -214,6 +227,9 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
   const outcome = blankOutcome(d, req.cut);
   let phase: Phase = 'connecting';
   let session: DifusorSession | undefined;
+  let early: EarlyTransfer | undefined;
+  const progressOf = (id: string): ((bytes: number, percent: number) => void) | undefined =>
+    ports.observer?.progress ? (bytes, percent) => ports.observer?.progress?.(id, bytes, percent) : undefined;
   const signed = req.signature !== undefined;
   try {
     observe('connecting');
@@ -224,12 +240,20 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
 
     phase = 'preparing';
     observe(phase);
+    // The transfer need not wait for prepare's answer: what changed since the cut last seen live there is most
+    // likely what the staging will lack. A wrong guess only sends correct files for nothing (and the rest after).
+    const guessed = expectTransfer && req.incoming !== undefined ? guessSend(req.manifest, req.lastLive?.get(d.id)) : [];
+    if (guessed.length > 0) {
+      early = sendEarly(session, req, guessed, progressOf(d.id));
+    }
     // A real run hands prepare the new manifest, so a new release's staging is linked in the same round trip;
     // not where the cut is likely live already (cron's no-op), which would carry the manifest for nothing.
     const prepared = req.dryRun
       ? await step(session, phase, 'inspect', [req.cut])
       : expectTransfer
-        ? await step(session, phase, 'prepare', [req.cut, '--stage'], { stdin: manifestInput(req) })
+        ? await step(session, phase, 'prepare', [req.cut, '--stage', ...(early ? ['--incoming', req.incoming as string] : [])], {
+            stdin: manifestInput(req),
+          })
         : await step(session, phase, 'prepare', [req.cut]);
     const report = parsePrepare(prepared.stdout);
     outcome.previous = report.live;
@@ -254,11 +278,15 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
       session.close();
       return outcome;
     }
+    // Sent on a guess the plan makes useless: stopped, and left to the next prepare to clear away.
+    if (early && (plan.kind !== 'new-release' || report.staged !== req.cut)) await early.stop();
     if (plan.kind === 'up-to-date') {
       outcome.result = 'up-to-date';
       outcome.seconds = (now() - startedAt) / 1000;
       observe('up-to-date');
       await ports.journal?.record({ difusor: d.id, cut: req.cut, phase: 'check', result: 'skipped', detail: { reason: 'already live' } });
+      // An early transfer stopped here left its incoming directory: not for the next run to find.
+      if (early) await prune(session, d, req, ports);
       session.close();
       return outcome;
     }
@@ -284,30 +312,40 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
       observe(phase, `${plan.linked} unchanged files`);
       await step(session, phase, 'link', [req.cut, plan.base ?? '-'], { stdin: linkInput(plan, req) });
     }
-    // rsync writes straight into the staging: each file it sends replaces, by a rename, whatever linked file was
-    // there, so the live release's inodes are never written.
+    // rsync writes straight into the staging (or this run's incoming directory, when it started early): each file it
+    // sends replaces, by a rename, whatever linked file was there, so the live release's inodes are never written.
     phase = 'staging';
     observe(phase, `${plan.send.length} files`);
-    if (plan.send.length > 0) {
+    const counted = (sent: { filesSent: number; bytesSent: number }): void => {
+      outcome.filesSent += sent.filesSent;
+      outcome.bytesSent += sent.bytesSent;
+    };
+    const sentEarly = new Set(early?.running ? guessed.map((e) => e.path) : []);
+    if (early?.running) counted(await early.result);
+    // The rest only after the early transfer ends: two rsyncs into one incoming directory would race on its parents.
+    const rest = plan.send.filter((e) => !sentEarly.has(e.path));
+    if (rest.length > 0) {
       const sent = await session
         .transfer(
           req.cutDir,
           req.cut,
-          plan.send.map((e) => e.path),
-          ports.observer?.progress ? (bytes, percent) => ports.observer?.progress?.(d.id, bytes, percent) : undefined,
+          rest.map((e) => e.path),
+          progressOf(d.id),
+          sentEarly.size > 0 ? { incoming: req.incoming } : {},
         )
         .catch((error: Error) => {
           throw new StepError('staging', error.message);
         });
-      outcome.filesSent = sent.filesSent;
-      outcome.bytesSent = sent.bytesSent;
+      counted(sent);
     }
 
     phase = 'verifying';
     observe(phase);
-    const checks =
-      manifestText(plan.send) + manifestText([{ path: MANIFEST_NAME, sha256: sha256Hex(req.manifest.text) }]);
-    const verified = parseVerify((await step(session, phase, 'verify', [req.cut], { stdin: checks })).stdout);
+    // Every file sent is checked: those sent early on the guess too, which the merge puts over linked ones.
+    const sentFiles = sentEarly.size > 0 ? [...guessed, ...rest] : plan.send;
+    const checks = manifestText(sentFiles) + manifestText([{ path: MANIFEST_NAME, sha256: sha256Hex(req.manifest.text) }]);
+    const verifyArgs = sentEarly.size > 0 ? [req.cut, '--incoming', req.incoming as string] : [req.cut];
+    const verified = parseVerify((await step(session, phase, 'verify', verifyArgs, { stdin: checks })).stdout);
     if (verified.checkExit !== 0) {
       const failed = verified.failures.slice(0, 5).join('; ');
       throw new StepError(phase, `sha256sum found ${verified.failures.length} bad file(s) in staging: ${failed}`);
@@ -350,6 +388,8 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
     });
     return { difusor: d, session, outcome, startedAt, needsSwitch: report.live !== req.cut };
   } catch (error) {
+    // Never a transfer left running behind a failure: stopped and settled before the session closes.
+    await early?.stop();
     session?.close();
     outcome.result = 'failed';
     outcome.failedPhase = error instanceof StepError ? error.phase : phase;
@@ -368,6 +408,47 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
     });
     return outcome;
   }
+}
+
+/** What changed since the cut last seen live on a difusor: what its staging will most likely lack. */
+export function guessSend(manifest: Manifest, last: LastLive | undefined): Manifest['entries'] {
+  if (!last) return [];
+  return manifest.entries.filter((e) => last.hashes.get(e.path) !== e.sha256);
+}
+
+interface EarlyTransfer {
+  /** Settles with the transfer's figures, or rejects with a StepError of phase staging. */
+  result: Promise<{ filesSent: number; bytesSent: number }>;
+  /** False once stopped: what it sent is not used. */
+  running: boolean;
+  stop(): Promise<void>;
+}
+
+function sendEarly(
+  session: DifusorSession,
+  req: PublishRequest,
+  files: Manifest['entries'],
+  onProgress: ((bytes: number, percent: number) => void) | undefined,
+): EarlyTransfer {
+  const abort = new AbortController();
+  const result = session
+    .transfer(req.cutDir, req.cut, files.map((e) => e.path), onProgress, { incoming: req.incoming, signal: abort.signal })
+    .catch((error: Error) => {
+      throw new StepError('staging', error.message);
+    });
+  // Awaited where it is used; a failure before then is not an unhandled rejection.
+  result.catch(() => undefined);
+  const early: EarlyTransfer = {
+    result,
+    running: true,
+    stop: async () => {
+      if (!early.running) return;
+      early.running = false;
+      abort.abort();
+      await result.catch(() => undefined);
+    },
+  };
+  return early;
 }
 
 /** prepare --stage's stdin: the manifest and its signature under their marker lines. */
@@ -447,15 +528,18 @@ async function switchOne(staged: Staged, req: PublishRequest, ports: PublishPort
   }
 }
 
-/** Pruning only frees disk; a failure here never undoes a publication. Then the session is done. */
-async function pruneAndClose(s: Staged, req: PublishRequest, ports: PublishPorts): Promise<void> {
-  if (s.outcome.result === 'live') {
-    const pruned = await s.session.helper('prune', [String(req.keepReleases)]).catch(() => undefined);
-    const removed = (pruned?.stdout ?? '').split('\n').filter((l) => l.startsWith('pruned ')).map((l) => l.slice(7));
-    if (removed.length > 0) {
-      await ports.journal?.record({ difusor: s.difusor.id, cut: req.cut, phase: 'prune', result: 'ok', detail: { removed } });
-    }
+/** Pruning only frees disk (old releases, what a stopped transfer left); a failure here never undoes a publication. */
+async function prune(session: DifusorSession, d: Difusor, req: PublishRequest, ports: PublishPorts): Promise<void> {
+  const pruned = await session.helper('prune', [String(req.keepReleases)]).catch(() => undefined);
+  const removed = (pruned?.stdout ?? '').split('\n').filter((l) => l.startsWith('pruned ')).map((l) => l.slice(7));
+  if (removed.length > 0) {
+    await ports.journal?.record({ difusor: d.id, cut: req.cut, phase: 'prune', result: 'ok', detail: { removed } });
   }
+}
+
+/** Then the session is done. */
+async function pruneAndClose(s: Staged, req: PublishRequest, ports: PublishPorts): Promise<void> {
+  if (s.outcome.result === 'live') await prune(s.session, s.difusor, req, ports);
   s.session.close();
 }
 

@@ -59,6 +59,21 @@ export class StateStore {
     return parsed;
   }
 
+  private readonly published = new Map<string, Promise<Map<string, string> | undefined>>();
+
+  /** The hashes of a cut this host published, as its own copy says: for a guess of what a difusor holds, never to link by. */
+  publishedHashes(cut: string): Promise<Map<string, string> | undefined> {
+    let parsed = this.published.get(cut);
+    if (!parsed) {
+      parsed = readFile(this.manifestFile(cut), 'utf8').then(
+        (text) => parseManifest(text),
+        () => undefined,
+      );
+      this.published.set(cut, parsed);
+    }
+    return parsed;
+  }
+
   private async readManifestHashes(cut: string, digest: string): Promise<Map<string, string> | undefined> {
     const text = await readFile(this.manifestFile(cut), 'utf8').catch(() => undefined);
     if (text === undefined || sha256Hex(text) !== digest) return undefined;

@@ -29,8 +29,16 @@ export interface DifusorSession {
     cut: string,
     files: string[],
     onProgress?: (bytes: number, percent: number) => void,
+    opts?: TransferOptions,
   ): Promise<RsyncResult>;
   close(): void;
+}
+
+export interface TransferOptions {
+  /** Into this run's incoming directory (rsync's `incoming`), not the staging prepare builds. */
+  incoming?: string;
+  /** Stops the transfer (rsync is killed): one sent on a guess that prepare proved wrong. */
+  signal?: AbortSignal;
 }
 
 export interface OpenOptions {
@@ -185,13 +193,14 @@ function sshSession(
       shell.exec(helperCommand(difusor, verb, args), { stdin: opts.stdin ?? '', timeoutMs: opts.timeoutMs ?? 5 * MINUTE }),
     helperToStream: (verb, args, sink, opts = {}) =>
       shell.exec(helperCommand(difusor, verb, args), { stdin: '', stdoutTo: sink, timeoutMs: opts.timeoutMs ?? limits.transferTimeoutMs }),
-    transfer: async (sourceDir, cut, files, onProgress) => {
+    transfer: async (sourceDir, cut, files, onProgress, { incoming, signal } = {}) => {
       // A master still in its handshake is nearer than a handshake of rsync's own; a dead one is not waited for.
       const [from] = await Promise.all([source(sourceDir, files), master.ready(MASTER_WAIT_MS)]);
       return runRsync(
         {
           ...from,
           cut,
+          incoming,
           ioTimeoutS: limits.ioTimeoutS,
           compress: limits.compress,
           destination: {
@@ -202,7 +211,7 @@ function sshSession(
           },
         },
         files,
-        { timeoutMs: limits.transferTimeoutMs, onProgress },
+        { timeoutMs: limits.transferTimeoutMs, onProgress, signal },
       );
     },
     close: () => {
@@ -230,12 +239,15 @@ function localSession(difusor: Difusor, transferTimeoutMs: number, source: Sourc
       });
       return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
     },
-    transfer: async (sourceDir, cut, files, onProgress) =>
-      runRsync(
-        { ...(await source(sourceDir, files)), cut, ioTimeoutS: 60, destination: { kind: 'local', root: difusor.path } },
+    transfer: async (sourceDir, cut, files, onProgress, { incoming, signal } = {}) => {
+      // The helper's rsync verb makes .staging for an incoming directory on an ssh difusor; here rsync writes directly.
+      if (incoming !== undefined) await mkdir(path.join(difusor.path, '.staging'), { recursive: true });
+      return runRsync(
+        { ...(await source(sourceDir, files)), cut, incoming, ioTimeoutS: 60, destination: { kind: 'local', root: difusor.path } },
         files,
-        { timeoutMs: transferTimeoutMs, onProgress },
-      ),
+        { timeoutMs: transferTimeoutMs, onProgress, signal },
+      );
+    },
     close: () => undefined,
   };
 }

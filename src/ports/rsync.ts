@@ -17,6 +17,8 @@ export interface RsyncRequest {
   progress?: boolean;
   /** zlib on the text (HTML, JSON, CSV); never on what is already compressed. */
   compress?: boolean;
+  /** Into this run's incoming directory, .staging/<cut>.in-<token>/, rather than the staging itself. */
+  incoming?: string;
 }
 
 
@@ -42,8 +44,9 @@ export function formatRsyncArgs(req: RsyncRequest): string[] {
     ...(req.progress === false ? [] : ['--info=progress2']),
   ];
   const source = req.sourceDir.endsWith('/') ? req.sourceDir : `${req.sourceDir}/`;
+  const into = `.staging/${req.cut}${req.incoming === undefined ? '' : `.in-${req.incoming}`}/`;
   if (req.destination.kind === 'local') {
-    return [...args, source, `${req.destination.root}/.staging/${req.cut}/`];
+    return [...args, source, `${req.destination.root}/${into}`];
   }
   return [
     ...args,
@@ -52,7 +55,7 @@ export function formatRsyncArgs(req: RsyncRequest): string[] {
     '--rsync-path',
     req.destination.remoteRsyncPath,
     source,
-    `${req.destination.alias}:.staging/${req.cut}/`,
+    `${req.destination.alias}:${into}`,
   ];
 }
 

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { readdir, readFile, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -129,15 +129,18 @@ describe('a publish killed with SIGKILL, then run again', () => {
   test('killed during the transfer: everyone keeps the old cut; the rerun takes the lock over and finishes', async () => {
     const run = spawnCli(['publish', path.join(cuts, CUT_B), '--registry', registry], { DIFUSION_NOW: NOW });
     await run.line(/\sstaging\s/);
-    // rsync starts alongside the linked copy: kill once bytes have landed in staging somewhere.
-    const landed = (): boolean =>
-      lab.difusores.some((d) => existsSync(path.join(d.path, '.staging', CUT_B)) || existsSync(path.join(d.path, '.staging', `${CUT_B}.in`)));
+    // rsync may start before prepare built the staging (into this run's incoming directory): kill once bytes
+    // have landed under .staging somewhere.
+    const staged = (d: { path: string }): boolean =>
+      existsSync(path.join(d.path, '.staging', CUT_B)) ||
+      (existsSync(path.join(d.path, '.staging')) && readdirSync(path.join(d.path, '.staging')).some((n) => n.startsWith(`${CUT_B}.in-`)));
+    const landed = (): boolean => lab.difusores.some(staged);
     for (let i = 0; i < 600 && !landed(); i++) await sleep(20);
     await kill(run);
     expect(await expectWhole([CUT_A])).toEqual(Object.fromEntries(lab.difusores.map((d) => [d.id, CUT_A])));
     // The transfer it was in left its half-filled staging (or what rsync had received alongside it) behind; the
     // rerun must clean it, never serve it.
-    expect(lab.difusores.some((d) => existsSync(path.join(d.path, '.staging', CUT_B)) || existsSync(path.join(d.path, '.staging', `${CUT_B}.in`)))).toBe(true);
+    expect(lab.difusores.some(staged)).toBe(true);
     await rerunAndCheck(CUT_B, run.pid);
   }, T);
 

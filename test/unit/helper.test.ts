@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   existsSync,
+  linkSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
@@ -271,6 +272,25 @@ describe('difusion-helper: prepare --stage (a new release staged in the same rou
     expect(readdirSync(path.join(root, '.staging'))).toEqual([]);
   }, T);
 
+  it('with --incoming, spares this run\'s incoming directory while clearing every other leftover', () => {
+    release('20220605_2015', { 'index.html': 'viejo' });
+    symlinkSync('releases/20220605_2015', path.join(root, 'current'));
+    put(`.staging/${NEW}.in-run1/index.html`, 'nuevo');
+    put(`.staging/${NEW}.in-run0/index.html`, 'de una corrida muerta');
+    put(`.staging/${NEW}/index.html`, 'a medias');
+    put('.staging/.oculto', 'x');
+    ok(helper('prepare', [NEW, '--stage', '--incoming', 'run1'], `/MANIFEST.sha256\n${manifestOf({ 'index.html': 'nuevo' })}`));
+    expect(readdirSync(path.join(root, '.staging')).sort()).toEqual([NEW, `${NEW}.in-run1`]);
+    expect(readFileSync(path.join(root, '.staging', `${NEW}.in-run1`, 'index.html'), 'utf8')).toBe('nuevo');
+    expect(readdirSync(staged())).toEqual(['MANIFEST.sha256']);
+  }, T);
+
+  it.each([['run-1'], [''], ['a'.repeat(41)], ['../x']])('refuses the incoming token %j', (token) => {
+    const r = helper('prepare', [NEW, '--stage', '--incoming', token]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`difusion-helper: not an incoming token: ${token}\n`);
+  }, T);
+
   it('refuses other options, and --stage on inspect', () => {
     expect(helper('prepare', [NEW, '--link']).stderr).toBe(`difusion-helper: refused: prepare ${NEW} --link\n`);
     const r = helper('inspect', [NEW, '--stage']);
@@ -365,6 +385,24 @@ describe('difusion-helper: verify, promote', () => {
     expect(out).toBe('check 0\nf 5 index.html\n');
   }, T);
 
+  it('verify --incoming first merges what was sent early: a sent file replaces a linked one, the live one stays', () => {
+    put('releases/20220605_2015/index.html', 'vivo');
+    rmSync(path.join(root, '.staging/20220605_2030/index.html'));
+    linkSync(path.join(root, 'releases/20220605_2015/index.html'), path.join(root, '.staging/20220605_2030/index.html'));
+    put('.staging/20220605_2030.in-run1/index.html', 'enviado');
+    put('.staging/20220605_2030.in-run1/actas/1_A.jpg', 'acta');
+    const out = ok(helper('verify', ['20220605_2030', '--incoming', 'run1'], `${sha('enviado')}  index.html\n${sha('acta')}  actas/1_A.jpg\n`));
+    expect(out.split('\n')[0]).toBe('check 0');
+    expect(out.split('\n').slice(1).filter(Boolean).sort()).toEqual(['f 4 actas/1_A.jpg', 'f 7 index.html']);
+    expect(existsSync(path.join(root, '.staging/20220605_2030.in-run1'))).toBe(false);
+    expect(readFileSync(path.join(root, 'releases/20220605_2015/index.html'), 'utf8')).toBe('vivo');
+  }, T);
+
+  it('verify refuses other options', () => {
+    expect(helper('verify', ['20220605_2030', '--merge']).stderr).toBe('difusion-helper: refused: verify 20220605_2030 --merge\n');
+    expect(helper('verify', ['20220605_2030', '--incoming', 'a/b']).stderr).toBe('difusion-helper: not an incoming token: a/b\n');
+  }, T);
+
   it('verify names the file that differs', () => {
     const out = ok(helper('verify', ['20220605_2030'], `${sha('otro')}  index.html\n`));
     expect(out).toMatch(/^check 1\nx index.html: FAILED\n(x .*\n)*f 5 index.html\n$/);
@@ -444,6 +482,18 @@ describe('difusion-helper: prune', () => {
     ]);
   }, T);
 
+  it('clears what a transfer sent on a useless guess, and nothing else in staging', () => {
+    release('20220605_2015', { a: '1' });
+    symlinkSync('releases/20220605_2015', path.join(root, 'current'));
+    put('.staging/20220605_2030.in-run1/index.html', 'enviado de más');
+    put('.staging/otra-cosa/x', 'x');
+    mkdirSync(path.join(work, 'fuera'));
+    symlinkSync(path.join(work, 'fuera'), path.join(root, '.staging', '20220605_2045.in-run2'));
+    ok(helper('prune', ['2']));
+    expect(readdirSync(path.join(root, '.staging')).sort()).toEqual(['20220605_2045.in-run2', 'otra-cosa']);
+    expect(existsSync(path.join(work, 'fuera'))).toBe(true);
+  }, T);
+
   it('refuses a keep that is not a number', () => {
     const r = helper('prune', ['-1']);
     expect(r.code).toBe(2);
@@ -483,11 +533,31 @@ describe('difusion-helper: restricted access (SSH_ORIGINAL_COMMAND)', () => {
     ['rsync --inplace', 'rsync --server -logDtpre.iLsfxC --inplace . .staging/20220605_2015/', 'difusion-helper: refused: rsync --inplace\n'],
     ['rsync --append', 'rsync --server -logDtpre.iLsfxC --append . .staging/20220605_2015/', 'difusion-helper: refused: rsync --append\n'],
     ['rsync --append-verify', 'rsync --server --append-verify . .staging/20220605_2015/', 'difusion-helper: refused: rsync --append-verify\n'],
+    ['rsync into a crafted incoming name', 'rsync --server -logDtpre.iLsfxC . .staging/x/../../etc.in-a/', 'difusion-helper: not a cut id: x/../../etc\n'],
+    ['rsync into an incoming directory with a bad token', 'rsync --server -logDtpre.iLsfxC . .staging/20220605_2015.in-a.b/', 'difusion-helper: not an incoming token: a.b\n'],
   ])('refuses %s', (_what, request, message) => {
     const r = restricted(request);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(message);
     expect(r.stdout).toBe('');
+  }, T);
+
+  it('lets rsync write into this run\'s incoming directory before prepare ran, making .staging for it', () => {
+    const r = restricted('rsync --server --difusion-bogus-option . .staging/20220605_2015.in-run1/');
+    expect(r.stderr).not.toContain('difusion-helper');
+    expect(r.stderr).toContain('--difusion-bogus-option: unknown option');
+    expect(statSync(path.join(root, '.staging')).isDirectory()).toBe(true);
+  }, T);
+
+  it('refuses an incoming directory that is a symlink, or a .staging that is one', () => {
+    mkdirSync(path.join(root, '.staging'));
+    symlinkSync('/tmp', path.join(root, '.staging', '20220605_2015.in-run1'));
+    expect(restricted('rsync --server -logDtpre.iLsfxC . .staging/20220605_2015.in-run1/').stderr).toBe(
+      'difusion-helper: refused: .staging/20220605_2015.in-run1 is a symlink\n',
+    );
+    rmSync(path.join(root, '.staging'), { recursive: true });
+    symlinkSync('/tmp', path.join(root, '.staging'));
+    expect(restricted('rsync --server -logDtpre.iLsfxC . .staging/20220605_2015.in-run1/').stderr).toBe('difusion-helper: .staging is not a directory\n');
   }, T);
 
   it('lets rsync write into a cut\'s staging only once prepare made it', () => {

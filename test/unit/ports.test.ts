@@ -79,6 +79,19 @@ describe('formatRsyncArgs', () => {
     ).toEqual([...common, '/srv/cortes/20220605_2015/', '/srv/espejo/.staging/20220605_2015/']);
   }, T);
 
+  it('writes into this run\'s incoming directory when asked, locally and over ssh', () => {
+    const local = formatRsyncArgs({ sourceDir: '/c', cut: '20220605_2015', incoming: 'run1', ioTimeoutS: 60, destination: { kind: 'local', root: '/e' } });
+    expect(local.at(-1)).toBe('/e/.staging/20220605_2015.in-run1/');
+    const ssh = formatRsyncArgs({
+      sourceDir: '/c',
+      cut: '20220605_2015',
+      incoming: 'run1',
+      ioTimeoutS: 60,
+      destination: { kind: 'ssh', alias: 'd', sshConfigFile: '/f', remoteRsyncPath: 'rsync' },
+    });
+    expect(ssh.at(-1)).toBe('d:.staging/20220605_2015.in-run1/');
+  }, T);
+
   it('does not double a trailing slash the source already has', () => {
     const args = formatRsyncArgs({ sourceDir: '/srv/c/', cut: '20220605_2015', ioTimeoutS: 60, destination: { kind: 'local', root: '/e' } });
     expect(args.at(-2)).toBe('/srv/c/');

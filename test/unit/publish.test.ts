@@ -70,6 +70,7 @@ class FakeConnector implements DifusorConnector {
   readonly log: string[] = [];
   readonly stdin = new Map<string, string>();
   readonly transfers = new Map<string, string[]>();
+  readonly transferLog: Array<{ id: string; files: string[]; incoming?: string; signal?: AbortSignal }> = [];
   openSessions = 0;
   maxOpenSessions = 0;
   inFlight = new Set<string>();
@@ -131,11 +132,18 @@ class FakeConnector implements DifusorConnector {
         if (verb === 'promote' || out.code !== 0) this.inFlight.delete(d.id);
         return out;
       },
-      transfer: async (_sourceDir, cut, files) => {
+      transfer: async (_sourceDir, cut, files, _onProgress, transferOptions = {}) => {
         this.log.push(`${d.id}:transfer`);
         this.transfers.set(`${d.id}:${cut}`, files);
+        this.transferLog.push({ id: d.id, files, incoming: transferOptions.incoming, signal: transferOptions.signal });
         if (opts.delayMs) await sleep(opts.delayMs);
-        if (opts.transferGate) await opts.transferGate;
+        if (opts.transferGate) {
+          const signal = transferOptions.signal;
+          await Promise.race([
+            opts.transferGate,
+            new Promise<void>((_resolve, reject) => signal?.addEventListener('abort', () => reject(new Error('rsync killed')))),
+          ]);
+        }
         if (opts.transferError) {
           this.inFlight.delete(d.id);
           throw new Error(opts.transferError);
@@ -190,7 +198,14 @@ async function publish(
     },
     {
       connector,
-      state: { manifestHashes: async (cut, digest) => (cut === PREVIOUS && digest === previousManifest.digest ? baseHashes : undefined) },
+      state: {
+        manifestHashes: async (cut, digest) =>
+          cut === PREVIOUS && digest === previousManifest.digest
+            ? baseHashes
+            : cut === CUT && digest === manifest.digest
+              ? new Map(manifest.entries.map((e) => [e.path, e.sha256]))
+              : undefined,
+      },
       journal: { record: async (entry) => void journal.push(entry) },
       observer: { phase: (id, phase, detail) => phases.push([id, phase, detail]) },
       now: () => (clock += 10),
@@ -713,5 +728,76 @@ describe('exitCodeFor', () => {
     [['failed', 'failed'], 1],
   ] as Array<[DifusorOutcome['result'][], number]>)('%j → %i', (results, code) => {
     expect(exitCodeFor(results.map(o))).toBe(code);
+  });
+});
+
+describe('publishCut: the transfer starts on a guess while prepare builds the staging', () => {
+  const lastLive = new Map([['a', { cut: PREVIOUS, hashes: new Map(previousManifest.entries.map((e) => [e.path, e.sha256])) }]]);
+  const early = { incoming: 'run1', lastLive };
+
+  it('sends what changed since the cut last seen live, before prepare answers, and merges it at verify', async () => {
+    const { connector, report } = await publish(['a'], {}, early);
+    expect(connector.verbsOf('a')).toEqual(['open', 'transfer', 'prepare', 'verify', 'promote', 'switch', 'prune', 'close']);
+    expect(connector.transferLog).toEqual([expect.objectContaining({ files: ['actas/2_A.jpg', 'index.html'], incoming: 'run1' })]);
+    expect(connector.stdin.has(`a:prepare:${CUT} --stage --incoming run1`)).toBe(true);
+    expect(connector.stdin.get(`a:verify:${CUT} --incoming run1`)).toBe(
+      manifestText(cutManifest.entries.filter((e) => e.path !== 'actas/1_A.jpg')) + `${sha(cutManifest.text)}  MANIFEST.sha256\n`,
+    );
+    expect(outcome(report, 'a')).toMatchObject({ result: 'live', filesSent: 2, filesLinked: 1 });
+  });
+
+  it('a wrong guess sends the rest after it, into the same incoming directory, and verifies both', async () => {
+    // The staging lacks the acta too (its base copy had the wrong size): the guess did not send it.
+    const short = stagedAnswer(previousManifest, cutManifest).replace('f 7 actas/1_A.jpg', 'f 3 actas/1_A.jpg');
+    const { connector, report } = await publish(['a'], { a: { verbs: { prepare: () => okOut(short) } } }, early);
+    expect(connector.transferLog.map((t) => [t.files, t.incoming])).toEqual([
+      [['actas/2_A.jpg', 'index.html'], 'run1'],
+      [['actas/1_A.jpg'], 'run1'],
+    ]);
+    const checks = connector.stdin.get(`a:verify:${CUT} --incoming run1`) as string;
+    expect(checks.split('\n').filter(Boolean).map((l) => l.slice(66)).sort()).toEqual(['MANIFEST.sha256', 'actas/1_A.jpg', 'actas/2_A.jpg', 'index.html']);
+    expect(outcome(report, 'a')).toMatchObject({ result: 'live', filesSent: 3 });
+  });
+
+  it('stops the early transfer when the cut turns out to be there already, and only switches', async () => {
+    const whole = `live ${PREVIOUS}\nfree 1000000\nbase ${CUT}\nmanifest ${cutManifest.digest}\n${inventory(cutManifest)}`;
+    const gate = new Promise<void>(() => undefined);
+    const { connector, report } = await publish(['a'], { a: { verbs: { prepare: () => okOut(whole) }, transferGate: gate } }, early);
+    expect(connector.transferLog[0]?.signal?.aborted).toBe(true);
+    expect(connector.verbsOf('a')).toEqual(['open', 'transfer', 'prepare', 'switch', 'prune', 'close']);
+    expect(outcome(report, 'a')).toMatchObject({ result: 'live', plan: 'switch-only', filesSent: 0 });
+  });
+
+  it('an early transfer stopped because the cut is live already is cleared away by a prune', async () => {
+    const live = `live ${CUT}\nfree 1000000\nbase ${CUT}\nmanifest ${cutManifest.digest}\n${inventory(cutManifest)}`;
+    const gate = new Promise<void>(() => undefined);
+    const { connector, report } = await publish(['a'], { a: { verbs: { prepare: () => okOut(live) }, transferGate: gate } }, early);
+    expect(connector.transferLog[0]?.signal?.aborted).toBe(true);
+    expect(connector.verbsOf('a')).toEqual(['open', 'transfer', 'prepare', 'prune', 'close']);
+    expect(outcome(report, 'a')).toMatchObject({ result: 'up-to-date' });
+  });
+
+  it('stops the early transfer before closing when prepare fails', async () => {
+    const gate = new Promise<void>(() => undefined);
+    const { connector, report } = await publish(
+      ['a'],
+      { a: { verbs: { prepare: () => ({ code: 2, stdout: '', stderr: 'difusion-helper: .staging is not a directory\n' }) }, transferGate: gate } },
+      early,
+    );
+    expect(connector.transferLog[0]?.signal?.aborted).toBe(true);
+    expect(outcome(report, 'a')).toMatchObject({ failedPhase: 'preparing', error: 'prepare failed (exit 2): difusion-helper: .staging is not a directory' });
+    expect(connector.verbsOf('a').slice(-1)).toEqual(['close']);
+  });
+
+  it('an early transfer that fails fails the difusor at staging, after prepare', async () => {
+    const { connector, report } = await publish(['a'], { a: { transferError: 'rsync exit 12 (connection lost?)' } }, early);
+    expect(outcome(report, 'a')).toMatchObject({ failedPhase: 'staging', error: 'rsync exit 12 (connection lost?)' });
+    expect(connector.verbsOf('a')).toEqual(['open', 'transfer', 'prepare', 'close']);
+  });
+
+  it('guesses nothing without an incoming name, for a difusor likely live, or in a dry run', async () => {
+    expect((await publish(['a'], {}, { lastLive })).connector.verbsOf('a').slice(0, 3)).toEqual(['open', 'prepare', 'transfer']);
+    expect((await publish(['a'], {}, { ...early, likelyLive: new Set(['a']) })).connector.transferLog[0]?.incoming).toBeUndefined();
+    expect((await publish(['a'], {}, { ...early, dryRun: true })).connector.transferLog).toEqual([]);
   });
 });
