@@ -393,7 +393,7 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
     session?.close();
     outcome.result = 'failed';
     outcome.failedPhase = error instanceof StepError ? error.phase : phase;
-    outcome.error = error instanceof Error ? error.message : String(error);
+    outcome.error = withHelperHint(d, error instanceof Error ? error.message : String(error));
     outcome.seconds = (now() - startedAt) / 1000;
     observe('failed', outcome.error);
     await ports.journal?.record({
@@ -408,6 +408,15 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
     });
     return outcome;
   }
+}
+
+/**
+ * A restricted difusor runs the helper its admin installed: one from an older difusion refuses what this one
+ * asks, and the operator should hear where the fix is, not only the refusal.
+ */
+export function withHelperHint(d: Difusor, message: string): string {
+  if (d.access !== 'restricted' || !message.includes('difusion-helper: refused')) return message;
+  return `${message} (the helper installed there may be older than this difusion: \`difusion preflight\` checks it; \`difusion onboard ${d.id}\` prints the one to install)`;
 }
 
 /** What changed since the cut last seen live on a difusor: what its staging will most likely lack. */

@@ -211,11 +211,13 @@ test('an installed helper older than the client: preflight names it, a publish f
       ok: false,
       detail: expect.stringMatching(/^the installed helper speaks protocol 1, this difusion needs \d+: the difusor's admin reinstalls it \(difusion onboard d1 prints it\)/),
     });
-    // A new cut, so the publish needs link (an older one already there would only be switched to).
+    // A cut the difusor holds with other content, so the publish repairs it through link.
     const next = '20220605_2100_PREP_DGO';
     await writeCut(path.join(cuts, next), next, { ...SHAPE, counted: 30 }, path.join(cuts, CUT_C));
     const run = await publish(registry, path.join(cuts, next));
     expect(run.outcomes[0]).toMatchObject({ result: 'failed', failedPhase: 'linking', error: expect.stringContaining('refused path: /MANIFEST.sha256') });
+    // And the failure says where the fix is.
+    expect(run.outcomes[0]?.error).toContain('the helper installed there may be older than this difusion: `difusion preflight` checks it; `difusion onboard d1`');
     expect(await liveCut(d.path)).toBe(live);
     expect(await checkLive(d.path)).toEqual({ ok: true, output: '' });
   } finally {

@@ -436,6 +436,17 @@ describe('publishCut: two phases across difusores', () => {
     expect(connector.verbsOf('a')).toEqual(['open', 'prepare', 'close']);
   });
 
+  it('names where the fix is when the helper a restricted difusor\'s admin installed refuses a step', async () => {
+    const refused = 'rsync exit 12 (the connection was lost mid-transfer): difusion-helper: refused: rsync into .staging/x/';
+    const restricted = { ...difusor('a'), access: 'restricted' as const };
+    const { report } = await publish(['a'], { a: { transferError: refused } }, { targets: [restricted] });
+    expect(outcome(report, 'a').error).toBe(
+      `${refused} (the helper installed there may be older than this difusion: \`difusion preflight\` checks it; \`difusion onboard a\` prints the one to install)`,
+    );
+    // A shell account gets the helper inline, always the current one: no such hint.
+    expect(outcome(await publish(['a'], { a: { transferError: refused } }).then((r) => r.report), 'a').error).toBe(refused);
+  });
+
   it('every difusor failing is exit 1', async () => {
     const { report } = await publish(['a', 'b'], { a: { openError: 'host key mismatch' }, b: { transferError: 'rsync exit 12' } });
     expect(report.outcomes.map((o) => o.result)).toEqual(['failed', 'failed']);
