@@ -170,12 +170,17 @@ read_manifest() {
 		{ print > out }' || die 'cannot read the manifest'
 }
 
-# .staging/CUT as hard links to releases/BASE, minus the paths DROP lists (then DROP is removed).
+# .staging/CUT as hard links to releases/BASE, minus the paths DROP lists (then DROP is removed). A path that is
+# not plainly inside the release (a name holding a newline can forge one in an inventory) is refused, never removed.
 link_staging() {
+	if bad=$(grep -E -m1 '^$|^/|^\.\.(/|$)|/\.\.(/|$)' "$3"); then
+		rm -f "$3" ".staging/.manifest.$1" ".staging/.sig.$1"
+		die "refused path: $bad"
+	fi
 	# Hard links: unchanged files share the base release's inodes, so they cost no bytes and no time. Nothing
 	# ever writes into one: rsync replaces a file by renaming a new one over it, and so do the manifest's moves.
 	cp -al "releases/$2" ".staging/$1" || die "cannot link releases/$2 into staging"
-	(cd ".staging/$1" && tr '\n' '\0' <"../../$3" | xargs -0 -r rm -rf --) || die 'cannot clean the linked copy'
+	(cd ".staging/$1" && tr '\n' '\0' <"../../$3" | xargs -0 -r rm -rf --) || die "cannot remove what changed from the linked copy in .staging/$1"
 	rm -f "$3"
 	# A directory the cut no longer has would survive, empty, from the linked copy; rmdir only takes empty ones.
 	find ".staging/$1" -depth -type d -exec rmdir {} + 2>/dev/null
@@ -313,7 +318,7 @@ prepare | inspect)
 				}
 				BEGIN { load(old, was); load(new, now) }
 				/^f / { p = $0; sub(/^f [0-9]+ /, "", p); if ((p in now) && (p in was) && now[p] == was[p]) next; print p; next }
-				/^o / { print substr($0, 3) }' >".staging/.drop.$cut" || die 'cannot plan the staging'
+				/^o / { print substr($0, 3) }' >".staging/.drop.$cut" || die "cannot plan the staging of $cut from releases/$base"
 			link_staging "$cut" "$base" ".staging/.drop.$cut"
 		else
 			mkdir ".staging/$cut" || die "cannot create staging for $cut"
@@ -322,7 +327,7 @@ prepare | inspect)
 		echo "staged $cut"
 		inventory ".staging/$cut"
 	else
-		rm -f "$manifest" "$sig"
+		if [ -n "$stage" ]; then rm -f "$manifest" "$sig"; fi
 		if [ -n "$base" ]; then inventory "releases/$base"; fi
 	fi
 	;;
@@ -338,11 +343,11 @@ link)
 	# and its signature under their marker lines.
 	drop=".staging/.drop.$cut" manifest=".staging/.manifest.$cut" sig=".staging/.sig.$cut"
 	read_manifest "$manifest" "$sig" "$drop"
-	if bad=$(grep -E -m1 '^$|^/|^\.\.(/|$)|/\.\.(/|$)' "$drop"); then
-		rm -f "$drop" "$manifest" "$sig"
-		die "refused path: $bad"
-	fi
 	if [ "$base" = - ]; then
+		if bad=$(grep -E -m1 '^$|^/|^\.\.(/|$)|/\.\.(/|$)' "$drop"); then
+			rm -f "$drop" "$manifest" "$sig"
+			die "refused path: $bad"
+		fi
 		mkdir ".staging/$cut" || die "cannot create staging for $cut"
 		rm -f "$drop"
 	else
@@ -378,6 +383,7 @@ rsync)
 		mkdir -p .staging || die "cannot create $ROOT/.staging"
 		[ ! -L ".staging/$cut.in-$token" ] || die "refused: .staging/$cut.in-$token is a symlink"
 	else
+		[ ! -L .staging ] && [ ! -L ".staging/$cut" ] || die "refused: .staging or .staging/$cut is a symlink"
 		[ -d ".staging/$cut" ] || die "no staging for $cut"
 	fi
 	exec rsync "$@"

@@ -201,6 +201,14 @@ describe('difusion-helper: prepare and inspect', () => {
     expect(listing(root)).toEqual(before);
   }, T);
 
+  it('inspect leaves alone the manifest a concurrent prepare --stage is reading', () => {
+    release('20220605_2015', { 'index.html': 'hola' });
+    symlinkSync('releases/20220605_2015', path.join(root, 'current'));
+    put('.staging/.manifest.20220605_2030', 'm');
+    ok(helper('inspect', ['20220605_2030']));
+    expect(existsSync(path.join(root, '.staging/.manifest.20220605_2030'))).toBe(true);
+  }, T);
+
   it('inspect on a fresh difusor creates nothing', () => {
     expect(ok(helper('inspect', ['20220605_2015']))).toMatch(/^free \d+\n$/);
     expect(readdirSync(root)).toEqual([]);
@@ -246,13 +254,36 @@ describe('difusion-helper: prepare --stage (a new release staged in the same rou
     expect(readdirSync(staged()).sort()).toEqual(['MANIFEST.sha256', 'index.html']);
   }, T);
 
-  it('links nothing from a base whose manifest is missing or a symlink', () => {
+  it('links nothing from a base whose manifest is a symlink, even to one that vouches for the file', () => {
     release('20220605_2015', { 'index.html': 'igual' });
+    const vouching = path.join(work, 'vouching.sha256');
+    writeFileSync(vouching, `${sha('igual')}  index.html\n`);
     rmSync(path.join(root, 'releases/20220605_2015/MANIFEST.sha256'));
-    symlinkSync('../../x', path.join(root, 'releases/20220605_2015/MANIFEST.sha256'));
+    symlinkSync(vouching, path.join(root, 'releases/20220605_2015/MANIFEST.sha256'));
     symlinkSync('releases/20220605_2015', path.join(root, 'current'));
     ok(helper('prepare', [NEW, '--stage'], `/MANIFEST.sha256\n${manifestOf({ 'index.html': 'igual' })}`));
     expect(readdirSync(staged())).toEqual(['MANIFEST.sha256']);
+  }, T);
+
+  it('links nothing from a base without a manifest', () => {
+    release('20220605_2015', { 'index.html': 'igual' });
+    rmSync(path.join(root, 'releases/20220605_2015/MANIFEST.sha256'));
+    symlinkSync('releases/20220605_2015', path.join(root, 'current'));
+    ok(helper('prepare', [NEW, '--stage'], `/MANIFEST.sha256\n${manifestOf({ 'index.html': 'igual' })}`));
+    expect(readdirSync(staged())).toEqual(['MANIFEST.sha256']);
+  }, T);
+
+  it('refuses a base whose names forge an inventory line with a path outside the release, and removes nothing', () => {
+    release('20220605_2015', { 'index.html': 'igual' });
+    const victim = path.join(work, 'victim');
+    writeFileSync(victim, 'keep');
+    // A directory named "x\nf 0 " makes find print "f 0 <victim>" as a line of its own.
+    put(`releases/20220605_2015/x\nf 0 ${victim}`, 'x');
+    symlinkSync('releases/20220605_2015', path.join(root, 'current'));
+    const r = helper('prepare', [NEW, '--stage'], `/MANIFEST.sha256\n${manifestOf({ 'index.html': 'igual' })}`);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`difusion-helper: refused path: ${victim}\n`);
+    expect(readFileSync(victim, 'utf8')).toBe('keep');
   }, T);
 
   it('on a fresh difusor stages only the manifest', () => {

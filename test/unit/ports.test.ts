@@ -180,7 +180,8 @@ describe('runRsync (real rsync, local destination)', () => {
     const { src, root } = setup();
     const live = path.join(root, 'releases', '20220605_2000');
     mkdirSync(live, { recursive: true });
-    // Same size and an older mtime than the source, and then the same mtime: rsync must send it either way.
+    // Same size and the same mtime as the source: rsync's quick check would skip it, --ignore-times sends it.
+    // (That the helper refuses --inplace and --append, which would write into it, is helper.test's.)
     writeFileSync(path.join(live, 'index.html'), 'viej');
     linkSync(path.join(live, 'index.html'), path.join(root, '.staging', '20220605_2015', 'index.html'));
     utimesSync(path.join(live, 'index.html'), statSync(path.join(src, 'index.html')).atime, statSync(path.join(src, 'index.html')).mtime);
