@@ -364,6 +364,20 @@ rsync)
 		--sender | --sender=* | --remove-source-files* | --delete* | --backup-dir* | --temp-dir* | --partial-dir* | --log-file* | --write-devices | --copy-devices | --link-dest* | --copy-dest* | --compare-dest* | --inplace | --append*)
 			die "refused: rsync $a"
 			;;
+		# Symlinks made in staging (--links), or followed there (--keep-dirlinks), or a temp dir anywhere (-T) would
+		# let the receiver write outside it; difusion sends files only, and none of these.
+		--links | --keep-dirlinks | --write-batch* | --only-write-batch* | --read-batch* | -T | -K | -l)
+			die "refused: rsync $a"
+			;;
+		--*) ;;
+		-*)
+			# A cluster of short options, then (after 'e') the protocol's capability letters, which are not options.
+			opts=${a#-}
+			opts=${opts%%e*}
+			case $opts in
+			*[lKT]*) die "refused: rsync $a" ;;
+			esac
+			;;
 		esac
 	done
 	eval "dest=\${$#}"

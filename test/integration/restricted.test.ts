@@ -92,10 +92,21 @@ describe('a restricted account (authorized_keys command= pinning the helper)', (
     }, T);
 
     test('rsync into anywhere but staging is refused', async () => {
-      const r = await sh.exec('rsync --server -logDtpre.iLsfxC . /tmp/elsewhere/', { timeoutMs: 10_000 });
+      const r = await sh.exec('rsync --server -WtprIRe.iLsfxCIvu . /tmp/elsewhere/', { timeoutMs: 10_000 });
       expect(r.code).not.toBe(0);
       expect(r.stderr).toMatch(/refused: rsync into \/tmp\/elsewhere\//);
       expect(existsSync('/tmp/elsewhere')).toBe(false);
+    }, T);
+
+    test('rsync that would make symlinks in staging, follow them, or keep temp files elsewhere is refused', async () => {
+      for (const [args, refused] of [
+        ['-rlte.iLsfxCIvu', '-rlte.iLsfxCIvu'],
+        ['-rKte.iLsfxCIvu', '-rKte.iLsfxCIvu'],
+        ['-rte.iLsfxCIvu -T /tmp', '-T'],
+      ]) {
+        const r = await sh.exec(`rsync --server ${args} . .staging/20220605_2015_PREP_DGO/`, { timeoutMs: 10_000 });
+        expect({ code: r.code, stderr: r.stderr.trim() }).toEqual({ code: 2, stderr: `difusion-helper: refused: rsync ${refused}` });
+      }
     }, T);
 
     test('path escapes in cut ids and in link paths are refused', async () => {

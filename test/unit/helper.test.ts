@@ -548,24 +548,32 @@ describe('difusion-helper: restricted access (SSH_ORIGINAL_COMMAND)', () => {
     ['a glob', 'prune *', 'difusion-helper: refused: not a difusion request\n'],
     ['quotes', "prepare '20220605_2015'", 'difusion-helper: refused: not a difusion request\n'],
     ['a newline', 'status\nrm -rf /', 'difusion-helper: refused: not a difusion request\n'],
-    ['rsync as sender', 'rsync --server --sender -logDtpre.iLsfxC . releases/20220605_2015/', 'difusion-helper: refused: rsync --sender\n'],
-    ['rsync into /etc', 'rsync --server -logDtpre.iLsfxC . /etc/', 'difusion-helper: refused: rsync into /etc/\n'],
-    ['rsync into a release', 'rsync --server -logDtpre.iLsfxC . releases/20220605_2015/', 'difusion-helper: refused: rsync into releases/20220605_2015/\n'],
+    ['rsync as sender', 'rsync --server --sender -WtprIRe.iLsfxCIvu . releases/20220605_2015/', 'difusion-helper: refused: rsync --sender\n'],
+    ['rsync into /etc', 'rsync --server -WtprIRe.iLsfxCIvu . /etc/', 'difusion-helper: refused: rsync into /etc/\n'],
+    ['rsync into a release', 'rsync --server -WtprIRe.iLsfxCIvu . releases/20220605_2015/', 'difusion-helper: refused: rsync into releases/20220605_2015/\n'],
     ['rsync with --delete', 'rsync --server --delete . .staging/20220605_2015/', 'difusion-helper: refused: rsync --delete\n'],
     ['rsync not as server', 'rsync -a /etc/ .staging/20220605_2015/', 'difusion-helper: refused: rsync must run as --server\n'],
     [
       'rsync escaping staging',
-      'rsync --server -logDtpre.iLsfxC . .staging/20220605_2015_a/../../../etc/',
+      'rsync --server -WtprIRe.iLsfxCIvu . .staging/20220605_2015_a/../../../etc/',
       'difusion-helper: not a cut id: 20220605_2015_a/../../../etc\n',
     ],
-    ['rsync into the staging root', 'rsync --server -logDtpre.iLsfxC . .staging/', 'difusion-helper: refused: rsync into .staging/\n'],
-    ['rsync into a staging without its slash', 'rsync --server -logDtpre.iLsfxC . .staging/20220605_2015', 'difusion-helper: refused: rsync into .staging/20220605_2015\n'],
+    ['rsync into the staging root', 'rsync --server -WtprIRe.iLsfxCIvu . .staging/', 'difusion-helper: refused: rsync into .staging/\n'],
+    ['rsync into a staging without its slash', 'rsync --server -WtprIRe.iLsfxCIvu . .staging/20220605_2015', 'difusion-helper: refused: rsync into .staging/20220605_2015\n'],
     // The staging holds hard links to the live release: writing into a file would write into what visitors get.
-    ['rsync --inplace', 'rsync --server -logDtpre.iLsfxC --inplace . .staging/20220605_2015/', 'difusion-helper: refused: rsync --inplace\n'],
-    ['rsync --append', 'rsync --server -logDtpre.iLsfxC --append . .staging/20220605_2015/', 'difusion-helper: refused: rsync --append\n'],
+    ['rsync --inplace', 'rsync --server -WtprIRe.iLsfxCIvu --inplace . .staging/20220605_2015/', 'difusion-helper: refused: rsync --inplace\n'],
+    ['rsync --append', 'rsync --server -WtprIRe.iLsfxCIvu --append . .staging/20220605_2015/', 'difusion-helper: refused: rsync --append\n'],
     ['rsync --append-verify', 'rsync --server --append-verify . .staging/20220605_2015/', 'difusion-helper: refused: rsync --append-verify\n'],
-    ['rsync into a crafted incoming name', 'rsync --server -logDtpre.iLsfxC . .staging/x/../../etc.in-a/', 'difusion-helper: not a cut id: x/../../etc\n'],
-    ['rsync into an incoming directory with a bad token', 'rsync --server -logDtpre.iLsfxC . .staging/20220605_2015.in-a.b/', 'difusion-helper: not an incoming token: a.b\n'],
+    // What difusion's rsync sends is files only: no symlink in staging, none followed, no temp dir elsewhere.
+    ['rsync making symlinks', 'rsync --server -WtprlIRe.iLsfxCIvu --timeout=60 . .staging/20220605_2015/', 'difusion-helper: refused: rsync -WtprlIRe.iLsfxCIvu\n'],
+    ['rsync following symlinked dirs', 'rsync --server -rK . .staging/20220605_2015/', 'difusion-helper: refused: rsync -rK\n'],
+    ['rsync with a temp dir elsewhere', 'rsync --server -WtprIRe.iLsfxCIvu -T /tmp . .staging/20220605_2015/', 'difusion-helper: refused: rsync -T\n'],
+    ['rsync with a temp dir in the cluster', 'rsync --server -rT/tmp . .staging/20220605_2015/', 'difusion-helper: refused: rsync -rT/tmp\n'],
+    ['rsync --links', 'rsync --server --links . .staging/20220605_2015/', 'difusion-helper: refused: rsync --links\n'],
+    ['rsync --keep-dirlinks', 'rsync --server --keep-dirlinks . .staging/20220605_2015/', 'difusion-helper: refused: rsync --keep-dirlinks\n'],
+    ['rsync --only-write-batch', 'rsync --server --only-write-batch=/tmp/b . .staging/20220605_2015/', 'difusion-helper: refused: rsync --only-write-batch=/tmp/b\n'],
+    ['rsync into a crafted incoming name', 'rsync --server -WtprIRe.iLsfxCIvu . .staging/x/../../etc.in-a/', 'difusion-helper: not a cut id: x/../../etc\n'],
+    ['rsync into an incoming directory with a bad token', 'rsync --server -WtprIRe.iLsfxCIvu . .staging/20220605_2015.in-a.b/', 'difusion-helper: not an incoming token: a.b\n'],
   ])('refuses %s', (_what, request, message) => {
     const r = restricted(request);
     expect(r.code).toBe(2);
@@ -583,12 +591,12 @@ describe('difusion-helper: restricted access (SSH_ORIGINAL_COMMAND)', () => {
   it('refuses an incoming directory that is a symlink, or a .staging that is one', () => {
     mkdirSync(path.join(root, '.staging'));
     symlinkSync('/tmp', path.join(root, '.staging', '20220605_2015.in-run1'));
-    expect(restricted('rsync --server -logDtpre.iLsfxC . .staging/20220605_2015.in-run1/').stderr).toBe(
+    expect(restricted('rsync --server -WtprIRe.iLsfxCIvu . .staging/20220605_2015.in-run1/').stderr).toBe(
       'difusion-helper: refused: .staging/20220605_2015.in-run1 is a symlink\n',
     );
     rmSync(path.join(root, '.staging'), { recursive: true });
     symlinkSync('/tmp', path.join(root, '.staging'));
-    expect(restricted('rsync --server -logDtpre.iLsfxC . .staging/20220605_2015.in-run1/').stderr).toBe('difusion-helper: .staging is not a directory\n');
+    expect(restricted('rsync --server -WtprIRe.iLsfxCIvu . .staging/20220605_2015.in-run1/').stderr).toBe('difusion-helper: .staging is not a directory\n');
   }, T);
 
   it('lets rsync write into a cut\'s staging only once prepare made it', () => {
