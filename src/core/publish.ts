@@ -383,6 +383,8 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
         filesSent: outcome.filesSent,
         filesLinked: plan.linked,
         previous: report.live,
+        // Sent while prepare ran, on the guess of what changed since the cut last seen live there.
+        ...(sentEarly.size > 0 ? { sentOnGuess: sentEarly.size, guessedFrom: req.lastLive?.get(d.id)?.cut } : {}),
         ...(outcome.signatureCheck ? { signatureCheck: outcome.signatureCheck } : {}),
       },
     });

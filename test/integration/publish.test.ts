@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startLab, type Lab } from './lab/sshd.js';
 import { writeCut } from '../../bench/prep-cut.js';
 import { checkLive, liveCut, publish, snapshot } from './support/publish.js';
+import { readJournal } from '../../src/core/journal.js';
 
 const T = 120_000;
 const SHAPE = { casillas: 60, counted: 20, imageBytes: 6000, seed: 'it' };
@@ -165,5 +166,39 @@ describe('publish over real sshd and rsync', () => {
     expect(result.outcomes.some((o) => o.filesToSend > 0)).toBe(true);
     const after = await Promise.all(lab.difusores.map((d) => snapshot(d.path)));
     expect(after).toEqual(before);
+  }, T);
+
+  test('where this host guesses wrong (a difusor wiped, one pointed back by its admin), the rest is sent after the guess', async () => {
+    const [wiped, pointedBack, untouched] = lab.difusores;
+    // Every difusor live on one cut, as this host knows; the next one shares its actas.
+    const cutD = '20220605_2200_PREP_DGO';
+    await writeCut(path.join(cuts, cutD), cutD, { ...SHAPE, counted: 45 }, path.join(cuts, CUT_C));
+    expect((await publish(registry, path.join(cuts, cutD))).exitCode).toBe(0);
+    const cutE = '20220605_2215_PREP_DGO';
+    await writeCut(path.join(cuts, cutE), cutE, { ...SHAPE, counted: 50 }, path.join(cuts, cutD));
+    for (const name of ['releases', 'current', '.staging']) await rm(path.join(wiped.path, name), { recursive: true, force: true });
+    const releases = (await readdir(path.join(pointedBack.path, 'releases'))).sort();
+    const older = releases[releases.length - 2] as string;
+    await rm(path.join(pointedBack.path, 'current'));
+    await symlink(`releases/${older}`, path.join(pointedBack.path, 'current'));
+
+    const result = await publish(registry, path.join(cuts, cutE));
+    expect(result.outcomes.map((o) => [o.id, o.result, o.error])).toEqual(lab.difusores.map((d) => [d.id, 'live', undefined]));
+    const of = (id: string): (typeof result.outcomes)[number] => result.outcomes.find((o) => o.id === id) as (typeof result.outcomes)[number];
+    // The wiped one had nothing to link from: it got every file, some on the guess and the rest after it.
+    expect(of(wiped.id)).toMatchObject({ filesLinked: 0, filesToSend: of(wiped.id).filesSent });
+    const staged = (await readJournal(lab.stateDir)).filter((e) => e.cut === cutE && e.phase === 'stage');
+    const guessed = (id: string): number => Number(staged.find((e) => e.difusor === id)?.detail?.sentOnGuess ?? 0);
+    for (const d of lab.difusores) expect(staged.find((e) => e.difusor === d.id)?.detail?.guessedFrom).toBeDefined();
+    expect(guessed(wiped.id)).toBeGreaterThan(0);
+    expect(guessed(wiped.id)).toBeLessThan(of(wiped.id).filesSent);
+    expect(of(pointedBack.id).previous).toBe(older);
+    expect(of(untouched.id).filesLinked).toBeGreaterThan(0);
+    for (const d of lab.difusores) {
+      expect(await liveCut(d.path)).toBe(`releases/${cutE}`);
+      expect(await checkLive(d.path)).toEqual({ ok: true, output: '' });
+      // Nothing left behind: the incoming directories were merged (or cleared) and removed.
+      expect(await readdir(path.join(d.path, '.staging'))).toEqual([]);
+    }
   }, T);
 });

@@ -747,8 +747,9 @@ describe('publishCut: the transfer starts on a guess while prepare builds the st
   const early = { incoming: 'run1', lastLive };
 
   it('sends what changed since the cut last seen live, before prepare answers, and merges it at verify', async () => {
-    const { connector, report } = await publish(['a'], {}, early);
+    const { connector, report, journal } = await publish(['a'], {}, early);
     expect(connector.verbsOf('a')).toEqual(['open', 'transfer', 'prepare', 'verify', 'promote', 'switch', 'prune', 'close']);
+    expect(journal.find((e) => e.phase === 'stage')?.detail).toMatchObject({ sentOnGuess: 2, guessedFrom: PREVIOUS, filesSent: 2 });
     expect(connector.transferLog).toEqual([expect.objectContaining({ files: ['actas/2_A.jpg', 'index.html'], incoming: 'run1' })]);
     expect(connector.stdin.has(`a:prepare:${CUT} --stage --incoming run1`)).toBe(true);
     expect(connector.stdin.get(`a:verify:${CUT} --incoming run1`)).toBe(
