@@ -228,8 +228,7 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
   let phase: Phase = 'connecting';
   let session: DifusorSession | undefined;
   let early: EarlyTransfer | undefined;
-  const progressOf = (id: string): ((bytes: number, percent: number) => void) | undefined =>
-    ports.observer?.progress ? (bytes, percent) => ports.observer?.progress?.(id, bytes, percent) : undefined;
+  const progress = ports.observer?.progress ? (bytes: number, percent: number) => ports.observer?.progress?.(d.id, bytes, percent) : undefined;
   const signed = req.signature !== undefined;
   try {
     observe('connecting');
@@ -244,7 +243,7 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
     // likely what the staging will lack. A wrong guess only sends correct files for nothing (and the rest after).
     const guessed = expectTransfer && req.incoming !== undefined ? guessSend(req.manifest, req.lastLive?.get(d.id)) : [];
     if (guessed.length > 0) {
-      early = sendEarly(session, req, guessed, progressOf(d.id));
+      early = sendEarly(session, req, guessed, progress);
     }
     // A real run hands prepare the new manifest, so a new release's staging is linked in the same round trip;
     // not where the cut is likely live already (cron's no-op), which would carry the manifest for nothing.
@@ -278,7 +277,8 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
       session.close();
       return outcome;
     }
-    // Sent on a guess the plan makes useless: stopped, and left to the next prepare to clear away.
+    // Sent on a guess the plan makes useless: stopped; the prune after the switch (or below, when there is no
+    // switch) clears what it left.
     if (early && (plan.kind !== 'new-release' || report.staged !== req.cut)) await early.stop();
     if (plan.kind === 'up-to-date') {
       outcome.result = 'up-to-date';
@@ -316,35 +316,15 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
     // sends replaces, by a rename, whatever linked file was there, so the live release's inodes are never written.
     phase = 'staging';
     observe(phase, `${plan.send.length} files`);
-    const counted = (sent: { filesSent: number; bytesSent: number }): void => {
-      outcome.filesSent += sent.filesSent;
-      outcome.bytesSent += sent.bytesSent;
-    };
-    const sentEarly = new Set(early?.running ? guessed.map((e) => e.path) : []);
-    if (early?.running) counted(await early.result);
-    // The rest only after the early transfer ends: two rsyncs into one incoming directory would race on its parents.
-    const rest = plan.send.filter((e) => !sentEarly.has(e.path));
-    if (rest.length > 0) {
-      const sent = await session
-        .transfer(
-          req.cutDir,
-          req.cut,
-          rest.map((e) => e.path),
-          progressOf(d.id),
-          sentEarly.size > 0 ? { incoming: req.incoming } : {},
-        )
-        .catch((error: Error) => {
-          throw new StepError('staging', error.message);
-        });
-      counted(sent);
-    }
+    const sent = await sendMissing(session, req, plan, early?.running ? { early, guessed } : undefined, progress);
+    outcome.filesSent = sent.filesSent;
+    outcome.bytesSent = sent.bytesSent;
 
     phase = 'verifying';
     observe(phase);
     // Every file sent is checked: those sent early on the guess too, which the merge puts over linked ones.
-    const sentFiles = sentEarly.size > 0 ? [...guessed, ...rest] : plan.send;
-    const checks = manifestText(sentFiles) + manifestText([{ path: MANIFEST_NAME, sha256: sha256Hex(req.manifest.text) }]);
-    const verifyArgs = sentEarly.size > 0 ? [req.cut, '--incoming', req.incoming as string] : [req.cut];
+    const checks = manifestText(sent.files) + manifestText([{ path: MANIFEST_NAME, sha256: sha256Hex(req.manifest.text) }]);
+    const verifyArgs = sent.onGuess > 0 ? [req.cut, '--incoming', req.incoming as string] : [req.cut];
     const verified = parseVerify((await step(session, phase, 'verify', verifyArgs, { stdin: checks })).stdout);
     if (verified.checkExit !== 0) {
       const failed = verified.failures.slice(0, 5).join('; ');
@@ -384,7 +364,7 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
         filesLinked: plan.linked,
         previous: report.live,
         // Sent while prepare ran, on the guess of what changed since the cut last seen live there.
-        ...(sentEarly.size > 0 ? { sentOnGuess: sentEarly.size, guessedFrom: req.lastLive?.get(d.id)?.cut } : {}),
+        ...(sent.onGuess > 0 ? { sentOnGuess: sent.onGuess, guessedFrom: req.lastLive?.get(d.id)?.cut } : {}),
         ...(outcome.signatureCheck ? { signatureCheck: outcome.signatureCheck } : {}),
       },
     });
@@ -460,6 +440,51 @@ function sendEarly(
     },
   };
   return early;
+}
+
+interface Sent {
+  /** Every file sent, whose sums verify checks. */
+  files: Manifest['entries'];
+  /** How many of them were sent on the guess, into the incoming directory verify merges. */
+  onGuess: number;
+  filesSent: number;
+  bytesSent: number;
+}
+
+/**
+ * Sends what the staging lacks: first lets the early transfer finish (what it sent counts, even where the
+ * staging had the file linked already), then the rest, into the same incoming directory when there was one.
+ */
+async function sendMissing(
+  session: DifusorSession,
+  req: PublishRequest,
+  plan: TransferPlan,
+  guess: { early: EarlyTransfer; guessed: Manifest['entries'] } | undefined,
+  onProgress: ((bytes: number, percent: number) => void) | undefined,
+): Promise<Sent> {
+  const sent: Sent = { files: [], onGuess: 0, filesSent: 0, bytesSent: 0 };
+  const count = (r: { filesSent: number; bytesSent: number }): void => {
+    sent.filesSent += r.filesSent;
+    sent.bytesSent += r.bytesSent;
+  };
+  if (guess) {
+    count(await guess.early.result);
+    sent.files.push(...guess.guessed);
+    sent.onGuess = guess.guessed.length;
+  }
+  // Only after the early transfer ended: two rsyncs into one incoming directory would race on its parents.
+  const onGuess = new Set(sent.files.map((e) => e.path));
+  const rest = plan.send.filter((e) => !onGuess.has(e.path));
+  if (rest.length > 0) {
+    const into = guess ? { incoming: req.incoming } : {};
+    count(
+      await session.transfer(req.cutDir, req.cut, rest.map((e) => e.path), onProgress, into).catch((error: Error) => {
+        throw new StepError('staging', error.message);
+      }),
+    );
+    sent.files.push(...rest);
+  }
+  return sent;
 }
 
 /** prepare --stage's stdin: the manifest and its signature under their marker lines. */
