@@ -170,13 +170,18 @@ read_manifest() {
 		{ print > out }' || die 'cannot read the manifest'
 }
 
+# Every path DROP lists is plainly inside a release; otherwise nothing of CUT's staging is kept and it is refused.
+need_inside_paths() {
+	if bad=$(grep -E -m1 '^$|^/|^\.\.(/|$)|/\.\.(/|$)' "$2"); then
+		rm -f "$2" ".staging/.manifest.$1" ".staging/.sig.$1"
+		die "refused path: $bad"
+	fi
+}
+
 # .staging/CUT as hard links to releases/BASE, minus the paths DROP lists (then DROP is removed). A path that is
 # not plainly inside the release (a name holding a newline can forge one in an inventory) is refused, never removed.
 link_staging() {
-	if bad=$(grep -E -m1 '^$|^/|^\.\.(/|$)|/\.\.(/|$)' "$3"); then
-		rm -f "$3" ".staging/.manifest.$1" ".staging/.sig.$1"
-		die "refused path: $bad"
-	fi
+	need_inside_paths "$1" "$3"
 	# Hard links: unchanged files share the base release's inodes, so they cost no bytes and no time. Nothing
 	# ever writes into one: rsync replaces a file by renaming a new one over it, and so do the manifest's moves.
 	cp -al "releases/$2" ".staging/$1" || die "cannot link releases/$2 into staging"
@@ -344,10 +349,7 @@ link)
 	drop=".staging/.drop.$cut" manifest=".staging/.manifest.$cut" sig=".staging/.sig.$cut"
 	read_manifest "$manifest" "$sig" "$drop"
 	if [ "$base" = - ]; then
-		if bad=$(grep -E -m1 '^$|^/|^\.\.(/|$)|/\.\.(/|$)' "$drop"); then
-			rm -f "$drop" "$manifest" "$sig"
-			die "refused path: $bad"
-		fi
+		need_inside_paths "$cut" "$drop"
 		mkdir ".staging/$cut" || die "cannot create staging for $cut"
 		rm -f "$drop"
 	else
@@ -587,8 +589,8 @@ prune)
 		[ "$n" = "$live" ] && continue
 		rm -rf "releases/$n" && echo "pruned $n"
 	done
-	# What a transfer sent on a guess that proved useless (the release was there already): a publish prunes only
-	# after its own switch, when nothing of it is still arriving.
+	# What a transfer sent on a guess that proved useless (the release was there already), stopped before this
+	# prune; a receiver still finishing may leave some behind, for the next prepare to clear (never merged).
 	for d in .staging/*.in-*; do
 		if [ -d "$d" ] && [ ! -L "$d" ]; then rm -rf "$d"; fi
 	done

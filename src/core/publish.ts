@@ -316,7 +316,7 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
     // sends replaces, by a rename, whatever linked file was there, so the live release's inodes are never written.
     phase = 'staging';
     observe(phase, `${plan.send.length} files`);
-    const sent = await sendMissing(session, req, plan, early?.running ? { early, guessed } : undefined, progress);
+    const sent = await sendMissing(session, req, plan, early?.running ? early : undefined, progress);
     outcome.filesSent = sent.filesSent;
     outcome.bytesSent = sent.bytesSent;
 
@@ -408,6 +408,8 @@ export function guessSend(manifest: Manifest, last: LastLive | undefined): Manif
 }
 
 interface EarlyTransfer {
+  /** What it sends: the guess. */
+  files: Manifest['entries'];
   /** Settles with the transfer's figures, or rejects with a StepError of phase staging. */
   result: Promise<{ filesSent: number; bytesSent: number }>;
   /** False once stopped: what it sent is not used. */
@@ -430,6 +432,7 @@ function sendEarly(
   // Awaited where it is used; a failure before then is not an unhandled rejection.
   result.catch(() => undefined);
   const early: EarlyTransfer = {
+    files,
     result,
     running: true,
     stop: async () => {
@@ -459,7 +462,7 @@ async function sendMissing(
   session: DifusorSession,
   req: PublishRequest,
   plan: TransferPlan,
-  guess: { early: EarlyTransfer; guessed: Manifest['entries'] } | undefined,
+  early: EarlyTransfer | undefined,
   onProgress: ((bytes: number, percent: number) => void) | undefined,
 ): Promise<Sent> {
   const sent: Sent = { files: [], onGuess: 0, filesSent: 0, bytesSent: 0 };
@@ -467,16 +470,16 @@ async function sendMissing(
     sent.filesSent += r.filesSent;
     sent.bytesSent += r.bytesSent;
   };
-  if (guess) {
-    count(await guess.early.result);
-    sent.files.push(...guess.guessed);
-    sent.onGuess = guess.guessed.length;
+  if (early) {
+    count(await early.result);
+    sent.files.push(...early.files);
+    sent.onGuess = early.files.length;
   }
   // Only after the early transfer ended: two rsyncs into one incoming directory would race on its parents.
   const onGuess = new Set(sent.files.map((e) => e.path));
   const rest = plan.send.filter((e) => !onGuess.has(e.path));
   if (rest.length > 0) {
-    const into = guess ? { incoming: req.incoming } : {};
+    const into = early ? { incoming: req.incoming } : {};
     count(
       await session.transfer(req.cutDir, req.cut, rest.map((e) => e.path), onProgress, into).catch((error: Error) => {
         throw new StepError('staging', error.message);
