@@ -5,11 +5,11 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import type { Difusor, Registry } from './types.js';
 import { scanCut } from './cut.js';
-import { HashCache, buildManifest } from './manifest.js';
+import { HashCache, buildManifest, type Manifest } from './manifest.js';
 import { parseCutId, newestCut } from './cut-id.js';
 import { checkPublication, formatLocal, type PublicationMode } from './window.js';
 import { acquireLock, currentUser, describeHolder, isLockHeld } from './lock.js';
-import { publishCut, type LastLive, type PublishObserver, type PublishReport } from './publish.js';
+import { openAhead, openOptions, publishCut, type LastLive, type PublishObserver, type PublishReport } from './publish.js';
 import { StateStore } from './state.js';
 import { SigningKeyError, loadSigningKey, signManifest } from './signing.js';
 import type { DifusorConnector } from '../ports/difusor.js';
@@ -216,17 +216,36 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
       },
     });
 
-    const files = await scanCut(cutDir);
     const state = new StateStore(publication.state_dir);
-    const cache = new HashCache(state.hashCacheFile());
-    await cache.load();
-    const manifest = await buildManifest(cutDir, files, cache, ports.onManifestProgress);
-    await cache.save();
-    const signature = signingKey ? signManifest(manifest.text, signingKey) : undefined;
-    if (!opts.dryRun) {
-      await state.saveManifest(cut, manifest.text, signature);
-      await state.saveSizes(cut, manifest.entries);
-      await state.saveSource(cut, cutDir);
+    const likelyLive = new Set<string>();
+    const lastLive = new Map<string, LastLive>();
+    for (const d of targets) {
+      const live = (await state.readRecord(d.id)).live;
+      if (live === cut) likelyLive.add(d.id);
+      const hashes = live && live !== cut ? await state.publishedHashes(live) : undefined;
+      if (live && hashes) lastLive.set(d.id, { cut: live, hashes });
+    }
+    // The first sessions connect while the cut is scanned and hashed; a cut refused below closes them unused.
+    const connector = openAhead(await ports.connect(registry, targets), targets.slice(0, publication.concurrency), (d) =>
+      openOptions({ dryRun: opts.dryRun, likelyLive }, d),
+    );
+    let manifest: Manifest;
+    let signature: string | undefined;
+    try {
+      const files = await scanCut(cutDir);
+      const cache = new HashCache(state.hashCacheFile());
+      await cache.load();
+      manifest = await buildManifest(cutDir, files, cache, ports.onManifestProgress);
+      await cache.save();
+      signature = signingKey ? signManifest(manifest.text, signingKey) : undefined;
+      if (!opts.dryRun) {
+        await state.saveManifest(cut, manifest.text, signature);
+        await state.saveSizes(cut, manifest.entries);
+        await state.saveSource(cut, cutDir);
+      }
+    } catch (error) {
+      await connector.dispose();
+      throw error;
     }
 
     ports.onStart?.({
@@ -240,15 +259,6 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
       held,
     });
 
-    const likelyLive = new Set<string>();
-    const lastLive = new Map<string, LastLive>();
-    for (const d of targets) {
-      const live = (await state.readRecord(d.id)).live;
-      if (live === cut) likelyLive.add(d.id);
-      const hashes = live && live !== cut ? await state.publishedHashes(live) : undefined;
-      if (live && hashes) lastLive.set(d.id, { cut: live, hashes });
-    }
-    const connector = await ports.connect(registry, targets);
     // The notices go alongside the cut, so a suspended difusor that is still down delays no one's switch.
     const restoring =
       missingNotice.size > 0 && !opts.dryRun && ports.restoreNotices

@@ -12,7 +12,7 @@ import {
   type PlanKind,
   type TransferPlan,
 } from './plan.js';
-import type { DifusorConnector, DifusorSession, HelperOutput } from '../ports/difusor.js';
+import type { DifusorConnector, DifusorSession, HelperOutput, OpenOptions } from '../ports/difusor.js';
 
 /**
  * What happens on publish, for every targeted difusor:
@@ -219,6 +219,45 @@ function blankOutcome(d: Difusor, cut: string): DifusorOutcome {
   };
 }
 
+/** How a difusor's session is opened: rsync's connection alongside only where a transfer is likely. */
+export function openOptions(req: Pick<PublishRequest, 'dryRun' | 'likelyLive'>, d: Difusor): Required<OpenOptions> {
+  return { expectTransfer: !req.dryRun && !req.likelyLive?.has(d.id) };
+}
+
+/**
+ * Opens these difusores' sessions now, before the cut's manifest is built, so the handshakes (the slowest
+ * part of starting over a real network) overlap the hashing. The connector it returns hands each one out
+ * once, to whoever opens that difusor first; dispose closes those never handed out (a cut refused after
+ * connecting), then the connector itself.
+ */
+export function openAhead(
+  connector: DifusorConnector,
+  difusores: Difusor[],
+  optsFor: (d: Difusor) => OpenOptions,
+): DifusorConnector {
+  const pending = new Map<string, Promise<DifusorSession>>();
+  for (const d of difusores) {
+    const session = connector.open(d, optsFor(d));
+    // A difusor that cannot be reached is told when its session is asked for, not as an unhandled rejection.
+    session.catch(() => undefined);
+    pending.set(d.id, session);
+  }
+  return {
+    open: (d, opts) => {
+      const session = pending.get(d.id);
+      if (!session) return connector.open(d, opts);
+      pending.delete(d.id);
+      return session;
+    },
+    dispose: async () => {
+      const unused = [...pending.values()];
+      pending.clear();
+      for (const session of await Promise.all(unused.map((s) => s.catch(() => undefined)))) session?.close();
+      await connector.dispose();
+    },
+  };
+}
+
 /** Stage one difusor up to "ready to switch". Never throws: a failure becomes the outcome. */
 async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): Promise<Staged | DifusorOutcome> {
   const now = ports.now ?? Date.now;
@@ -232,7 +271,7 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
   const signed = req.signature !== undefined;
   try {
     observe('connecting');
-    const expectTransfer = !req.dryRun && !req.likelyLive?.has(d.id);
+    const { expectTransfer } = openOptions(req, d);
     session = await ports.connector.open(d, { expectTransfer }).catch((error: Error) => {
       throw new StepError('connecting', error.message);
     });

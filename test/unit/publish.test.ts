@@ -4,6 +4,7 @@ import { localDifusor } from './support/difusor.js';
 import { manifestText, type Manifest, type ManifestEntry } from '../../src/core/manifest.js';
 import {
   exitCodeFor,
+  openAhead,
   publishCut,
   type DifusorOutcome,
   type Phase,
@@ -813,5 +814,52 @@ describe('publishCut: the transfer starts on a guess while prepare builds the st
     expect(likely).toHaveLength(1);
     expect(likely[0]?.incoming).toBeUndefined();
     expect((await publish(['a'], {}, { ...early, dryRun: true })).connector.transferLog).toEqual([]);
+  });
+});
+
+describe('openAhead: sessions connect while the manifest is built', () => {
+  const difusor = (id: string): Difusor => localDifusor(id);
+  function counting(failing: string[] = []) {
+    const opened: Array<{ id: string; opts?: OpenOptions }> = [];
+    const closed: string[] = [];
+    let disposed = false;
+    const connector: DifusorConnector = {
+      open: async (d, opts) => {
+        opened.push({ id: d.id, opts });
+        if (failing.includes(d.id)) throw new Error(`${d.id}: connection refused`);
+        return {
+          helper: async () => ({ code: 0, stdout: '', stderr: '' }),
+          transfer: async () => ({ filesSent: 0, bytesSent: 0 }),
+          close: () => void closed.push(d.id),
+        };
+      },
+      dispose: async () => {
+        disposed = true;
+      },
+    };
+    return { connector, opened, closed, disposed: () => disposed };
+  }
+
+  it('hands each session opened ahead out once, and opens the others when asked', async () => {
+    const fake = counting();
+    const ahead = openAhead(fake.connector, [difusor('a')], () => ({ expectTransfer: false }));
+    expect(fake.opened).toEqual([{ id: 'a', opts: { expectTransfer: false } }]);
+    await ahead.open(difusor('a'), { expectTransfer: false });
+    await ahead.open(difusor('b'), { expectTransfer: true });
+    await ahead.open(difusor('a'), { expectTransfer: true });
+    expect(fake.opened.map((o) => o.id)).toEqual(['a', 'b', 'a']);
+  });
+
+  it('a refused cut closes the sessions never used, then the connector; an unreachable difusor is told when asked for', async () => {
+    const fake = counting(['down']);
+    const ahead = openAhead(fake.connector, [difusor('a'), difusor('b'), difusor('down')], () => ({}));
+    (await ahead.open(difusor('a'))).close();
+    await ahead.dispose();
+    expect(fake.closed.sort()).toEqual(['a', 'b']);
+    expect(fake.disposed()).toBe(true);
+
+    const again = openAhead(fake.connector, [difusor('down')], () => ({}));
+    await expect(again.open(difusor('down'))).rejects.toThrow('down: connection refused');
+    await again.dispose();
   });
 });
