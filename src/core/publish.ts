@@ -333,10 +333,13 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
       observe('ready', 'already staged');
       return { difusor: d, session, outcome, startedAt, needsSwitch: true };
     }
-    if (report.freeKb !== undefined && plan.bytesToSend > report.freeKb * 1024) {
+    // What the guess sends may already be on disk when prepare reads the free space: only the rest must fit
+    // for sure. If the guess does not fit after all, rsync fails on the full disk and the difusor keeps its cut.
+    const stillToLand = early?.running ? bytesBeyond(plan.send, early.files) : plan.bytesToSend;
+    if (report.freeKb !== undefined && stillToLand > report.freeKb * 1024) {
       throw new StepError(
         'preparing',
-        `not enough free disk: ${Math.ceil(plan.bytesToSend / 1024)} KB to send, ${report.freeKb} KB free under ${d.path}`,
+        `not enough free disk: ${Math.ceil(stillToLand / 1024)} KB to send, ${report.freeKb} KB free under ${d.path}`,
       );
     }
 
@@ -444,6 +447,12 @@ export function withHelperHint(d: Difusor, message: string): string {
 export function guessSend(manifest: Manifest, last: LastLive | undefined): Manifest['entries'] {
   if (!last) return [];
   return manifest.entries.filter((e) => last.hashes.get(e.path) !== e.sha256);
+}
+
+/** The bytes of what is to be sent that the early transfer is not sending. */
+function bytesBeyond(send: Manifest['entries'], onGuess: Manifest['entries']): number {
+  const guessed = new Set(onGuess.map((e) => e.path));
+  return send.filter((e) => !guessed.has(e.path)).reduce((n, e) => n + e.size, 0);
 }
 
 interface EarlyTransfer {

@@ -790,6 +790,18 @@ describe('publishCut: the transfer starts on a guess while prepare builds the st
     expect(outcome(report, 'a')).toMatchObject({ result: 'up-to-date' });
   });
 
+  it('checks the free disk against what the guess does not send: what it sent may already be there', async () => {
+    const tight = (free: number) => stagedAnswer(previousManifest, cutManifest).replace('free 1000000', `free ${free}`);
+    const fits = await publish(['a'], { a: { verbs: { prepare: () => okOut(tight(0)) } } }, early);
+    expect(outcome(fits.report, 'a')).toMatchObject({ result: 'live' });
+    // The acta the staging also lacks (a base copy of the wrong size) is not on the guess: it must fit.
+    const short = tight(0).replace('f 7 actas/1_A.jpg', 'f 3 actas/1_A.jpg');
+    const full = await publish(['a'], { a: { verbs: { prepare: () => okOut(short) } } }, early);
+    expect(outcome(full.report, 'a')).toMatchObject({ result: 'failed', failedPhase: 'preparing' });
+    expect(outcome(full.report, 'a').error).toMatch(/^not enough free disk: 1 KB to send, 0 KB free under /);
+    expect(full.connector.transferLog[0]?.signal?.aborted).toBe(true);
+  });
+
   it('stops the early transfer before closing when prepare fails', async () => {
     const gate = new Promise<void>(() => undefined);
     const { connector, report } = await publish(
