@@ -106,6 +106,16 @@ export function checkReason(reason: string): string {
   return trimmed;
 }
 
+/**
+ * When a difusor already suspended was suspended. Running cutoff again (its notice did not arrive, or the reason is
+ * corrected) puts the notice up and may change the reason, never the moment the registry and the notice record.
+ */
+function suspendedSince(difusor: Difusor): Date | undefined {
+  if (difusor.status !== 'suspended' || !difusor.suspended_at) return undefined;
+  const at = new Date(difusor.suspended_at);
+  return Number.isNaN(at.getTime()) ? undefined : at;
+}
+
 export async function cutoff(
   opts: { registry: Registry; id: string; reason: string },
   ports: CutoffPorts,
@@ -117,12 +127,13 @@ export async function cutoff(
   const connector = await ports.connect(registry, [difusor]);
   try {
     const before = await askServing(connector, difusor);
-    const plan: CutoffPlan = { action: 'cutoff', difusor, reason, serving: before, local: formatLocal(ports.clock.now(), tz), registryFile: registry.file };
+    const since = suspendedSince(difusor);
+    const plan: CutoffPlan = { action: 'cutoff', difusor, reason, serving: before, local: formatLocal(since ?? ports.clock.now(), tz), registryFile: registry.file };
     if (!(await ports.confirm(plan))) return CANCELLED;
 
     return await underLock(registry, `cutoff ${difusor.id}`, ports, async (journal) => {
       // The notice carries the moment of the change, not the moment the plan was shown.
-      const at = ports.clock.now();
+      const at = since ?? ports.clock.now();
       const notice = renderNotice({
         difusor,
         reason,
@@ -132,7 +143,12 @@ export async function cutoff(
         template: ports.noticeTemplate,
         avoidStamps: before.notice ? [before.notice] : [],
       });
-      const detail = { reason, notice: notice.stamp, from: before.live ?? before.notice ?? null };
+      const detail = {
+        reason,
+        notice: notice.stamp,
+        from: before.live ?? before.notice ?? null,
+        ...(since ? { suspendedSince: difusor.suspended_at } : {}),
+      };
       const state = new StateStore(registry.publication.state_dir);
       try {
         await changeDifusorStatus(ports.registry, difusor.id, { status: 'suspended', suspended_at: isoWithOffset(at, tz), suspension_reason: reason });

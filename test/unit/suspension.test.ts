@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { cutoff, checkReason } from '../../src/core/suspension.js';
+import { cutoff, checkReason, type CutoffPlan, type ReinstatePlan } from '../../src/core/suspension.js';
 import { chooseTarget } from '../../src/core/rollback.js';
 import { RunRefusal } from '../../src/core/publish-run.js';
 import { parseRegistry } from '../../src/core/registry.js';
@@ -21,7 +21,7 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(stateDir, { recursive: true, force: true }));
 
-function registryText(): string {
+function registryText(suspended?: { at: string; reason: string }): string {
   return [
     'version: 1',
     'publication:',
@@ -34,15 +34,19 @@ function registryText(): string {
     '    transport: local',
     '    path: /srv/ujed',
     '    public_url: http://localhost/ujed/',
+    ...(suspended ? ['    status: suspended', `    suspended_at: '${suspended.at}'`, `    suspension_reason: ${suspended.reason}`] : []),
     '',
   ].join('\n');
 }
 
-function setup(helper: (verb: string, args: string[]) => HelperOutput | Error, opts: { writeFails?: boolean } = {}) {
-  const parsed = parseRegistry(registryText(), path.join(stateDir, 'difusores.yaml'));
+function setup(
+  helper: (verb: string, args: string[]) => HelperOutput | Error,
+  opts: { writeFails?: boolean; suspended?: { at: string; reason: string } } = {},
+) {
+  const parsed = parseRegistry(registryText(opts.suspended), path.join(stateDir, 'difusores.yaml'));
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
   const registry: Registry = parsed.registry;
-  let text = registryText();
+  let text = registryText(opts.suspended);
   const calls: string[] = [];
   const journal: JournalRecord[] = [];
   const store: RegistryStore = {
@@ -120,6 +124,24 @@ describe('cutoff with its ports faked', () => {
     const s = setup((verb) => (verb === 'status' ? ok('notice 20220605_211000\n') : verb === 'notice-switch' ? ok('live releases/x\n') : ok()));
     const result = await cutoff({ registry: s.registry, id: 'ujed', reason: 'r' }, s.ports);
     expect(result).toMatchObject({ exitCode: 1, notice: '20220605_211001', error: 'current points to releases/x after the switch' });
+  });
+
+  test('run again on a suspended difusor: the notice goes up, the reason may change, the moment of the suspension does not', async () => {
+    const s = setup((verb) => (verb === 'status' ? ok('live 20220605_2015\n') : verb === 'notice-switch' ? ok('live notices/20220605_200500\n') : ok()), {
+      suspended: { at: '2022-06-05T20:05:00-05:00', reason: 'Alteró cifras' },
+    });
+    let shown = '';
+    const confirm = async (plan: CutoffPlan | ReinstatePlan) => ((shown = plan.action === 'cutoff' ? plan.local : ''), true);
+    const result = await cutoff({ registry: s.registry, id: 'ujed', reason: 'Alteró cifras del acta 12' }, { ...s.ports, confirm });
+    expect(shown).toMatch(/^2022-06-05 20:05/);
+    expect(result).toMatchObject({ exitCode: 0, notice: '20220605_200500' });
+    expect(s.text()).toContain("suspended_at: '2022-06-05T20:05:00-05:00'");
+    expect(s.text()).toContain('suspension_reason: "Alteró cifras del acta 12"');
+    const aviso = s.calls.find((c) => c.startsWith('notice-put 20220605_200500 aviso.json'));
+    expect(aviso).toBeDefined();
+    expect(s.journal).toEqual([
+      expect.objectContaining({ phase: 'cutoff', result: 'ok', detail: expect.objectContaining({ suspendedSince: '2022-06-05T20:05:00-05:00' }) }),
+    ]);
   });
 
   test('"no" at the prompt: nothing is asked of the difusor but its status, nothing is written', async () => {
