@@ -8,14 +8,17 @@
  *   BENCH_REPEATS=2       repeats of the timed step, method order rotated; medians reported
  *   DIFUSION_LAB_KEEP=1   leave the lab's files behind for a post-mortem
  *
- * A publish runs in a child process of its own (this file with --runner), so its peak RSS is its own.
+ * A publish runs in a child process of its own (this file with --runner), so its peak RSS is its own; so does
+ * each plain rsync step (--plain). Both run as plain JavaScript against dist/ (`npm run build`, which `npm run
+ * bench` does first), as the CLI runs: this file is stripped of its types once per bench (leanRunner), so neither
+ * carries ts-node's compiler, whose ~190 MB made every fork of rsync or ssh several times dearer.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { PublishRunResult } from '../src/core/publish-run.js';
 import type { DifusorConnector, DifusorSession, LinkTimeouts } from '../src/ports/difusor.js';
 import type { Lab, LabDifusor } from '../test/integration/lab/sshd.js';
@@ -23,7 +26,6 @@ import type { Lab, LabDifusor } from '../test/integration/lab/sshd.js';
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const ROOT = path.resolve(HERE, '..');
 const SELF = fileURLToPath(import.meta.url);
-const REGISTER = path.join(ROOT, 'scripts', 'register-ts.mjs');
 
 const CUT_A = '20220605_2100_PREP_DGO';
 const CUT_B = '20220605_2115_PREP_DGO';
@@ -244,6 +246,63 @@ async function runner(job: RunnerJob): Promise<void> {
   process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(report)}\n`);
 }
 
+/** One plain step: every rsync started at once from this small process, as a shell script would. */
+interface PlainJob {
+  commands: string[][];
+}
+
+interface PlainReport {
+  ms: number;
+  /** This process and the rsync and ssh it ran (ms). */
+  clientCpuMs: number;
+  results: Array<{ code: number | null; stdout: string; stderr: string; endedAt: number }>;
+}
+
+async function plainRunner(job: PlainJob): Promise<void> {
+  const client0 = procCpuMs('self');
+  const t0 = performance.now();
+  const results = await Promise.all(
+    job.commands.map(
+      ([cmd, ...args]) =>
+        new Promise<PlainReport['results'][number]>((resolve, reject) => {
+          const child = spawn(cmd as string, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+          const out: Buffer[] = [];
+          const err: Buffer[] = [];
+          child.stdout.on('data', (b: Buffer) => out.push(b));
+          child.stderr.on('data', (b: Buffer) => err.push(b));
+          child.on('error', reject);
+          child.on('close', (code) =>
+            resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), endedAt: performance.now() - t0 }),
+          );
+        }),
+    ),
+  );
+  const report: PlainReport = { ms: performance.now() - t0, clientCpuMs: procCpuMs('self') - client0, results };
+  process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(report)}\n`);
+}
+
+/**
+ * This file as plain JavaScript (types stripped by TypeScript's transpileModule), importing the product from dist/,
+ * written once per bench into dir: what runs the publishes and the plain steps, without ts-node in the process.
+ */
+async function leanRunner(dir: string): Promise<string> {
+  const { default: ts } = await import('typescript');
+  const strip = (file: string): string =>
+    ts.transpileModule(readFileSync(file, 'utf8'), {
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false },
+    }).outputText;
+  const dist = pathToFileURL(path.join(ROOT, 'dist')).href;
+  const procs = path.join(ROOT, 'test', 'integration', 'lab', 'procs.ts');
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, 'procs.mjs'), strip(procs));
+  const runnerFile = path.join(dir, 'publish-bench.mjs');
+  await writeFile(
+    runnerFile,
+    strip(SELF).replaceAll("'../src/", `'${dist}/`).replaceAll("'../test/integration/lab/procs.js'", "'./procs.mjs'"),
+  );
+  return runnerFile;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The bench
 
@@ -332,6 +391,8 @@ class Bench {
     readonly tmp: string,
     readonly cutsDir: string,
     readonly descendants: (pid: number) => number[],
+    /** leanRunner's file: what runs each publish and each plain step. */
+    readonly runner: string,
     /** Only these of the lab's difusores (default: all). */
     readonly ids?: string[],
   ) {
@@ -380,28 +441,38 @@ class Bench {
     ];
   }
 
-  rsyncTo(d: LabDifusor, source: string, dest: string, extra: string[] = []): Promise<CmdResult> {
-    return mustRun(`rsync to ${d.id}`, 'rsync', [
+  rsyncArgs(d: LabDifusor, source: string, dest: string, extra: string[] = []): string[] {
+    return [
       '-a', '--delete', '--stats', ...extra,
       '-e', ['ssh', ...this.sshArgs(d)].join(' '),
       `${source}/`, `root@${d.host}:${dest}/`,
-    ]);
+    ];
+  }
+
+  rsyncTo(d: LabDifusor, source: string, dest: string, extra: string[] = []): Promise<CmdResult> {
+    return mustRun(`rsync to ${d.id}`, 'rsync', this.rsyncArgs(d, source, dest, extra));
   }
 
   ssh(d: LabDifusor, command: string): Promise<CmdResult> {
     return mustRun(`ssh to ${d.id}`, 'ssh', [...this.sshArgs(d), `root@${d.host}`, command]);
   }
 
+  /** Every difusor at once, from a small process of its own, timed inside it like a publish. */
   async plain(cut: string): Promise<StepResult> {
-    const [client0, server0, t0] = [procCpuMs('self'), this.serverCpu(), performance.now()];
-    const rs = await Promise.all(this.members.map((d) => this.rsyncTo(d, this.cut(cut), `${d.path}/plain`)));
-    const ms = performance.now() - t0;
-    const ends = rs.map((r) => r.endedAt);
+    const job: PlainJob = { commands: this.members.map((d) => ['rsync', ...this.rsyncArgs(d, this.cut(cut), `${d.path}/plain`)]) };
+    const server0 = this.serverCpu();
+    const r = await run(process.execPath, [this.runner, '--plain', JSON.stringify(job)], { cwd: ROOT });
+    const line = r.stdout.split('\n').find((l) => l.startsWith(RESULT_PREFIX));
+    if (r.code !== 0 || !line) throw new Error(`plain runner exited ${r.code}:\n${r.stderr.trim()}`);
+    const report = JSON.parse(line.slice(RESULT_PREFIX.length)) as PlainReport;
+    const failed = report.results.find((x) => x.code !== 0);
+    if (failed) throw new Error(`plain rsync exited ${failed.code}: ${failed.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    const ends = report.results.map((x) => x.endedAt);
     return {
-      ms,
-      bytes: rs.map((r) => totalBytesSent(r.stdout)),
+      ms: report.ms,
+      bytes: report.results.map((x) => totalBytesSent(x.stdout)),
       spreadMs: Math.max(...ends) - Math.min(...ends),
-      clientCpuMs: procCpuMs('self') - client0,
+      clientCpuMs: report.clientCpuMs,
       serverCpuMs: this.serverCpu() - server0,
     };
   }
@@ -433,7 +504,9 @@ class Bench {
   async publish(cut: string, registry = this.registryFile, profile = false, link?: LinkTimeouts): Promise<PublishStep> {
     const job: RunnerJob = { registry, cutDir: this.cut(cut), ...(profile ? { labPids: this.labPids } : {}), ...(link ? { link } : {}) };
     const [server0, t0] = [this.serverCpu(), performance.now()];
-    const r = await run(process.execPath, ['--import', REGISTER, SELF, '--runner', JSON.stringify(job)], { cwd: ROOT });
+    // BENCH_CPU_PROF=DIR: a V8 profile of each publish.
+    const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
+    const r = await run(process.execPath, [...prof, this.runner, '--runner', JSON.stringify(job)], { cwd: ROOT });
     const wallMs = performance.now() - t0;
     const serverCpuMs = this.serverCpu() - server0;
     const line = r.stdout.split('\n').find((l) => l.startsWith(RESULT_PREFIX));
@@ -576,7 +649,7 @@ function scaleFromEnv(): { name: string; scale: Scale } {
   return { name: 'full', scale: { casillas: 1200, countedA: 1000, countedB: 1080, imageBytes: 120_000 } };
 }
 
-async function memoryRun(lab: Lab, tmp: string, scale: Scale, factor: number, descendants: (pid: number) => number[]) {
+async function memoryRun(lab: Lab, tmp: string, scale: Scale, factor: number, descendants: (pid: number) => number[], runner: string) {
   const { writeCut } = await import('./prep-cut.js');
   const dir = path.join(tmp, `mem${factor}`);
   const cutsDir = path.join(dir, 'cuts');
@@ -594,7 +667,7 @@ async function memoryRun(lab: Lab, tmp: string, scale: Scale, factor: number, de
     { publication: { state_dir: path.join(dir, 'state') }, difusores: overrides },
     path.join(dir, 'difusores.yaml'),
   );
-  const memBench = new Bench(lab, tmp, cutsDir, descendants);
+  const memBench = new Bench(lab, tmp, cutsDir, descendants, runner);
   const full = await memBench.publish(CUT_A, registry);
   const incremental = await memBench.publish(CUT_B, registry);
   for (const d of lab.difusores) await rm(path.join(d.dir, `mem${factor}`), { recursive: true, force: true });
@@ -609,6 +682,8 @@ interface Section {
   /** Registers a lab for cleanup, even if the section throws. */
   track<L extends Lab>(lab: L): L;
   descendants: (pid: number) => number[];
+  /** leanRunner's file. */
+  runner: string;
 }
 
 /** The headline figures of each section, printed side by side at the end. */
@@ -642,7 +717,7 @@ async function loopbackSection(ctx: Section): Promise<Headline[]> {
   );
   const delta = await contentDelta(path.join(cutsDir, CUT_A), path.join(cutsDir, CUT_B));
 
-  const bench = new Bench(lab, tmp, cutsDir, descendants);
+  const bench = new Bench(lab, tmp, cutsDir, descendants, ctx.runner);
   await bench.init();
 
   progress('seeding every method with cut A (untimed)');
@@ -690,7 +765,7 @@ async function loopbackSection(ctx: Section): Promise<Headline[]> {
   }
   if (detail) {
     progress('memory: whole publishes (A then B) at 1× and 2× casillas, 2 kB images');
-    mem = [await memoryRun(lab, tmp, scale, 1, descendants), await memoryRun(lab, tmp, scale, 2, descendants)];
+    mem = [await memoryRun(lab, tmp, scale, 1, descendants, ctx.runner), await memoryRun(lab, tmp, scale, 2, descendants, ctx.runner)];
   }
 
   // ------------------------------------------------------------------ the report
@@ -740,7 +815,7 @@ async function loopbackSection(ctx: Section): Promise<Headline[]> {
   say(timingRow('careful  rsync --link-dest release + ssh switch', carefulRuns.map((x) => x.ms)));
   say(timingRow('publish  difusion runPublish, incremental', publishRuns.map((x) => x.ms)));
   say(timingRow('publish  same, until live everywhere (before prune)', publishRuns.map(liveEverywhereMs)));
-  say(timingRow('publish  same, process wall (node + ts-node start)', publishRuns.map((x) => x.wallMs)));
+  say(timingRow('publish  same, process wall (node start included)', publishRuns.map((x) => x.wallMs)));
   say(timingRow('publish -z  rsync --compress --skip-compress=jpg/zip/…', publishZRuns.map((x) => x.ms)));
   say(timingRow('no-op    difusion runPublish of B again', noopRuns.map((x) => x.ms)));
   say(timingRow('no-op    same, process wall', noopRuns.map((x) => x.wallMs)));
@@ -781,7 +856,7 @@ async function loopbackSection(ctx: Section): Promise<Headline[]> {
   say();
   const peak = median(publishRuns.map((x) => x.peakKb));
   const idle = median(publishRuns.map((x) => x.idleKb));
-  say(`peak RSS of the publish process (incremental B, median): ${kbToMb(peak)} (${kbToMb(idle)} of it before the run: node + ts-node + modules)`);
+  say(`peak RSS of the publish process (incremental B, median): ${kbToMb(peak)} (${kbToMb(idle)} of it before the run: node and the modules)`);
   const [m1, m2] = mem;
   const memRatio = m1 && m2 ? m2.incremental.peakKb / m1.incremental.peakKb : NaN;
   if (m1 && m2) {
@@ -890,8 +965,8 @@ async function wanSection(ctx: Section): Promise<Headline[]> {
   await writeCut(path.join(cutsDir, CUT_B), CUT_B, { ...shape, counted: counted[1] as number }, path.join(cutsDir, CUT_A));
   const delta = await contentDelta(path.join(cutsDir, CUT_A), path.join(cutsDir, CUT_B));
 
-  const uplink = new Bench(lab, tmp, cutsDir, descendants, fastIds);
-  const everyone = new Bench(lab, tmp, cutsDir, descendants);
+  const uplink = new Bench(lab, tmp, cutsDir, descendants, ctx.runner, fastIds);
+  const everyone = new Bench(lab, tmp, cutsDir, descendants, ctx.runner);
   await uplink.init();
   await everyone.init();
   progress('seeding cut A on every difusor, link unshaped (untimed)');
@@ -1003,6 +1078,7 @@ async function main(): Promise<void> {
     say,
     progress,
     descendants,
+    runner: await leanRunner(path.join(tmp, 'runner')),
     track: (lab) => {
       labs.push(lab);
       return lab;
@@ -1027,7 +1103,9 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[2] === '--runner') {
+if (process.argv[2] === '--plain') {
+  await plainRunner(JSON.parse(process.argv[3] as string) as PlainJob);
+} else if (process.argv[2] === '--runner') {
   await runner(JSON.parse(process.argv[3] as string) as RunnerJob);
   // ssh2 sockets closing in the background must not hold the process (or its RSS figure) open.
   process.exit(0);
