@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { appendFile, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,6 +6,7 @@ import { startLab, type Lab } from './lab/sshd.js';
 import { writeCut } from '../../bench/prep-cut.js';
 import { checkLive, liveCut, publish, snapshot } from './support/publish.js';
 import { readJournal } from '../../src/core/journal.js';
+import { descendants } from './lab/procs.js';
 
 const T = 120_000;
 const SHAPE = { casillas: 60, counted: 20, imageBytes: 6000, seed: 'it' };
@@ -157,6 +158,29 @@ describe('publish over real sshd and rsync', () => {
       expect(await readFile(path.join(root, 'current', name), 'utf8')).toBe(`contenido de ${name}\n`);
     }
     expect(existsSync(canary)).toBe(false);
+  }, T);
+
+  test('a cut refused after the connections opened sends nothing and leaves no session behind', async () => {
+    // The connections open while the cut is scanned: the refusal comes after them and must close them all.
+    const bad = path.join(cuts, '20220605_2050_PREP_DGO');
+    await mkdir(path.join(bad, 'datos'), { recursive: true });
+    await writeFile(path.join(bad, 'index.html'), '<p>corte</p>');
+    await symlink('/etc/passwd', path.join(bad, 'datos', 'casillas.json'));
+    const live = (): Promise<Array<string | null>> => Promise.all(lab.difusores.map((d) => liveCut(d.path).catch(() => null)));
+    const before = await live();
+    await expect(publish(registry, bad)).rejects.toThrow(/refused cut .*"datos\/casillas.json": is a symbolic link/s);
+    // Here: no ssh (master or rsync) left running; there: no sshd session left under any difusor's listener.
+    const sessions = (): string[] => {
+      const listeners = lab.difusores.map((d) => d.sshdPid);
+      const there = listeners.flatMap((pid) => descendants(pid));
+      const here = descendants(process.pid).filter((pid) => !listeners.includes(pid) && !there.includes(pid));
+      return [...here, ...there].map((pid) => `${pid} ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim()}`);
+    };
+    for (let i = 0; i < 50 && sessions().length > 0; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(sessions()).toEqual([]);
+    expect(await live()).toEqual(before);
+    for (const d of lab.difusores) expect(existsSync(path.join(d.path, 'releases', path.basename(bad)))).toBe(false);
+    await rm(bad, { recursive: true });
   }, T);
 
   test('a dry run leaves every difusor byte for byte as it was', async () => {
