@@ -115,6 +115,14 @@ live_notice() {
 	esac
 }
 
+# The cuts under releases/, newest first: real directories only, named like a cut.
+releases_newest_first() {
+	for r in releases/*; do
+		n=${r#releases/}
+		[ -d "$r" ] && [ ! -L "$r" ] && is_cut "$n" && printf '%s\n' "$n"
+	done | sort -r
+}
+
 # "f SIZE PATH" per regular file and "o PATH" per anything that is neither file nor directory.
 inventory() {
 	(
@@ -299,7 +307,9 @@ prepare | inspect)
 	elif [ -n "$live" ]; then
 		base=$live
 	else
-		base=
+		# Nothing live to share files with (the notice of a suspension, a current removed): the newest release
+		# kept here serves as well, so a reinstated difusor gets what changed since it, not the whole cut.
+		base=$(releases_newest_first | head -n 1)
 	fi
 	echo "free $(free_kb)"
 	if [ -n "$base" ]; then
@@ -578,10 +588,7 @@ prune)
 	keep=${1:-}
 	case $keep in '' | *[!0-9]*) die "keep must be a number: $keep" ;; esac
 	live=$(live_cut) || live=
-	cuts=$(for r in releases/*; do
-		n=${r#releases/}
-		[ -d "$r" ] && [ ! -L "$r" ] && is_cut "$n" && printf '%s\n' "$n"
-	done | sort -r)
+	cuts=$(releases_newest_first)
 	i=0
 	for n in $cuts; do
 		i=$((i + 1))

@@ -15,6 +15,7 @@ import { fillVhost } from '../../src/core/onboard.js';
 import { loadRegistry, parseRegistry } from '../../src/core/registry.js';
 import { escapeHtml } from '../../src/core/html.js';
 import { cutoff, reinstate } from '../../src/core/suspension.js';
+import { readJournal } from '../../src/core/journal.js';
 import { registryFileStore } from '../../src/core/registry-edit.js';
 import { operationPorts } from '../../src/ui/confirm.js';
 import { fixedClock } from '../../src/ports/clock.js';
@@ -199,6 +200,10 @@ test('reinstate brings the newest cut back on every path', async () => {
   expect({ code: run.code, out: run.code === 0 ? '' : show({ ...run, signal: null }) }).toEqual({ code: 0, out: '' });
   await expectCut('d1', CUTS[2]!);
   expect(await liveCut(lab.difusor('d1').path)).toBe(`releases/${CUTS[2]}`);
+  // The notice has nothing to share: the files unchanged since the newest release kept there were linked, not sent.
+  const staged = (await readJournal(lab.stateDir)).filter((e) => e.difusor === 'd1' && e.cut === CUTS[2] && e.phase === 'stage');
+  expect(staged.at(-1)?.detail).toMatchObject({ base: CUTS[1], filesLinked: expect.any(Number) });
+  expect(Number(staged.at(-1)?.detail?.filesLinked)).toBeGreaterThan(0);
   const parsed = parseRegistry(await readFile(registry, 'utf8'), registry);
   expect(parsed.ok && parsed.registry.difusores.find((d) => d.id === 'd1')).toMatchObject({ status: 'active' });
   expect(parsed.ok && parsed.registry.difusores.find((d) => d.id === 'd1')?.suspension_reason).toBeUndefined();

@@ -242,6 +242,19 @@ describe('difusion-helper: prepare --stage (a new release staged in the same rou
     expect(readdirSync(path.join(root, '.staging'))).toEqual([NEW]);
   }, T);
 
+  it('with nothing live (a notice), links from the newest release kept there', () => {
+    release('20220605_2000', { 'index.html': 'más viejo', 'actas/1_A.jpg': 'acta 1A' });
+    release('20220605_2015', { 'index.html': 'viejo', 'actas/1_A.jpg': 'acta 1A' });
+    put('notices/20220605_202000/aviso.json', '{}');
+    symlinkSync('notices/20220605_202000', path.join(root, 'current'));
+    const manifest = manifestOf({ 'index.html': 'nuevo', 'actas/1_A.jpg': 'acta 1A' });
+    const lines = ok(helper('prepare', [NEW, '--stage'], `/MANIFEST.sha256\n${manifest}`)).trim().split('\n');
+    expect(lines.filter((l) => l.startsWith('live '))).toEqual([]);
+    expect(lines).toEqual(expect.arrayContaining(['base 20220605_2015', `staged ${NEW}`]));
+    expect(statSync(staged('actas/1_A.jpg')).ino).toBe(statSync(path.join(root, 'releases/20220605_2015/actas/1_A.jpg')).ino);
+    expect(existsSync(staged('index.html'))).toBe(false);
+  }, T);
+
   it('never links what is not a regular file, nor a file the base manifest does not vouch for', () => {
     release('20220605_2015', { 'index.html': 'igual', 'a.csv': 'igual' });
     symlinkSync('/etc/passwd', path.join(root, 'releases/20220605_2015/enlace'));
