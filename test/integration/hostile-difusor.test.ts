@@ -5,6 +5,7 @@ import path from 'node:path';
 import { startLab, type Lab } from './lab/sshd.js';
 import { writeCut } from '../../bench/prep-cut.js';
 import { checkLive, liveCut, publish } from './support/publish.js';
+import { readJournal } from '../../src/core/journal.js';
 
 /** What a compromised or careless difusor may have done below its path; the tool must not be led astray. */
 const T = 120_000;
@@ -90,7 +91,11 @@ test('a `current` pointing outside path is not trusted as a base and is replaced
   await rm(current);
   await symlink(outside, current);
   const result = await publish(registry, path.join(cuts, CUTS[3]), { only: [d.id] });
-  expect(result.outcomes[0]).toMatchObject({ result: 'live', filesLinked: 0 });
+  expect(result.outcomes[0]).toMatchObject({ result: 'live' });
+  expect(result.outcomes[0]?.previous).toBeUndefined();
+  // Nothing counts as live: the base is the newest release kept under releases/, never what current points to.
+  const staged = (await readJournal(lab.stateDir)).filter((e) => e.difusor === d.id && e.cut === CUTS[3] && e.phase === 'stage');
+  expect(staged.at(-1)?.detail).toMatchObject({ base: CUTS[1] });
   expect(await liveCut(d.path)).toBe(`releases/${CUTS[3]}`);
   expect(await checkLive(d.path)).toEqual({ ok: true, output: '' });
   expect(await readFile(path.join(outside, 'precious.txt'), 'utf8')).toBe('do not touch\n');
