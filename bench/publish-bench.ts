@@ -261,22 +261,10 @@ interface PlainReport {
 async function plainRunner(job: PlainJob): Promise<void> {
   const client0 = procCpuMs('self');
   const t0 = performance.now();
-  const results = await Promise.all(
-    job.commands.map(
-      ([cmd, ...args]) =>
-        new Promise<PlainReport['results'][number]>((resolve, reject) => {
-          const child = spawn(cmd as string, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-          const out: Buffer[] = [];
-          const err: Buffer[] = [];
-          child.stdout.on('data', (b: Buffer) => out.push(b));
-          child.stderr.on('data', (b: Buffer) => err.push(b));
-          child.on('error', reject);
-          child.on('close', (code) =>
-            resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), endedAt: performance.now() - t0 }),
-          );
-        }),
-    ),
-  );
+  const results = (await Promise.all(job.commands.map(([cmd, ...args]) => run(cmd as string, args)))).map((r) => ({
+    ...r,
+    endedAt: r.endedAt - t0,
+  }));
   const report: PlainReport = { ms: performance.now() - t0, clientCpuMs: procCpuMs('self') - client0, results };
   process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(report)}\n`);
 }

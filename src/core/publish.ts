@@ -335,7 +335,7 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
     }
     // What the guess sends may already be on disk when prepare reads the free space: only the rest must fit
     // for sure. If the guess does not fit after all, rsync fails on the full disk and the difusor keeps its cut.
-    const stillToLand = early?.running ? bytesBeyond(plan.send, early.files) : plan.bytesToSend;
+    const stillToLand = early?.running ? beyondGuess(plan.send, early.files).reduce((n, e) => n + e.size, 0) : plan.bytesToSend;
     if (report.freeKb !== undefined && stillToLand > report.freeKb * 1024) {
       throw new StepError(
         'preparing',
@@ -449,10 +449,10 @@ export function guessSend(manifest: Manifest, last: LastLive | undefined): Manif
   return manifest.entries.filter((e) => last.hashes.get(e.path) !== e.sha256);
 }
 
-/** The bytes of what is to be sent that the early transfer is not sending. */
-function bytesBeyond(send: Manifest['entries'], onGuess: Manifest['entries']): number {
+/** What is to be sent that the early transfer is not sending. */
+function beyondGuess(send: Manifest['entries'], onGuess: Manifest['entries']): Manifest['entries'] {
   const guessed = new Set(onGuess.map((e) => e.path));
-  return send.filter((e) => !guessed.has(e.path)).reduce((n, e) => n + e.size, 0);
+  return send.filter((e) => !guessed.has(e.path));
 }
 
 interface EarlyTransfer {
@@ -524,8 +524,7 @@ async function sendMissing(
     sent.onGuess = early.files.length;
   }
   // Only after the early transfer ended: two rsyncs into one incoming directory would race on its parents.
-  const onGuess = new Set(sent.files.map((e) => e.path));
-  const rest = plan.send.filter((e) => !onGuess.has(e.path));
+  const rest = beyondGuess(plan.send, sent.files);
   if (rest.length > 0) {
     const into = early ? { incoming: req.incoming } : {};
     count(
