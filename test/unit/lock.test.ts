@@ -202,10 +202,11 @@ describe('Lock.release', () => {
 
 describe('processIsAlive', () => {
   test('a zombie (exited, not yet reaped) holds nothing', async () => {
-    // sh forks a child that exits at once; sh does not wait for it while it sleeps, so it stays a zombie.
-    const parent = spawn('sh', ['-c', 'sh -c "exit 0" & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // sh forks a child that exits a moment later, once sh has become sleep, which never waits for it: a zombie.
+    // (A child exiting at once could be reaped by sh itself before the exec, on a loaded machine.)
+    const parent = spawn('sh', ['-c', 'sh -c "sleep 0.3; exit 0" & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
     const pid = await new Promise<number>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await new Promise((resolve) => setTimeout(resolve, 900));
     try {
       // Still in the process table (kill(pid, 0) succeeds), so only the zombie check can call it dead.
       expect(() => process.kill(pid, 0)).not.toThrow();
