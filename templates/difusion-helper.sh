@@ -584,6 +584,40 @@ notice-switch)
 	echo "live $(readlink current)"
 	;;
 
+discard)
+	# What a failed run wrote into staging, and only that, so a full disk is freed before the run ends:
+	#   discard CUT [TOKEN]      .staging/CUT, .staging/CUT.in-TOKEN, and the manifest, signature and drop list read for CUT
+	#   discard --notice STAMP   .staging/notice-STAMP
+	# Releases, notices and current are never touched; a run killed before this is cleaned by the next prepare.
+	[ $# -le 2 ] || die "refused: discard $*"
+	if [ "${1:-}" = --notice ]; then
+		need_stamp "${2:-}"
+		set -- ".staging/notice-$2"
+	else
+		need_cut "${1:-}"
+		cut=$1
+		token=${2:-}
+		[ -z "$token" ] || need_token "$token"
+		set -- ".staging/$cut" ".staging/.manifest.$cut" ".staging/.sig.$cut" ".staging/.drop.$cut" ${token:+".staging/$cut.in-$token"}
+	fi
+	[ -d .staging ] && [ ! -L .staging ] || exit 0
+	# A receiver whose client was stopped may write its last file for a moment more: removed again until none is left.
+	tries=0
+	while :; do
+		left=
+		for f in "$@"; do
+			if [ -e "$f" ] || [ -L "$f" ]; then
+				rm -rf -- "$f" 2>/dev/null
+				if [ -e "$f" ] || [ -L "$f" ]; then left="$left $f"; else echo "discarded ${f#.staging/}"; fi
+			fi
+		done
+		[ -z "$left" ] && break
+		tries=$((tries + 1))
+		[ "$tries" -lt 10 ] || die "cannot remove$left"
+		sleep 1
+	done
+	;;
+
 prune)
 	keep=${1:-}
 	case $keep in '' | *[!0-9]*) die "keep must be a number: $keep" ;; esac

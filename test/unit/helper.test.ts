@@ -626,3 +626,65 @@ describe('difusion-helper: restricted access (SSH_ORIGINAL_COMMAND)', () => {
     expect(after.code).not.toBe(0);
   }, T);
 });
+
+describe('difusion-helper: discard (what a failed run wrote into staging)', () => {
+  const CUT = '20220605_2030';
+
+  it('removes this run\'s staging, incoming directory and the files read for the cut; nothing else', () => {
+    release('20220605_2015', { 'index.html': 'viejo' });
+    symlinkSync('releases/20220605_2015', path.join(root, 'current'));
+    put(`.staging/${CUT}/index.html`, 'nuevo');
+    put(`.staging/${CUT}.in-run1/actas/1.jpg`, 'acta');
+    put(`.staging/.manifest.${CUT}`, 'm');
+    put(`.staging/${CUT}.in-otro/x`, 'de otro run');
+    put('.staging/20220605_2045/x', 'otro corte');
+    const kept = listing(path.join(root, 'releases'));
+    const out = ok(helper('discard', [CUT, 'run1']));
+    expect(out.split('\n').filter(Boolean).sort()).toEqual([`discarded ${CUT}`, `discarded ${CUT}.in-run1`, `discarded .manifest.${CUT}`].sort());
+    expect(readdirSync(path.join(root, '.staging')).sort()).toEqual([`${CUT}.in-otro`, '20220605_2045']);
+    expect(listing(path.join(root, 'releases'))).toEqual(kept);
+    expect(readlinkSync(path.join(root, 'current'))).toBe('releases/20220605_2015');
+  }, T);
+
+  it('removes a notice\'s staging, never a notice in notices/', () => {
+    put('.staging/notice-20220605_213000/index.html', 'aviso');
+    put('notices/20220605_213000/index.html', 'aviso');
+    expect(ok(helper('discard', ['--notice', '20220605_213000']))).toBe('discarded notice-20220605_213000\n');
+    expect(existsSync(path.join(root, '.staging', 'notice-20220605_213000'))).toBe(false);
+    expect(existsSync(path.join(root, 'notices', '20220605_213000', 'index.html'))).toBe(true);
+  }, T);
+
+  it('removes a symlink in staging, not what it points to', () => {
+    put('fuera/dato', 'no se toca');
+    mkdirSync(path.join(root, '.staging'));
+    symlinkSync(path.join(root, 'fuera'), path.join(root, '.staging', CUT));
+    expect(ok(helper('discard', [CUT]))).toBe(`discarded ${CUT}\n`);
+    expect(readFileSync(path.join(root, 'fuera', 'dato'), 'utf8')).toBe('no se toca');
+  }, T);
+
+  it('with nothing there (or no .staging at all), succeeds and says nothing', () => {
+    expect(helper('discard', [CUT])).toEqual({ code: 0, stdout: '', stderr: '' });
+    mkdirSync(path.join(root, '.staging'));
+    expect(helper('discard', [CUT, 'run1'])).toEqual({ code: 0, stdout: '', stderr: '' });
+  }, T);
+
+  it.each([
+    [['../x'], 'not a cut id: ../x'],
+    [['.staging'], 'not a cut id: .staging'],
+    [[CUT, '../x'], 'not an incoming token: ../x'],
+    [[CUT, 'run-1'], 'not an incoming token: run-1'],
+    [['--notice', '../../releases'], 'not a notice stamp: ../../releases'],
+    [['--notice', CUT], `not a notice stamp: ${CUT}`],
+    [[CUT, 'run1', 'extra'], `refused: discard ${CUT} run1 extra`],
+  ])('refuses %j', (args, said) => {
+    release(CUT, { 'index.html': 'x' });
+    const before = listing(root);
+    expect(helper('discard', args)).toEqual({ code: 2, stdout: '', stderr: `difusion-helper: ${said}\n` });
+    expect(listing(root)).toEqual(before);
+  }, T);
+
+  it('is a plain request on a restricted account', () => {
+    put(`.staging/${CUT}.in-run1/x`, 'x');
+    expect(restricted(`discard ${CUT} run1`)).toEqual({ code: 0, stdout: `discarded ${CUT}.in-run1\n`, stderr: '' });
+  }, T);
+});
