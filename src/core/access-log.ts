@@ -11,6 +11,8 @@ export interface LogRecord {
   host: string;
   /** UTC epoch ms of the line's own time and offset. */
   ms: number;
+  /** The line's own wall time as the number YYYYMMDDhhmmss (offset ignored), as AWStats compares lines. */
+  stamp: number;
   method: string;
   /** The request target as logged (query included). */
   url: string;
@@ -27,11 +29,13 @@ const MONTHS: Record<string, number> = {
 
 let lastStamp = '';
 let lastStampMs = NaN;
+let lastStampNumber = NaN;
 
 /** '05/Jun/2022:20:00:00 -0500' → UTC epoch ms, NaN when it is not such a time. */
 export function parseLogTime(stamp: string): number {
   if (stamp === lastStamp) return lastStampMs;
   let ms = NaN;
+  let number = NaN;
   if (stamp.length === 26 && stamp[2] === '/' && stamp[6] === '/' && stamp[11] === ':' && stamp[20] === ' ') {
     const day = num2(stamp, 0);
     const month = MONTHS[stamp.slice(3, 6)];
@@ -44,11 +48,15 @@ export function parseLogTime(stamp: string): number {
     if (month !== undefined && day >= 1 && day <= 31 && hour <= 23 && minute <= 59 && second <= 60) {
       const wall = Date.UTC(year, month, day, hour, minute, second);
       // 31/Jun would roll over to 1 July; it is not a time.
-      if (new Date(wall).getUTCDate() === day) ms = wall - offset;
+      if (new Date(wall).getUTCDate() === day) {
+        ms = wall - offset;
+        number = ((((year * 100 + month + 1) * 100 + day) * 100 + hour) * 100 + minute) * 100 + second;
+      }
     }
   }
   lastStamp = stamp;
   lastStampMs = ms;
+  lastStampNumber = number;
   return ms;
 }
 
@@ -84,6 +92,7 @@ export function parseLogLine(text: string): LogRecord | undefined {
   // Most lines share their second with the line before: compare in place before slicing a new string.
   const ms = lastStamp !== '' && line.startsWith(lastStamp, open + 1) ? lastStampMs : parseLogTime(line.slice(open + 1, open + 27));
   if (Number.isNaN(ms)) return undefined;
+  const stamp = lastStampNumber;
   if (line.charCodeAt(open + 28) !== 32 || line.charCodeAt(open + 29) !== 34) return undefined;
   const requestStart = open + 30;
   const requestEnd = closingQuote(line, requestStart);
@@ -120,6 +129,7 @@ export function parseLogLine(text: string): LogRecord | undefined {
   return {
     host: line.slice(0, hostEnd),
     ms,
+    stamp,
     method: line.slice(requestStart, methodEnd),
     url: line.slice(methodEnd + 1, urlEnd),
     status: Number(statusText),
@@ -130,6 +140,19 @@ export function parseLogLine(text: string): LogRecord | undefined {
 
 /** Methods SPEC never counts (AWStats drops them as "not qualified"). */
 export const UNCOUNTED_METHODS = new Set(['PATCH', 'TRACE', 'CONNECT']);
+
+/**
+ * The methods AWStats 7.8 qualifies for a web log (LogType=W), the only lines it judges for order: a line of
+ * any other method is dropped before its date is read, so it neither moves nor fails the out-of-order check.
+ */
+const AWSTATS_METHODS = new Set(
+  'GET POST HEAD PROPFIND CHECKOUT LOCK PROPPATCH OPTIONS MKACTIVITY PUT MERGE DELETE REPORT MKCOL COPY RPC_IN_DATA RPC_OUT_DATA OK ERR! PRIV'.split(' '),
+);
+const AWSTATS_STREAM_METHODS = new Set(['GET', 'MMS', 'RTSP', 'HTTP', 'RTP']);
+
+export function awstatsQualifies(method: string): boolean {
+  return AWSTATS_METHODS.has(method) || AWSTATS_STREAM_METHODS.has(method.toUpperCase());
+}
 
 /**
  * Extensions that are not pages: AWStats' default NotPageList, its images, and its downloads

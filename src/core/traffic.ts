@@ -1,10 +1,12 @@
-import { isPage, isRobot, parseLogLine, pathOf, UNCOUNTED_METHODS, type LogRecord } from './access-log.js';
+import { awstatsQualifies, isPage, isRobot, parseLogLine, pathOf, UNCOUNTED_METHODS, type LogRecord } from './access-log.js';
 import { offsetAt } from './window.js';
 
 /**
  * The memoria técnica's figures for one difusor, counted as AWStats 7.8 counts them (SPEC, "Memoria
  * técnica figures"), over lines fed in time order. Each line is, in this order (AWStats' own):
- * malformed; outside the period; a PATCH/TRACE/CONNECT (dropped); /favicon.ico; a status other than
+ * malformed; out of order (older than the newest line seen so far minus 20000, both read as
+ * YYYYMMDDhhmmss numbers of the line's own clock: AWStats' $NOTSORTEDRECORDTOLERANCE, which across
+ * midnight is a few seconds); outside the period; a PATCH/TRACE/CONNECT (dropped); /favicon.ico; a status other than
  * 200/304 (an error, by code); a robot (isbot, or no user agent); /robots.txt (a robot too); else
  * counted: a hit, its bytes (0 for '-' and 304), and a page unless its extension is an asset or a
  * download. A page more than 3,600 s after the same address's previous page, or on a later day,
@@ -38,6 +40,12 @@ export interface Tallies {
   malformed: number;
   /** Well-formed lines whose local time is outside the period. */
   outside: number;
+  /**
+   * Lines of the period dropped as AWStats drops them ("corrupted" in its summary): older than the newest line
+   * read before them minus 20000 as YYYYMMDDhhmmss numbers, e.g. a download stamped 23:59:50 and written by
+   * Apache when it ended, after lines of 00:00:02.
+   */
+  outOfOrder: number;
   robots: { hits: number; bytes: number; robotsTxt: number };
   /** Requests with any status but 200 and 304, by status. */
   errors: Record<string, number>;
@@ -62,6 +70,8 @@ const HOUR_MS = 3_600_000;
 const OFFSET_SLOT_MS = 900_000;
 /** SPEC: "more than 3,600 s" starts a new visit; exactly 3,600 s does not (AWStats compares with >). */
 const VISIT_TIMEOUT_MS = 3_600_000;
+/** AWStats' $NOTSORTEDRECORDTOLERANCE, in YYYYMMDDhhmmss units: 2 hours within a day, seconds across midnight. */
+const NOT_SORTED_TOLERANCE = 20_000;
 
 export function dayNumber(date: string): number {
   const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(date);
@@ -103,10 +113,13 @@ export class TrafficCounter {
   private readonly offsets = new Map<number, number>();
   private lastSlot = NaN;
   private lastOffset = 0;
+  /** The newest line seen so far, as AWStats' $LastLine: YYYYMMDDhhmmss of the line's own clock. */
+  private newestStamp = 0;
   private readonly tallies: Tallies = {
     lines: 0,
     malformed: 0,
     outside: 0,
+    outOfOrder: 0,
     robots: { hits: 0, bytes: 0, robotsTxt: 0 },
     errors: {},
     methods: {},
@@ -159,7 +172,16 @@ export class TrafficCounter {
   private count(r: LogRecord): void {
     const local = this.localMs(r.ms);
     const day = Math.floor(local / DAY_MS);
-    if (day < this.firstDay || day > this.lastDay) {
+    const inPeriod = day >= this.firstDay && day <= this.lastDay;
+    if (awstatsQualifies(r.method)) {
+      if (r.stamp < this.newestStamp - NOT_SORTED_TOLERANCE) {
+        if (inPeriod) this.tallies.outOfOrder++;
+        else this.tallies.outside++;
+        return;
+      }
+      if (r.stamp > this.newestStamp) this.newestStamp = r.stamp;
+    }
+    if (!inPeriod) {
       this.tallies.outside++;
       return;
     }

@@ -97,6 +97,7 @@ function apart(d: TrafficFigures): string {
 <tr><th>/favicon.ico</th><td>${fmt(d.favicon)}</td></tr>
 <tr><th>Líneas mal formadas</th><td>${fmt(d.malformed)}</td></tr>
 <tr><th>Líneas fuera del periodo</th><td>${fmt(d.outside)}</td></tr>
+<tr><th>Líneas fuera de orden (descartadas como AWStats: más de 20000 AAAAMMDDhhmmss antes de la más reciente)</th><td>${fmt(d.outOfOrder)}</td></tr>
 <tr><th>Líneas leídas</th><td>${fmt(d.lines)}</td></tr>
 </tbody></table>`;
 }

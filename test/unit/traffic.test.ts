@@ -17,6 +17,51 @@ function count(hits: Array<Hit | string>, period = PERIOD) {
   return counter.result();
 }
 
+describe('lines out of order, judged as AWStats judges them ($NOTSORTEDRECORDTOLERANCE = 20000 on YYYYMMDDhhmmss)', () => {
+  test('a download that ended after midnight, stamped 23:59:50 and written after 00:00:02, is dropped and tallied', () => {
+    const r = count([
+      { at: '2022-06-05 23:59:40', host: '192.0.2.9', size: 10 },
+      { at: '2022-06-06 00:00:02', host: '192.0.2.8', size: 20 },
+      { at: '2022-06-05 23:59:50', url: '/datos/PREP.zip', size: 50_000_000 },
+    ]);
+    expect(r).toMatchObject({ hits: 2, bytes: 30, outOfOrder: 1, malformed: 0 });
+  });
+  test('within a day, up to 2 hours back is kept; older is dropped', () => {
+    const r = count([
+      { at: '2022-06-05 14:00:00', host: '192.0.2.8' },
+      { at: '2022-06-05 12:00:00', url: '/kept.zip', size: 7 },
+      { at: '2022-06-05 11:59:59', url: '/dropped.zip', size: 11 },
+      // Across the hour the numbers still work out: 14:00:00 − 20000 is 12:00:00.
+      { at: '2022-06-05 13:59:59', url: '/kept-too.zip', size: 3 },
+    ]);
+    expect(r).toMatchObject({ hits: 3, bytes: 1000 + 7 + 3, outOfOrder: 1 });
+  });
+  test('a dropped line does not become the newest; a PATCH neither counts nor moves the newest', () => {
+    const r = count([
+      { at: '2022-06-05 20:00:00', host: '192.0.2.8' },
+      { at: '2022-06-06 00:00:00', method: 'PATCH' },
+      { at: '2022-06-05 23:59:00', host: '192.0.2.9' },
+    ]);
+    expect(r).toMatchObject({ hits: 2, outOfOrder: 0, methods: { PATCH: 1 } });
+  });
+  test('the line\'s own clock is compared, not the instant: a line an hour "older" in another offset is judged by its digits', () => {
+    const r = count([
+      { at: '2022-06-06 00:00:05', offset: -300 },
+      // 23:59:59 at -0600 is 00:59:59 at -0500, later; AWStats reads 20220605235959 and drops it.
+      { at: '2022-06-05 23:59:59', offset: -360, host: '192.0.2.7' },
+    ]);
+    expect(r).toMatchObject({ hits: 1, outOfOrder: 1 });
+  });
+  test('a line out of order outside the period is outside, not out of order', () => {
+    const r = count([
+      { at: '2022-06-13 00:00:05' },
+      { at: '2022-06-12 23:59:59', host: '192.0.2.7' },
+      { at: '2022-06-13 00:00:01', host: '192.0.2.6' },
+    ]);
+    expect(r).toMatchObject({ hits: 0, outOfOrder: 1, outside: 2 });
+  });
+});
+
 describe('what a request counts for', () => {
   test('a 304 with size "-" is a hit and a page of 0 bytes', () => {
     const r = count([{ at: '2022-06-05 20:00:00', status: 304, size: '-' }]);
