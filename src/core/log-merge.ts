@@ -5,7 +5,9 @@ import type { TrafficCounter } from './traffic.js';
  * A difusor's log files (the live one and its rotations, plain or gzip) read as one stream in time
  * order: a k-way merge on each file's next line. Files are read in chunks, one chunk per file held
  * at a time, so memory does not grow with the logs. A malformed line has no time; it is tallied
- * where it is met.
+ * where it is met. Apache writes one format per file: in a file whose first chunk holds a combined line,
+ * a line without referer and user agent is a combined line cut short (a crash mid-write), malformed, as
+ * AWStats reads it with LogFormat=1, never a common-format line with half its size.
  */
 
 /**
@@ -32,6 +34,7 @@ interface Cursor {
   lines: string[];
   index: number;
   head: LogRecord | undefined;
+  combined: boolean | undefined;
 }
 
 /** Reads every source once; each line goes to every counter (the election period and the baseline in one pass). */
@@ -52,7 +55,7 @@ export async function countMerged(
     while (c.index < c.lines.length) {
       const line = c.lines[c.index++] as string;
       const record = parseLogLine(line);
-      if (record) {
+      if (record && (record.agent !== undefined || !c.combined)) {
         c.head = record;
         return true;
       }
@@ -73,13 +76,14 @@ export async function countMerged(
       onProgress?.(done, total);
       c.lines = next.value.lines;
       c.index = 0;
+      if (c.combined === undefined) c.combined = isCombined(c.lines);
     }
     return true;
   };
 
   const live: Cursor[] = [];
   for (const source of sources) {
-    const cursor: Cursor = { source, iterator: source.chunks()[Symbol.asyncIterator](), lines: [], index: 0, head: undefined };
+    const cursor: Cursor = { source, iterator: source.chunks()[Symbol.asyncIterator](), lines: [], index: 0, head: undefined, combined: undefined };
     if (await advance(cursor)) live.push(cursor);
   }
   while (live.length > 0) {
@@ -94,4 +98,15 @@ export async function countMerged(
     } while ((nextInChunk(cursor) || (await advance(cursor))) && (cursor.head as LogRecord).ms <= bound);
     if (!cursor.head) live.splice(min, 1);
   }
+}
+
+/** true when a line of the chunk is a combined-format line; undefined when none is well formed. */
+function isCombined(lines: string[]): boolean | undefined {
+  let common = false;
+  for (const line of lines) {
+    const record = parseLogLine(line);
+    if (record?.agent !== undefined) return true;
+    if (record) common = true;
+  }
+  return common ? false : undefined;
 }
