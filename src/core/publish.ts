@@ -68,6 +68,8 @@ export interface DifusorOutcome {
   switchedAt?: number;
   /** Seconds after the on-time group's switch that this difusor went live (0 for the group itself). */
   lateSeconds?: number;
+  /** A failed difusor whose staging could not be freed before the run ended: why (the next run's prepare clears it). */
+  stagingLeft?: string;
 }
 
 export interface PublishReport {
@@ -194,6 +196,8 @@ interface Staged {
   outcome: DifusorOutcome;
   startedAt: number;
   needsSwitch: boolean;
+  /** An early transfer was stopped for this one: its incoming directory may be left until the prune. */
+  stoppedEarly: boolean;
 }
 
 export async function runPool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -267,6 +271,8 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
   let phase: Phase = 'connecting';
   let session: DifusorSession | undefined;
   let early: EarlyTransfer | undefined;
+  // Whether this run may have written into the difusor's staging: then a failure discards it before the session closes.
+  let wrote = false;
   const progress = ports.observer?.progress ? (bytes: number, percent: number) => ports.observer?.progress?.(d.id, bytes, percent) : undefined;
   const signed = req.signature !== undefined;
   try {
@@ -282,8 +288,11 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
     // likely what the staging will lack. A wrong guess only sends correct files for nothing (and the rest after).
     const guessed = expectTransfer && req.incoming !== undefined ? guessSend(req.manifest, req.lastLive?.get(d.id)) : [];
     if (guessed.length > 0) {
+      wrote = true;
       early = sendEarly(session, req, guessed, progress);
     }
+    // prepare --stage builds the new release's staging; one that fails may have built part of it.
+    if (!req.dryRun && expectTransfer) wrote = true;
     // A real run hands prepare the new manifest, so a new release's staging is linked in the same round trip;
     // not where the cut is likely live already (cron's no-op), which would carry the manifest for nothing.
     const prepared = req.dryRun
@@ -295,6 +304,7 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
         : await step(session, phase, 'prepare', [req.cut]);
     const report = parsePrepare(prepared.stdout);
     outcome.previous = report.live;
+    wrote = early !== undefined || report.staged === req.cut;
     const baseHashes = report.base ? await ports.state.manifestHashes(report.base, report.baseManifestDigest) : undefined;
     const plan: TransferPlan = planTransfer({ cut: req.cut, manifest: req.manifest, report, baseHashes, signed });
     outcome.plan = plan.kind;
@@ -331,7 +341,7 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
     }
     if (plan.kind === 'switch-only') {
       observe('ready', 'already staged');
-      return { difusor: d, session, outcome, startedAt, needsSwitch: true };
+      return { difusor: d, session, outcome, startedAt, needsSwitch: true, stoppedEarly: early !== undefined };
     }
     // What the guess sends may already be on disk when prepare reads the free space: only the rest must fit
     // for sure. If the guess does not fit after all, rsync fails on the full disk and the difusor keeps its cut.
@@ -352,12 +362,14 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
       // A release repaired in place (or a helper that does not stage): the staging is linked from it first.
       phase = 'linking';
       observe(phase, `${plan.linked} unchanged files`);
+      wrote = true;
       await step(session, phase, 'link', [req.cut, plan.base ?? '-'], { stdin: linkInput(plan, req) });
     }
     // rsync writes straight into the staging (or this run's incoming directory, when it started early): each file it
     // sends replaces, by a rename, whatever linked file was there, so the live release's inodes are never written.
     phase = 'staging';
     observe(phase, `${plan.send.length} files`);
+    wrote = true;
     const sent = await sendMissing(session, req, plan, early?.running ? early : undefined, progress);
     outcome.filesSent = sent.filesSent;
     outcome.bytesSent = sent.bytesSent;
@@ -410,14 +422,16 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
         ...(outcome.signatureCheck ? { signatureCheck: outcome.signatureCheck } : {}),
       },
     });
-    return { difusor: d, session, outcome, startedAt, needsSwitch: report.live !== req.cut };
+    return { difusor: d, session, outcome, startedAt, needsSwitch: report.live !== req.cut, stoppedEarly: false };
   } catch (error) {
     // Never a transfer left running behind a failure: stopped and settled before the session closes.
     await early?.stop();
+    const message = error instanceof Error ? error.message : String(error);
+    const discarded = wrote ? await discardFailed(ports, d, session, discardArgs(req, early !== undefined), message, outcome) : {};
     session?.close();
     outcome.result = 'failed';
     outcome.failedPhase = error instanceof StepError ? error.phase : phase;
-    outcome.error = withHelperHint(d, error instanceof Error ? error.message : String(error));
+    outcome.error = withHelperHint(d, message);
     outcome.seconds = (now() - startedAt) / 1000;
     observe('failed', outcome.error);
     await ports.journal?.record({
@@ -428,7 +442,7 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
       bytes: outcome.bytesSent,
       seconds: outcome.seconds,
       error: outcome.error,
-      detail: { previous: outcome.previous },
+      detail: { previous: outcome.previous, ...discarded },
     });
     return outcome;
   }
@@ -600,6 +614,8 @@ async function switchOne(staged: Staged, req: PublishRequest, ports: PublishPort
     outcome.result = 'failed';
     outcome.failedPhase = 'switching';
     outcome.error = error instanceof Error ? error.message : String(error);
+    // The release stays (a rerun switches to it at once); only what a stopped early transfer left in staging goes.
+    const discarded = staged.stoppedEarly ? await discardFailed(ports, d, session, discardArgs(req, true), outcome.error, outcome) : {};
     outcome.seconds = (now() - staged.startedAt) / 1000;
     ports.observer?.phase(d.id, 'failed', outcome.error);
     await ports.journal?.record({
@@ -609,8 +625,100 @@ async function switchOne(staged: Staged, req: PublishRequest, ports: PublishPort
       result: 'failed',
       seconds: outcome.seconds,
       error: outcome.error,
-      detail: { previous: outcome.previous },
+      detail: { previous: outcome.previous, ...discarded },
     });
+  }
+}
+
+/** The helper's discard arguments for what this run may have written: its cut's staging, and its incoming directory. */
+function discardArgs(req: PublishRequest, early: boolean): string[] {
+  return [req.cut, ...(early && req.incoming !== undefined ? [req.incoming] : [])];
+}
+
+/** Frees what a failed difusor's run wrote into its staging; the journal's failure entry says what became of it. */
+async function discardFailed(
+  ports: PublishPorts,
+  d: Difusor,
+  session: DifusorSession | undefined,
+  args: string[],
+  failure: string,
+  outcome: DifusorOutcome,
+): Promise<Record<string, unknown>> {
+  const result = await discardStaging(ports.connector, d, session, args, failure);
+  if (result.error !== undefined) {
+    outcome.stagingLeft = result.error;
+    return { stagingLeft: result.error };
+  }
+  return { discarded: result.removed, ...(result.reconnected ? { discardedOver: 'a new connection' } : {}) };
+}
+
+/** Each discard step: a few rm -rf and at most ten seconds of the helper waiting on a stopped receiver. */
+const DISCARD_STEP_TIMEOUT_MS = 15_000;
+/** A new connection to discard over, when the run's own died: bounded, so a failure ends the run soon anyway. */
+const DISCARD_RECONNECT_MS = 20_000;
+
+export interface DiscardResult {
+  /** What the helper removed, relative to .staging. */
+  removed: string[];
+  /** Set when the staging could not be freed: why. */
+  error?: string;
+  reconnected?: boolean;
+}
+
+/**
+ * A link that went silent rarely answers a new connection at once: waiting for one would only hold the run up.
+ * One reset or closed (a cut link, sshd restarted) usually does.
+ */
+function linkWentSilent(message: string): boolean {
+  return /keepalive|went silent|not responding|timed out|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH/i.test(message);
+}
+
+/**
+ * Discards what a failed run wrote into a difusor's staging (`discard` ARGS: a cut and its incoming token, or
+ * `--notice STAMP`), over the run's own session, or over a new short one when that one is gone. Never throws:
+ * a staging left behind is said in the result, and the next run's prepare clears it.
+ */
+export async function discardStaging(
+  connector: DifusorConnector,
+  d: Difusor,
+  session: DifusorSession | undefined,
+  args: string[],
+  failure: string,
+): Promise<DiscardResult> {
+  const discardOver = async (s: DifusorSession): Promise<DiscardResult> => {
+    const out = await s.helper('discard', args, { timeoutMs: DISCARD_STEP_TIMEOUT_MS });
+    if (out.code !== 0) return { removed: [], error: `discard failed (exit ${out.code}): ${lastLines(out.stderr || out.stdout) || 'no message'}` };
+    return { removed: out.stdout.split('\n').filter((l) => l.startsWith('discarded ')).map((l) => l.slice(10)) };
+  };
+  let lost = failure;
+  if (session) {
+    try {
+      return await discardOver(session);
+    } catch (error) {
+      lost = error instanceof Error ? error.message : String(error);
+    }
+  }
+  if (linkWentSilent(lost) || linkWentSilent(failure)) return { removed: [], error: `the link to ${d.id} is down (${lost})` };
+  let timer: NodeJS.Timeout | undefined;
+  const opening = connector.open(d, { expectTransfer: false });
+  try {
+    const fresh = await Promise.race([
+      opening,
+      new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`no new connection within ${DISCARD_RECONNECT_MS / 1000} s`)), DISCARD_RECONNECT_MS);
+      }),
+    ]);
+    try {
+      return { ...(await discardOver(fresh)), reconnected: true };
+    } finally {
+      fresh.close();
+    }
+  } catch (error) {
+    // One that opens after all is closed at once.
+    opening.then((s) => s.close()).catch(() => undefined);
+    return { removed: [], error: `could not reach ${d.id} again to free its staging: ${error instanceof Error ? error.message : String(error)}` };
+  } finally {
+    clearTimeout(timer);
   }
 }
 

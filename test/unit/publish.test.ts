@@ -100,6 +100,7 @@ class FakeConnector implements DifusorConnector {
         return okOut(`live releases/${args[0]}\n`);
       case 'link':
       case 'prune':
+      case 'discard':
         return okOut();
       default:
         return { code: 2, stdout: '', stderr: `difusion-helper: refused: unknown verb ${verb} (${id})\n` };
@@ -273,7 +274,7 @@ describe('publishCut: the normal path', () => {
       failedPhase: 'preparing',
       error: 'the staging prepare built holds what the cut does not: enlace: not a regular file; datos/viejo.csv: not in the manifest',
     });
-    expect(connector.verbsOf('a')).toEqual(['open', 'prepare', 'close']);
+    expect(connector.verbsOf('a')).toEqual(['open', 'prepare', 'discard', 'close']);
   });
 
   it('with a helper that does not stage, links from the live release first, dropping what changed or went away', async () => {
@@ -817,7 +818,7 @@ describe('publishCut: the transfer starts on a guess while prepare builds the st
   it('an early transfer that fails fails the difusor at staging, after prepare', async () => {
     const { connector, report } = await publish(['a'], { a: { transferError: 'rsync exit 12 (connection lost?)' } }, early);
     expect(outcome(report, 'a')).toMatchObject({ failedPhase: 'staging', error: 'rsync exit 12 (connection lost?)' });
-    expect(connector.verbsOf('a')).toEqual(['open', 'transfer', 'prepare', 'close']);
+    expect(connector.verbsOf('a')).toEqual(['open', 'transfer', 'prepare', 'discard', 'close']);
   });
 
   it('guesses nothing without an incoming name, for a difusor likely live, or in a dry run', async () => {
@@ -873,5 +874,126 @@ describe('openAhead: sessions connect while the manifest is built', () => {
     const again = openAhead(fake.connector, [difusor('down')], () => ({}));
     await expect(again.open(difusor('down'))).rejects.toThrow('down: connection refused');
     await again.dispose();
+  });
+});
+
+describe('publishCut: a failed difusor leaves its staging as it found it', () => {
+  const lastLive = new Map([['a', { cut: PREVIOUS, hashes: new Map(previousManifest.entries.map((e) => [e.path, e.sha256])) }]]);
+  const early = { incoming: 'run1', lastLive };
+  const discarded = (out = `discarded ${CUT}\ndiscarded ${CUT}.in-run1\n`): Script => () => okOut(out);
+
+  it('a transfer that fails (a full disk) discards the cut\'s staging and incoming directory over the same session, before it closes', async () => {
+    const { connector, report, journal } = await publish(
+      ['a'],
+      { a: { transferError: 'rsync: write failed: No space left on device (28)', verbs: { discard: discarded() } } },
+      early,
+    );
+    expect(connector.verbsOf('a')).toEqual(['open', 'transfer', 'prepare', 'discard', 'close']);
+    expect(connector.stdin.has(`a:discard:${CUT} run1`)).toBe(true);
+    expect(outcome(report, 'a')).toMatchObject({ result: 'failed', failedPhase: 'staging' });
+    expect(outcome(report, 'a').stagingLeft).toBeUndefined();
+    expect(journal.find((e) => e.result === 'failed')?.detail).toEqual({ previous: PREVIOUS, discarded: [CUT, `${CUT}.in-run1`] });
+  });
+
+  it('a verify, promote or link the helper refuses discards the staging too (without an incoming token when nothing went early)', async () => {
+    for (const verb of ['verify', 'promote']) {
+      const refused: Script = () => ({ code: 2, stdout: '', stderr: `difusion-helper: refused: ${verb}\n` });
+      const { connector, report } = await publish(['a'], { a: { verbs: { [verb]: refused } } });
+      expect(outcome(report, 'a')).toMatchObject({ result: 'failed', failedPhase: 'verifying' });
+      expect(connector.verbsOf('a').slice(-2)).toEqual(['discard', 'close']);
+      expect(connector.stdin.has(`a:discard:${CUT}`)).toBe(true);
+    }
+  });
+
+  it('a session that died with the failure: one new connection, the discard over it, then closed', async () => {
+    let calls = 0;
+    const { connector, report, journal } = await publish(
+      ['a'],
+      {
+        a: {
+          transferError: 'rsync exit 255: the connection was lost mid-transfer: closed',
+          verbs: {
+            discard: () => {
+              calls++;
+              if (calls === 1) throw new Error('connection to a closed');
+              return okOut(`discarded ${CUT}\n`);
+            },
+          },
+        },
+      },
+      early,
+    );
+    expect(connector.verbsOf('a')).toEqual(['open', 'transfer', 'prepare', 'discard', 'open', 'discard', 'close', 'close']);
+    expect(connector.openedWith.get('a')).toEqual({ expectTransfer: false });
+    expect(connector.openSessions).toBe(0);
+    expect(journal.find((e) => e.result === 'failed')?.detail).toMatchObject({ discarded: [CUT], discardedOver: 'a new connection' });
+    expect(outcome(report, 'a').stagingLeft).toBeUndefined();
+  });
+
+  it('a link that went silent is not waited on again: the staging is left for the next run, and said so', async () => {
+    const { connector, report, journal } = await publish(
+      ['a'],
+      {
+        a: {
+          transferError: 'rsync exit 255: the link went silent: no answer to the SSH keepalives',
+          verbs: {
+            discard: () => {
+              throw new Error('connection to a lost: Keepalive timeout');
+            },
+          },
+        },
+      },
+      early,
+    );
+    expect(connector.verbsOf('a')).toEqual(['open', 'transfer', 'prepare', 'discard', 'close']);
+    expect(outcome(report, 'a').stagingLeft).toMatch(/^the link to a is down \(connection to a lost: Keepalive timeout\)$/);
+    expect(journal.find((e) => e.result === 'failed')?.detail).toMatchObject({ stagingLeft: outcome(report, 'a').stagingLeft });
+  });
+
+  it('a difusor that cannot be reached again: said, never thrown', async () => {
+    let opened = 0;
+    const connector = new FakeConnector({
+      a: {
+        transferError: 'rsync exit 12: closed',
+        verbs: {
+          discard: () => {
+            throw new Error('connection to a closed');
+          },
+        },
+      },
+    });
+    const open = connector.open.bind(connector);
+    connector.open = async (d, o) => {
+      if (++opened > 1) throw new Error('connect ECONNREFUSED');
+      return open(d, o);
+    };
+    const report = await publishCut(
+      { cut: CUT, cutDir: '/srv', manifest: cutManifest, targets: [difusor('a')], concurrency: 1, keepReleases: 5, dryRun: false, ...early },
+      { connector, state: { manifestHashes: async () => new Map(previousManifest.entries.map((e) => [e.path, e.sha256])) } },
+    );
+    expect(outcome(report, 'a')).toMatchObject({ result: 'failed', failedPhase: 'staging', error: 'rsync exit 12: closed' });
+    expect(outcome(report, 'a').stagingLeft).toBe('could not reach a again to free its staging: connect ECONNREFUSED');
+  });
+
+  it('nothing written, nothing discarded: a failed connection, a dry run, a refusal before staging', async () => {
+    expect((await publish(['a'], { a: { openError: 'connect ECONNREFUSED' } })).connector.verbsOf('a')).toEqual(['open']);
+    const dry = await publish(['a'], { a: { verbs: { inspect: () => ({ code: 2, stdout: '', stderr: 'x' }) } } }, { dryRun: true });
+    expect(dry.connector.verbsOf('a')).toEqual(['open', 'inspect', 'close']);
+    const full = await publish(['a'], {
+      a: { verbs: { prepare: () => okOut(`free 0\nbase ${PREVIOUS}\nmanifest ${previousManifest.digest}\n${inventory(previousManifest)}`) } },
+    });
+    expect(full.connector.verbsOf('a')).toEqual(['open', 'prepare', 'close']);
+  });
+
+  it('a switch that fails after an early transfer was stopped discards its incoming directory; the release stays', async () => {
+    const staged = `live ${PREVIOUS}\nfree 1000000\nbase ${CUT}\nmanifest ${cutManifest.digest}\n${inventory(cutManifest)}`;
+    const { connector, report } = await publish(
+      ['a'],
+      { a: { verbs: { prepare: () => okOut(staged), switch: () => ({ code: 2, stdout: '', stderr: 'difusion-helper: cannot switch current\n' }), discard: discarded(`discarded ${CUT}.in-run1\n`) } } },
+      early,
+    );
+    expect(outcome(report, 'a')).toMatchObject({ result: 'failed', failedPhase: 'switching' });
+    expect(connector.verbsOf('a')).toEqual(['open', 'transfer', 'prepare', 'switch', 'discard', 'close']);
+    expect(connector.stdin.has(`a:discard:${CUT} run1`)).toBe(true);
   });
 });
