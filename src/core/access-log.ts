@@ -214,7 +214,16 @@ export function isRobot(agent: string | undefined): boolean {
     // isbot runs one large regular expression; real logs repeat a few thousand agents millions of times.
     if (botCache.size >= BOT_CACHE_LIMIT) botCache.clear();
     known = isbot(agent);
-    botCache.set(agent, known);
+    botCache.set(ownCopy(agent), known);
   }
   return known;
+}
+
+/**
+ * A copy of `text` that does not keep alive the string it was cut from. A line is a slice of its chunk (a
+ * megabyte, held by V8 outside its heap as an external string), and a slice kept in a long-lived map (an
+ * address, a user agent) would keep the whole chunk: memory would follow the log, not the addresses.
+ */
+export function ownCopy(text: string): string {
+  return (' ' + text).slice(1);
 }

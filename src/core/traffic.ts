@@ -1,4 +1,4 @@
-import { awstatsQualifies, isPage, isRobot, parseLogLine, pathOf, UNCOUNTED_METHODS, type LogRecord } from './access-log.js';
+import { awstatsQualifies, isPage, isRobot, ownCopy, parseLogLine, pathOf, UNCOUNTED_METHODS, type LogRecord } from './access-log.js';
 import { offsetAt } from './window.js';
 
 /**
@@ -218,7 +218,7 @@ export class TrafficCounter {
     hourSlot.pages++;
     const seen = this.addresses.get(r.host);
     if (!seen) {
-      this.addresses.set(r.host, { lastPageMs: r.ms, lastPageDay: day });
+      this.addresses.set(ownCopy(r.host), { lastPageMs: r.ms, lastPageDay: day });
       daySlot.visits++;
       daySlot.visitors++;
       return;
