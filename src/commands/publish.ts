@@ -2,11 +2,11 @@ import { readFile } from 'node:fs/promises';
 import { Args, Flags } from '@oclif/core';
 import { runPublish, type PublishRunResult } from '../core/publish-run.js';
 import { openJournal, newRunId } from '../core/journal.js';
-import { systemClock } from '../ports/clock.js';
 import { onlyFlag, registryFlag } from '../ui/flags.js';
 import { DifusionCommand } from '../ui/command.js';
 import { chooseRenderer, formatBytes } from '../ui/render.js';
-import { renderPublishSummary, viewFor } from '../ui/publish-view.js';
+import { progressTracker, renderPublishSummary, viewFor } from '../ui/publish-view.js';
+import { describeStateWriteFailure, isStateWriteFailure } from '../ui/state-failure.js';
 
 export default class Publish extends DifusionCommand {
   static override summary = 'Publish a cut to every active difusor: staged, verified, switched together.';
@@ -45,20 +45,16 @@ export default class Publish extends DifusionCommand {
     }
     const registry = await this.requireRegistry(flags.registry);
     const tz = registry.publication.timezone;
-    let clock;
-    try {
-      clock = systemClock(process.env, { timezone: tz });
-    } catch (error) {
-      this.error((error as Error).message, { exit: 2 });
-    }
+    const clock = this.clockFor(registry);
     const kind = chooseRenderer({
       isTTY: Boolean(process.stdout.isTTY),
       json: this.jsonEnabled(),
       noColor: 'NO_COLOR' in process.env,
       ci: process.env.CI === 'true',
     });
-    if (clock.fromEnv && !this.jsonEnabled()) this.logToStderr(`note: the clock is set by ${clock.setting}`);
-    const view = viewFor(kind, (line) => this.log(line), tz);
+    const view = viewFor(kind, (line) => this.log(line), tz, () => clock.now());
+    const tracker = progressTracker(view.observer);
+    let startedCut: string | undefined;
 
     let result: PublishRunResult;
     try {
@@ -84,8 +80,9 @@ export default class Publish extends DifusionCommand {
           },
           openJournal,
           newRunId: () => newRunId(),
-          observer: view.observer,
+          observer: tracker.observer,
           onStart: (info) => {
+            startedCut = info.cut;
             if (kind !== 'silent') {
               const mode = info.mode === 'window' ? '' : ` (${info.mode})`;
               this.log(`${info.cut}${mode}: ${info.files} files, ${formatBytes(info.bytes)} → ${info.targets.length} difusores`);
@@ -101,6 +98,10 @@ export default class Publish extends DifusionCommand {
       );
     } catch (error) {
       await view.finish();
+      if (isStateWriteFailure(error)) {
+        const { message, suggestions } = await describeStateWriteFailure(error, registry.publication.state_dir, tracker.progress(startedCut));
+        this.error(message, { exit: 1, suggestions });
+      }
       this.refuse(error);
     }
     await view.finish();

@@ -70,6 +70,18 @@ export function currentOperator(): string {
 interface JournalHead {
   seq: number;
   hash: string;
+  /** How far the chain was found whole when a run last opened the journal: the next run checks only what follows. */
+  checked?: Checkpoint;
+}
+
+/** The end of the part of the journal a run has walked: its length in bytes and lines, and its last line. */
+interface Checkpoint {
+  bytes: number;
+  lines: number;
+  seq: number;
+  hash: string;
+  /** The last line's length with its newline, so a run can read from the start of that line. */
+  lastBytes: number;
 }
 
 /** Splits into lines without their newline; the last element is the unterminated tail ('' when the file ends in a newline). */
@@ -81,6 +93,31 @@ function splitLines(content: Buffer): { lines: Buffer[]; tail: Buffer } {
     start = newline + 1;
   }
   return { lines, tail: content.subarray(start) };
+}
+
+/** The bytes of `file` from `offset` to its end ('' when it does not exist): a run reads the journal's tail, not the night. */
+async function readFrom(file: string, offset: number): Promise<Buffer> {
+  let handle;
+  try {
+    handle = await open(file, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return Buffer.alloc(0);
+    throw error;
+  }
+  try {
+    const { size } = await handle.stat();
+    const start = Math.min(offset, size);
+    const bytes = Buffer.alloc(size - start);
+    let read = 0;
+    while (read < bytes.length) {
+      const { bytesRead } = await handle.read(bytes, read, bytes.length - read, start + read);
+      if (bytesRead === 0) break;
+      read += bytesRead;
+    }
+    return bytes.subarray(0, read);
+  } finally {
+    await handle.close();
+  }
 }
 
 async function readIfExists(file: string): Promise<Buffer | undefined> {
@@ -121,6 +158,10 @@ function parseEntry(line: Buffer): JournalEntry | undefined {
  * Opens the journal for appending. A torn last line (a write cut short by a crash) is moved to a side file and
  * the move is journaled, so the chain continues from the last whole entry and nothing is silently lost.
  * Only runs holding the state lock should append: the chain is computed in this process.
+ *
+ * A run reads only what was written since the last run opened the journal (journal.head's checkpoint), so
+ * opening costs the same at the night's last cut as at its first; `journal verify` still walks the whole chain.
+ * Without a usable checkpoint (an old head, a shorter file, a changed last line) the whole journal is read.
  */
 export async function openJournal(stateDir: string, ctx: JournalContext): Promise<Journal> {
   await mkdir(stateDir, { recursive: true });
@@ -129,20 +170,35 @@ export async function openJournal(stateDir: string, ctx: JournalContext): Promis
   const clock = ctx.clock ?? { now: () => new Date(), fromEnv: false };
 
   let size = 0;
+  let lineCount = 0;
   let seq = 0;
   let prev = GENESIS_PREV;
+  let lastBytes = 0;
+  let checkpoint: Checkpoint | undefined;
   let tornMovedTo: { file: string; bytes: number } | undefined;
 
-  const readTail = async (moveTornTailAside: boolean): Promise<void> => {
-    const content = (await readIfExists(file)) ?? Buffer.alloc(0);
+  /** Reads from `from` (the start of a whole line, `linesBefore` lines in) to the end and takes the last whole line. */
+  const readTail = async (from: number, linesBefore: number, moveTornTailAside: boolean): Promise<Buffer[]> => {
+    const content = await readFrom(file, from);
     const { lines, tail } = splitLines(content);
-    size = content.length - tail.length;
+    size = from + content.length - tail.length;
     const last = lines.at(-1);
-    seq = last ? (parseEntry(last)?.seq ?? lines.length) : 0;
-    prev = last ? sha256(last) : GENESIS_PREV;
+    if (last) {
+      lineCount = linesBefore + lines.length;
+      seq = parseEntry(last)?.seq ?? lineCount;
+      prev = sha256(last);
+      lastBytes = last.length + 1;
+    } else if (from === 0) {
+      lineCount = 0;
+      seq = 0;
+      prev = GENESIS_PREV;
+      lastBytes = 0;
+    }
     if (moveTornTailAside && tail.length > 0) {
       const aside = join(stateDir, `journal.torn-${newRunId(clock.now())}.jsonl`);
-      await writeFile(aside, tail, { flag: 'wx' });
+      await writeFile(aside, tail, { flag: 'wx' }).catch((error: unknown) => {
+        throw new JournalWriteError(aside, 'moving a torn last line aside', error);
+      });
       const handle = await open(file, 'r+');
       try {
         await handle.truncate(size);
@@ -152,13 +208,20 @@ export async function openJournal(stateDir: string, ctx: JournalContext): Promis
       }
       tornMovedTo = { file: aside, bytes: tail.length };
     }
+    return lines;
   };
 
   const writeEntry = async (record: JournalRecord): Promise<JournalEntry> => {
-    const handle = await open(file, 'a');
+    const handle = await open(file, 'a').catch((error: unknown) => {
+      throw new JournalWriteError(file, describeRecord(record), error);
+    });
     try {
       // Another writer (which should have held the lock) appended since our last look: chain onto its lines.
-      if ((await handle.stat()).size !== size) await readTail(false);
+      const onDisk = (await handle.stat()).size;
+      if (onDisk !== size) {
+        if (onDisk > size) await readTail(size, lineCount, false);
+        else await readTail(0, 0, false);
+      }
       const entry: JournalEntry = {
         seq: seq + 1,
         at: clock.now().toISOString(),
@@ -188,12 +251,17 @@ export async function openJournal(stateDir: string, ctx: JournalContext): Promis
       } catch (error) {
         // A half-written line would break the chain for every later entry; take it back.
         await handle.truncate(size).catch(() => undefined);
-        throw error;
+        throw new JournalWriteError(file, describeRecord(record), error);
       }
       size += bytes.length;
+      lineCount += 1;
       seq = entry.seq;
       prev = sha256(line);
-      await writeHead(headFile, { seq, hash: prev });
+      lastBytes = bytes.length;
+      await writeHead(headFile, { seq, hash: prev, ...(checkpoint ? { checked: checkpoint } : {}) }).catch((error: unknown) => {
+        // The entry is on disk and chained; only the tamper check of the journal's end waits for the next head.
+        throw new JournalWriteError(headFile, `recording the journal's head after ${describeRecord(record)} (the entry itself is written)`, error);
+      });
       return entry;
     } finally {
       await handle.close();
@@ -207,7 +275,9 @@ export async function openJournal(stateDir: string, ctx: JournalContext): Promis
     return written;
   };
 
-  await readTail(true);
+  const head = await readHead(stateDir);
+  const start = await usableCheckpoint(file, head);
+  const window = await readTail(start ? start.bytes - start.lastBytes : 0, start ? start.lines - 1 : 0, true);
   if (tornMovedTo) {
     await append({
       phase: JOURNAL_RECOVERED_PHASE,
@@ -216,7 +286,12 @@ export async function openJournal(stateDir: string, ctx: JournalContext): Promis
     });
   }
   // Our appends rewrite journal.head, which would hide entries removed from the end; record any damage in the chain first.
-  const damage = await checkChain(stateDir);
+  // From a checkpoint only what follows it is walked; whatever it finds is then named as a whole walk names it.
+  const windowWhole =
+    start !== undefined &&
+    !tornMovedTo &&
+    checkLines(window, { line: start.lines, seq: start.seq }, head).ok;
+  const damage = windowWhole ? { ok: true as const, entries: lineCount } : await checkChain(stateDir);
   if (!damage.ok && !(await damageAlreadyRecorded(stateDir, damage))) {
     await append({
       phase: JOURNAL_DAMAGED_PHASE,
@@ -224,7 +299,39 @@ export async function openJournal(stateDir: string, ctx: JournalContext): Promis
       detail: { line: damage.line, ...(damage.seq !== undefined ? { seq: damage.seq } : {}), problem: damage.problem },
     });
   }
+  // Whatever was damaged is now on record: the next run walks only from here.
+  if (lineCount > 0) checkpoint = { bytes: size, lines: lineCount, seq, hash: prev, lastBytes };
   return { file, append };
+}
+
+/** The checkpoint in journal.head, when the journal still holds that line at that place. */
+async function usableCheckpoint(file: string, head: JournalHead | undefined): Promise<Checkpoint | undefined> {
+  const checked = head?.checked;
+  if (!checked || checked.lastBytes <= 0 || checked.bytes < checked.lastBytes || checked.lines < 1) return undefined;
+  const content = await readFrom(file, checked.bytes - checked.lastBytes);
+  const newline = content.indexOf(0x0a);
+  if (newline + 1 !== checked.lastBytes) return undefined;
+  return sha256(content.subarray(0, newline)) === checked.hash ? checked : undefined;
+}
+
+/** What a journal entry that could not be written was about, for the operator. */
+function describeRecord(record: JournalRecord): string {
+  const about = [record.difusor, record.cut].filter(Boolean).join(' ');
+  return `the journal entry "${record.phase} ${record.result}"${about ? ` for ${about}` : ''}`;
+}
+
+/** The journal (or its head) could not be written: which file, what the entry was, and the system's reason. */
+export class JournalWriteError extends Error {
+  readonly code?: string;
+  constructor(
+    readonly path: string,
+    readonly doing: string,
+    cause: unknown,
+  ) {
+    const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+    super(`could not write ${path} (${doing}): ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.code = code;
+  }
 }
 
 async function damageAlreadyRecorded(stateDir: string, damage: JournalProblem): Promise<boolean> {
@@ -249,7 +356,14 @@ async function readHead(stateDir: string): Promise<JournalHead | undefined> {
   if (!content) return undefined;
   try {
     const head = JSON.parse(content.toString('utf8')) as Partial<JournalHead>;
-    if (Number.isInteger(head.seq) && typeof head.hash === 'string') return { seq: head.seq!, hash: head.hash };
+    if (Number.isInteger(head.seq) && typeof head.hash === 'string') {
+      const checked = head.checked;
+      const wellFormed =
+        checked !== undefined &&
+        [checked.bytes, checked.lines, checked.seq, checked.lastBytes].every(Number.isInteger) &&
+        typeof checked.hash === 'string';
+      return { seq: head.seq!, hash: head.hash, ...(wellFormed ? { checked } : {}) };
+    }
   } catch {
     // An unreadable head only costs the tail check; the chain itself is still verified.
   }
@@ -314,16 +428,36 @@ export async function verifyJournal(stateDir: string): Promise<JournalVerificati
 async function checkChain(stateDir: string): Promise<JournalVerification> {
   const content = (await readIfExists(join(stateDir, JOURNAL_FILE))) ?? Buffer.alloc(0);
   const { lines, tail } = splitLines(content);
+  const chain = checkLines(lines, { line: 1, seq: 1, prev: GENESIS_PREV }, tail.length > 0 ? undefined : await readHead(stateDir));
+  if (!chain.ok) return chain;
+  if (tail.length > 0) {
+    const lastSeq = parseEntry(lines.at(-1) ?? Buffer.alloc(0))?.seq ?? 0;
+    return {
+      ok: false,
+      line: lines.length + 1,
+      seq: lastSeq + 1,
+      problem: `the last line (line ${lines.length + 1}, ${tail.length} bytes) is torn: a write was cut short; the next run that journals moves it aside`,
+    };
+  }
+  return chain;
+}
+
+/**
+ * Walks consecutive lines of the journal: `first` says which line, seq and prev the first one must be (a walk
+ * from a checkpoint knows the line and seq, not the hash before it). Then the recorded head must be one of them.
+ */
+function checkLines(lines: Buffer[], first: { line: number; seq: number; prev?: string }, head: JournalHead | undefined): JournalVerification {
   const entries = lines.map(parseEntry);
   const lineOfSeq = new Map<number, number>();
   entries.forEach((entry, index) => {
-    if (entry && !lineOfSeq.has(entry.seq)) lineOfSeq.set(entry.seq, index + 1);
+    if (entry && !lineOfSeq.has(entry.seq)) lineOfSeq.set(entry.seq, first.line + index);
   });
+  const at = (lineNumber: number): number => lineNumber - first.line;
 
   for (let index = 0; index < lines.length; index++) {
-    const lineNumber = index + 1;
+    const lineNumber = first.line + index;
     const entry = entries[index];
-    const expectedSeq = index === 0 ? 1 : entries[index - 1]!.seq + 1;
+    const expectedSeq = index === 0 ? first.seq : entries[index - 1]!.seq + 1;
     if (!entry) {
       return {
         ok: false,
@@ -348,9 +482,9 @@ async function checkChain(stateDir: string): Promise<JournalVerification> {
               : `line ${lineNumber} holds seq ${entry.seq} where seq ${expectedSeq} belongs: an entry was duplicated or reordered`,
       };
     }
-    const expectedPrev = index === 0 ? GENESIS_PREV : sha256(lines[index - 1]!);
-    if (entry.prev !== expectedPrev) {
-      if (index === 0) {
+    const expectedPrev = index === 0 ? first.prev : sha256(lines[index - 1]!);
+    if (expectedPrev !== undefined && entry.prev !== expectedPrev) {
+      if (lineNumber === 1) {
         return {
           ok: false,
           line: 1,
@@ -361,35 +495,28 @@ async function checkChain(stateDir: string): Promise<JournalVerification> {
       return {
         ok: false,
         line: lineNumber - 1,
-        seq: entries[index - 1]!.seq,
-        problem: `line ${lineNumber - 1} (seq ${entries[index - 1]!.seq}) was edited: its bytes no longer hash to the prev recorded on line ${lineNumber}`,
+        seq: entries[index - 1]?.seq ?? entry.seq - 1,
+        problem: `line ${lineNumber - 1} (seq ${entry.seq - 1}) was edited: its bytes no longer hash to the prev recorded on line ${lineNumber}`,
       };
     }
   }
 
-  if (tail.length > 0) {
-    const lastSeq = entries.at(-1)?.seq ?? 0;
-    return {
-      ok: false,
-      line: lines.length + 1,
-      seq: lastSeq + 1,
-      problem: `the last line (line ${lines.length + 1}, ${tail.length} bytes) is torn: a write was cut short; the next run that journals moves it aside`,
-    };
-  }
-
-  const head = await readHead(stateDir);
   if (head && head.seq > 0) {
     const headLine = lineOfSeq.get(head.seq);
     const lastSeq = entries.at(-1)?.seq ?? 0;
+    const lastLine = first.line + lines.length - 1;
     if (headLine === undefined) {
       return {
         ok: false,
-        line: lines.length + 1,
+        line: lastLine + 1,
         seq: lastSeq + 1,
-        problem: `entries were removed from the end: the journal ends at seq ${lastSeq} but seq ${head.seq} was written`,
+        problem:
+          head.seq > lastSeq
+            ? `entries were removed from the end: the journal ends at seq ${lastSeq} but seq ${head.seq} was written`
+            : `the recorded head (seq ${head.seq}) is not among the lines walked`,
       };
     }
-    if (sha256(lines[headLine - 1]!) !== head.hash) {
+    if (sha256(lines[at(headLine)]!) !== head.hash) {
       return {
         ok: false,
         line: headLine,
@@ -398,5 +525,5 @@ async function checkChain(stateDir: string): Promise<JournalVerification> {
       };
     }
   }
-  return { ok: true, entries: lines.length };
+  return { ok: true, entries: first.line + lines.length - 1 };
 }

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { hostname as osHostname, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
+import { StateWriteError } from './state.js';
 
 /** Who holds the state directory: enough for an operator to find the run and decide. */
 export interface LockHolder {
@@ -135,12 +136,17 @@ async function unlinkIfExists(file: string): Promise<void> {
 /** Writes the content to a fresh private file, fully and durably, so it can be linked or renamed into place whole. */
 async function writeTempFile(dir: string, content: string): Promise<string> {
   const temp = join(dir, `lock.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temp, 'wx', 0o644);
   try {
-    await handle.writeFile(content);
-    await handle.sync();
-  } finally {
-    await handle.close();
+    const handle = await open(temp, 'wx', 0o644);
+    try {
+      await handle.writeFile(content);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    await unlinkIfExists(temp).catch(() => undefined);
+    throw new StateWriteError(join(dir, LOCK_FILE), error);
   }
   return temp;
 }

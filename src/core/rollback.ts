@@ -74,6 +74,36 @@ export function chooseTarget(to: string | undefined, live: string[], held: strin
 }
 
 
+/**
+ * `--to` a cut this host never published, or one newer than what its difusores serve, is refused before any
+ * difusor is contacted, with the cuts it can go back to. A host whose state directory holds no cut at all (the
+ * alternate site, just started) has nothing to judge by: the difusores are asked, as before.
+ */
+export async function refuseUnknownTarget(to: string, stateDir: string, targets: Difusor[]): Promise<void> {
+  if (!parseCutId(to)) return;
+  const published = await publishedCuts(stateDir);
+  if (published.length === 0) return;
+  const state = new StateStore(stateDir);
+  const lives = (await Promise.all(targets.map(async (d) => (await state.readRecord(d.id)).live))).filter((c): c is string => c !== undefined && parseCutId(c) !== undefined);
+  const newestLive = newestCut(lives);
+  const earlier = published.filter((c) => newestLive === undefined || compareCutIds(c, newestLive) < 0).reverse();
+  const shown = earlier.slice(0, 8);
+  const choices =
+    earlier.length === 0
+      ? `no cut published before ${newestLive ?? 'the live one'}`
+      : `it can go back to ${shown.join(', ')}${earlier.length > shown.length ? ` (and ${earlier.length - shown.length} older; all in ${stateDir}/cuts)` : ''}`;
+  if (!published.includes(to)) {
+    throw new RunRefusal(`--to ${to}: this host never published that cut (nothing was contacted); ${choices}`, 2, [
+      'difusion rollback --to CUT with one of those, or without --to for the one before the live one',
+    ]);
+  }
+  if (newestLive !== undefined && compareCutIds(to, newestLive) > 0) {
+    throw new RunRefusal(`--to ${to}: it is newer than what is live (${newestLive}): a rollback only goes back (nothing was contacted); ${choices}`, 2, [
+      `to move forward, publish it by name: difusion publish <cuts dir>/${to}`,
+    ]);
+  }
+}
+
 function actionFor(serving: Serving, to: string): RollbackAction {
   if (serving.error) return 'unreachable';
   if (serving.live === to) return 'already';
@@ -85,6 +115,7 @@ export async function rollback(opts: { registry: Registry; to?: string; only: st
   const stateDir = registry.publication.state_dir;
   const { targets, skipped } = selectTargets(registry, opts.only);
   if (targets.length === 0) throw new RunRefusal('no active difusor to roll back (suspended ones keep their notice)', 2);
+  if (opts.to !== undefined) await refuseUnknownTarget(opts.to, stateDir, targets);
   const connector = await ports.connect(registry, targets);
   try {
     const servings = await Promise.all(targets.map((d) => askServing(connector, d)));
@@ -128,7 +159,7 @@ export async function rollback(opts: { registry: Registry; to?: string; only: st
               return fail(errorText(error));
             }
           }
-          await state.recordResult(d.id, { at: new Date().toISOString(), cut: to, result: 'live', live: to });
+          await state.recordResult(d.id, { at: ports.clock.now().toISOString(), cut: to, result: 'live', live: to });
           await journal.append({ phase: 'rollback', result: 'ok', difusor: d.id, cut: to, detail: { cut: to, from: previous ?? null, switched: action === 'switch' } });
           return { id: d.id, result: 'live', from: previous };
         }),

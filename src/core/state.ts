@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseManifest, sha256Hex } from './manifest.js';
 import type { JournalRecord } from './journal.js';
@@ -25,11 +25,45 @@ export interface ProbeRecord {
   row: ProbeRow;
 }
 
+/** A file of the state directory could not be written: which one and the system's reason (ENOSPC: the disk is full). */
+export class StateWriteError extends Error {
+  readonly code?: string;
+  constructor(
+    readonly path: string,
+    cause: unknown,
+  ) {
+    const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+    super(`could not write ${path}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.code = code;
+  }
+}
+
 export async function writeAtomically(file: string, data: string | Buffer): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, data);
-  await rename(tmp, file);
+  try {
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(tmp, data);
+    await rename(tmp, file);
+  } catch (error) {
+    // A half-written temporary file would only hold on to the space that ran out.
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw new StateWriteError(file, error);
+  }
+}
+
+/** What the state directory holds, for an operator who must free space: the journal, the cuts' manifests, the rest. */
+export async function stateDirUsage(dir: string): Promise<{ totalBytes: number; journalBytes: number; cutsBytes: number; cuts: number }> {
+  const sizeOf = async (p: string): Promise<number> => {
+    const info = await stat(p).catch(() => undefined);
+    if (!info) return 0;
+    if (!info.isDirectory()) return info.size;
+    let total = 0;
+    for (const name of await readdir(p).catch(() => [] as string[])) total += await sizeOf(path.join(p, name));
+    return total;
+  };
+  const cuts = (await readdir(path.join(dir, 'cuts')).catch(() => [] as string[])).length;
+  const [totalBytes, journalBytes, cutsBytes] = await Promise.all([sizeOf(dir), sizeOf(path.join(dir, 'journal.jsonl')), sizeOf(path.join(dir, 'cuts'))]);
+  return { totalBytes, journalBytes, cutsBytes, cuts };
 }
 
 export class StateStore {

@@ -3,6 +3,7 @@ import type { Difusor } from '../core/types.js';
 import type { Phase, PublishObserver } from '../core/publish.js';
 import type { PublishRunResult } from '../core/publish-run.js';
 import { formatBytes, localStamp, renderTable, type RendererKind } from './render.js';
+import type { RunProgress } from './state-failure.js';
 
 const TERMINAL: ReadonlySet<Phase> = new Set(['live', 'up-to-date', 'planned', 'failed']);
 
@@ -17,7 +18,7 @@ export interface PublishView {
  * Without a terminal: one timestamped line per phase change, readable in a cron log. No transfer
  * progress: nobody watches it there, and rsync's progress lines cost CPU on both ends of the pipe.
  */
-export function plainView(write: (line: string) => void, timeZone: string, now: () => Date = () => new Date()): PublishView {
+export function plainView(write: (line: string) => void, timeZone: string, now: () => Date): PublishView {
   return {
     start: () => undefined,
     finish: async () => undefined,
@@ -98,10 +99,32 @@ export function liveView(): PublishView {
   };
 }
 
-export function viewFor(kind: RendererKind, write: (line: string) => void, timeZone: string): PublishView {
+/** `now` is the run's clock: under DIFUSION_NOW the progress lines show the time the run was told, like everything else it prints. */
+export function viewFor(kind: RendererKind, write: (line: string) => void, timeZone: string, now: () => Date): PublishView {
   if (kind === 'live') return liveView();
-  if (kind === 'plain') return plainView(write, timeZone);
+  if (kind === 'plain') return plainView(write, timeZone, now);
   return silentView();
+}
+
+/** Follows what each difusor reached, so a run that dies midway (a full state directory) can say what it had done. */
+export function progressTracker(observer: PublishObserver): { observer: PublishObserver; progress(cut?: string): RunProgress } {
+  const reached = new Map<string, Phase>();
+  return {
+    observer: {
+      phase(id, phase, detail) {
+        reached.set(id, phase);
+        observer.phase(id, phase, detail);
+      },
+      ...(observer.progress ? { progress: observer.progress.bind(observer) } : {}),
+    },
+    progress(cut) {
+      const live = [...reached].filter(([, p]) => p === 'live' || p === 'up-to-date').map(([id]) => id);
+      const notLive = [...reached].filter(([, p]) => p !== 'live' && p !== 'up-to-date').map(([id]) => id);
+      // A failed difusor keeps its previous cut: it counts as unchanged here.
+      const nothingSent = [...reached.values()].every((p) => p === 'waiting' || p === 'connecting' || p === 'planned' || p === 'failed');
+      return { ...(cut ? { cut } : {}), live, notLive, nothingSent };
+    },
+  };
 }
 
 function note(o: PublishRunResult['outcomes'][number]): string {

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { appendFile, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   GENESIS_PREV,
+  JournalWriteError,
   newRunId,
   openJournal,
   readJournal,
@@ -286,6 +287,45 @@ describe('verifyJournal', () => {
     await appendFile(journalFile(), '{"seq":6');
     await openJournal(stateDir, context());
     expect((await readJournal(stateDir)).filter((entry) => entry.phase === 'journal-damaged')).toEqual([]);
+  });
+
+  it('a later run walks only what followed the last opening; verify still walks it all', async () => {
+    const lines = await writeSample();
+    await (await openJournal(stateDir, context({ run: 'second' }))).append({ phase: 'status', result: 'info' });
+    const head = JSON.parse(await readFile(join(stateDir, 'journal.head'), 'utf8')) as { checked?: { lines: number; seq: number } };
+    expect(head.checked).toMatchObject({ lines: 5, seq: 5 });
+    // An old line edited behind the checkpoint, its length kept: no run reads it again, but verify does.
+    lines[1] = lines[1]!.replace('"bytes":1048576', '"bytes":1048577');
+    const all = (await readFile(journalFile(), 'utf8')).trimEnd().split('\n');
+    await rewrite([...lines, all[5]!]);
+    await (await openJournal(stateDir, context({ run: 'third' }))).append({ phase: 'status', result: 'info' });
+    expect((await readJournal(stateDir)).filter((entry) => entry.phase === 'journal-damaged')).toEqual([]);
+    await expect(verifyJournal(stateDir)).resolves.toMatchObject({ ok: false, line: 2, problem: expect.stringContaining('edited') });
+  });
+
+  it('damage after the checkpoint is found and recorded from the tail alone', async () => {
+    await writeSample();
+    await (await openJournal(stateDir, context({ run: 'second' }))).append({ phase: 'status', result: 'info' });
+    const all = (await readFile(journalFile(), 'utf8')).trimEnd().split('\n');
+    all[5] = all[5]!.replace('"info"', '"ok"');
+    await rewrite(all);
+    await openJournal(stateDir, context({ run: 'third' }));
+    const damaged = (await readJournal(stateDir)).filter((entry) => entry.phase === 'journal-damaged');
+    expect(damaged).toHaveLength(1);
+    expect(damaged[0]).toMatchObject({ run: 'third', detail: { line: 6, seq: 6 } });
+  });
+
+  it('a journal that cannot be written names the file and the entry', async () => {
+    const journal = await openJournal(stateDir, context());
+    // A device whose every write fails with ENOSPC, as a full disk's does.
+    await symlink('/dev/full', journalFile());
+    const failure = journal.append({ phase: 'switch', result: 'ok', difusor: 'ujed', cut: '20220605_2000_PREP_DGO' });
+    await expect(failure).rejects.toBeInstanceOf(JournalWriteError);
+    await expect(failure).rejects.toMatchObject({
+      code: 'ENOSPC',
+      path: journalFile(),
+      message: expect.stringContaining('"switch ok" for ujed 20220605_2000_PREP_DGO'),
+    });
   });
 
   it('leaves only the journal and its head in the state dir', async () => {
