@@ -6,7 +6,7 @@ import type { DifusorConnector, DifusorSession } from '../ports/difusor.js';
 import { changeDifusorStatus, type RegistryStore } from './registry-edit.js';
 import { parseHelperStatus, publishedCuts } from './status.js';
 import { newestCut } from './cut-id.js';
-import { publishCut, type DifusorOutcome } from './publish.js';
+import { discardStaging, publishCut, type DifusorOutcome } from './publish.js';
 import { StateStore } from './state.js';
 import { scanCut } from './cut.js';
 import { HashCache, buildManifest, parseManifest, sha256Hex, type Manifest } from './manifest.js';
@@ -159,7 +159,7 @@ export async function cutoff(
       try {
         const session = await connector.open(difusor);
         try {
-          await deliverNotice(session, notice);
+          await deliverNotice(session, notice, connector, difusor);
         } finally {
           session.close();
         }
@@ -179,10 +179,30 @@ export async function cutoff(
   }
 }
 
-/** The notice into the difusor's notices/<stamp>, checked there, then renamed over `current`. */
-async function deliverNotice(session: DifusorSession, notice: Notice, timeoutMs?: number): Promise<void> {
-  for (const name of NOTICE_FILES) await helperStep(session, 'notice-put', [notice.stamp, name], notice.files[name], timeoutMs);
-  const out = await helperStep(session, 'notice-switch', [notice.stamp], undefined, timeoutMs);
+/**
+ * The notice into the difusor's notices/<stamp>, checked there, then renamed over `current`. A notice that does not
+ * get there (a full disk, a link cut) leaves no staging behind: what was written is discarded before the error goes up.
+ */
+async function deliverNotice(
+  session: DifusorSession,
+  notice: Notice,
+  connector: DifusorConnector,
+  difusor: Difusor,
+  timeoutMs?: number,
+): Promise<void> {
+  try {
+    for (const name of NOTICE_FILES) await helperStep(session, 'notice-put', [notice.stamp, name], notice.files[name], timeoutMs);
+  } catch (error) {
+    const discarded = await discardStaging(connector, difusor, session, ['--notice', notice.stamp], errorText(error));
+    if (discarded.error === undefined) throw error;
+    throw new Error(`${errorText(error)} (its staged notice is left on the difusor: ${discarded.error}; the next run there clears it)`);
+  }
+  // notice-switch moves the staged notice into notices/ before the switch: a failure here leaves at most a notice
+  // the next prune removes, or a staging it refused, which a discard frees.
+  const out = await helperStep(session, 'notice-switch', [notice.stamp], undefined, timeoutMs).catch(async (error: unknown) => {
+    await discardStaging(connector, difusor, session, ['--notice', notice.stamp], errorText(error));
+    throw error;
+  });
   if (out.stdout.trim() !== `live notices/${notice.stamp}`) {
     throw new Error(`current points to ${out.stdout.trim().replace(/^live /, '') || 'nothing'} after the switch`);
   }
@@ -245,7 +265,7 @@ async function restoreOne(
       if (serving.notice) {
         notice = { ...notice, stamp: serving.notice };
       } else {
-        await deliverNotice(session, notice, RESTORE_STEP_TIMEOUT_MS);
+        await deliverNotice(session, notice, connector, difusor, RESTORE_STEP_TIMEOUT_MS);
       }
     } finally {
       session.close();

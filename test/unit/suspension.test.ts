@@ -110,6 +110,8 @@ describe('cutoff with its ports faked', () => {
       'notice-put 20220605_211000 aviso.json',
       'notice-put 20220605_211000 MANIFEST.sha256',
       'notice-switch 20220605_211000',
+      // What the refused switch left staged is freed before the run ends.
+      'discard --notice 20220605_211000',
     ]);
   });
 
