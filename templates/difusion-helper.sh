@@ -15,11 +15,28 @@
 #     .staging/<cut>.in-<run>/   what a run sends while prepare builds the staging (verify merges it in)
 #     notices/<stamp>/      the notice (aviso) of a suspension: index.html, aviso.json, MANIFEST.sha256;
 #                           current -> notices/<stamp> while the difusor is suspended
+#
+# On a restricted account this file is all the publication key can do: each verb takes only the arguments
+# and stdin lines difusion's client sends (whitelists, checked before any program sees them) and touches only:
+#     status          reads ROOT's layout; writes nothing
+#     throughput      writes one file of at most 64 MiB under .staging, removed at once
+#     prepare/inspect .staging (cleared, then a cut's staging as hard links to a release), releases/ made if missing
+#     link            .staging/<cut> from releases/<base>; paths read from stdin stay inside it
+#     rsync           only rsync --server receiving into .staging/<cut>/ or .staging/<cut>.in-<token>/
+#     verify, audit   read files inside .staging/<cut> or releases/<cut> named by stdin, never outside them
+#     promote         moves .staging/<cut> into releases/<cut>, or file by file for the paths stdin names
+#     switch          the current symlink, to releases/<cut>; notice-put, notice-switch: .staging/notice-<stamp>,
+#                     notices/<stamp> and current
+#     discard, prune  remove what staging or releases/ and notices/ no longer need
+#     logs            reads the access logs the admin pinned (DIFUSION_ACCESS_LOG); writes nothing
+# Nothing outside ROOT is written; the only reads outside it are the pinned logs and the manifest key.
 set -u
 umask 022
 # Raised whenever a verb changes what it reads or answers; `status` says it, and difusion preflight
 # names a restricted difusor whose installed copy is older than the client's.
-HELPER_PROTOCOL=3
+HELPER_PROTOCOL=4
+# preflight --probe-mb is at most 64.
+THROUGHPUT_MAX_BYTES=67108864
 PATH=/usr/local/bin:/usr/bin:/bin
 LC_ALL=C
 export PATH LC_ALL
@@ -228,11 +245,71 @@ logs_matches() {
 	)
 }
 
+# One cluster of short options on rsync's server command line: each letter one that difusion's client sends
+# (-W whole file, -t times, -p perms, -r recursive, -I ignore times, -R relative, from --files-from, -z compress),
+# then after 'e' the protocol's capability letters (e.iLsfxCIvu), which are not options.
+rsync_short_options() {
+	rest=${1#-}
+	while [ -n "$rest" ]; do
+		letter=${rest%"${rest#?}"}
+		rest=${rest#?}
+		case $letter in
+		[WtprIRz]) ;;
+		e)
+			case $rest in
+			.* | [0-9]*.*) ;;
+			*) die "refused: rsync $1: not the protocol's capability string after 'e'" ;;
+			esac
+			case $rest in
+			*[!A-Za-z0-9.]*) die "refused: rsync $1: not the protocol's capability string after 'e'" ;;
+			esac
+			return 0
+			;;
+		M) die "refused: rsync $1: -M passes options on unchecked" ;;
+		*) die "refused: rsync $1" ;;
+		esac
+	done
+}
+
+# A verb's arguments beyond what the client sends are refused, never ignored.
+no_more_than() {
+	max=$1
+	shift
+	[ $# -le "$max" ] || die "refused: $verb takes at most $max arguments, not: $*"
+}
+
+# A count (offset, length, releases to keep): digits only, short enough for sh's arithmetic.
+need_count() {
+	case $2 in
+	'' | *[!0-9]*) die "$1 must be a number: $2" ;;
+	esac
+	[ ${#2} -le 15 ] || die "$1 is too large: $2"
+}
+
+# stdin's sha256sum lines into FILE, each "HASH  PATH" (or sha256sum's escaped "\HASH  PATH") with PATH plainly inside
+# the tree it is checked in; any other line refuses them all, so sha256sum never opens a path outside ROOT.
+read_checks() {
+	cat >"$1" || die 'cannot read the checks'
+	need_plain_checks "$1"
+}
+
+need_plain_checks() {
+	if bad=$(awk '{
+		if (!match($0, /^\\?[0-9a-f]+  /) || RLENGTH - (substr($0, 1, 1) == "\\") != 66) { print; exit }
+		p = substr($0, RLENGTH + 1)
+		if (p == "" || p ~ /^\// || p ~ /^\.\.(\/|$)/ || p ~ /\/\.\.(\/|$)/) { print; exit }
+	}' "$1") && [ -n "$bad" ]; then
+		rm -f "$1"
+		die "refused check line: $bad"
+	fi
+}
+
 verb=${1:-}
 [ $# -gt 0 ] && shift
 
 case $verb in
 status)
+	no_more_than 0 "$@"
 	if live=$(live_cut); then
 		echo "live $live"
 	elif notice=$(live_notice) && [ -f "notices/$notice/aviso.json" ]; then
@@ -254,18 +331,22 @@ status)
 throughput)
 	# preflight's timed transfer: stdin lands in a file under .staging (never served) and is removed at once.
 	if [ -L .staging ] || { [ -e .staging ] && [ ! -d .staging ]; }; then die '.staging is not a directory'; fi
+	no_more_than 0 "$@"
 	mkdir -p .staging || die "cannot create $ROOT/.staging"
 	f=".staging/.throughput.$$"
-	if ! cat >"$f"; then
+	# preflight --probe-mb sends at most 64 MiB; one byte more is read only to know it was more.
+	if ! head -c $((THROUGHPUT_MAX_BYTES + 1)) >"$f"; then
 		rm -f "$f"
 		die "cannot write under $ROOT/.staging"
 	fi
 	n=$(wc -c <"$f")
 	rm -f "$f"
+	[ "$n" -le "$THROUGHPUT_MAX_BYTES" ] || die "refused: throughput takes at most $THROUGHPUT_MAX_BYTES bytes (preflight --probe-mb 64)"
 	echo "received $n"
 	;;
 
 prepare | inspect)
+	no_more_than 4 "$@"
 	need_cut "${1:-}"
 	cut=$1
 	stage= incoming=
@@ -349,6 +430,7 @@ prepare | inspect)
 
 link)
 	# A release rebuilt in place (repair): its staging from the release itself, minus what changed.
+	no_more_than 2 "$@"
 	need_cut "${1:-}"
 	cut=$1
 	base=${2:--}
@@ -369,30 +451,40 @@ link)
 	;;
 
 rsync)
-	# The receiving end of the transfer, and nothing else: never --sender, only into staging.
+	# The receiving end of difusion's own transfer, and nothing else. A whitelist, as rsync's support/rrsync: rsync has
+	# well over a hundred options and more with each release; only what difusion's client writes on the server's
+	# command line passes (rsync 3.1 to 3.5, from options.c server_options(); --chmod, --files-from, --info and
+	# --skip-compress are applied by the sending client and never reach it):
+	#     rsync --server -WtprI[R][z]e.<capabilities> [--timeout=N] [--stats] [--new-compress|--old-compress] . .staging/<cut>[.in-<token>]/
 	[ "${1:-}" = --server ] || die 'refused: rsync must run as --server'
-	for a in "$@"; do
+	shift
+	checked=
+	while [ $# -gt 0 ]; do
+		a=$1
 		case $a in
-		--sender | --sender=* | --remove-source-files* | --delete* | --backup-dir* | --temp-dir* | --partial-dir* | --log-file* | --write-devices | --copy-devices | --link-dest* | --copy-dest* | --compare-dest* | --inplace | --append*)
-			die "refused: rsync $a"
-			;;
-		# Symlinks made in staging (--links), or followed there (--keep-dirlinks), or a temp dir anywhere (-T) would
-		# let the receiver write outside it; difusion sends files only, and none of these.
-		--links | --keep-dirlinks | --write-batch* | --only-write-batch* | --read-batch* | -T | -K | -l)
-			die "refused: rsync $a"
-			;;
-		--*) ;;
-		-*)
-			# A cluster of short options, then (after 'e') the protocol's capability letters, which are not options.
-			opts=${a#-}
-			opts=${opts%%e*}
-			case $opts in
-			*[lKT]*) die "refused: rsync $a" ;;
+		# Daemon mode reads a config of the caller's choosing (uid, path, read only = no): a write anywhere the
+		# account can, authorized_keys included. Refused by name, so the refusal says why.
+		--daemon | --daemon=* | --config=* | --dparam=*) die "refused: rsync $a: daemon mode never runs through this account" ;;
+		--config | --dparam) die "refused: rsync $a ${2:-}: daemon mode never runs through this account" ;;
+		--sender | --sender=*) die "refused: rsync $a" ;;
+		--timeout=*)
+			case ${a#--timeout=} in
+			'' | *[!0-9]*) die "refused: rsync $a: the timeout must be a number of seconds" ;;
 			esac
+			[ ${#a} -le 16 ] || die "refused: rsync $a: the timeout must be a number of seconds"
 			;;
+		--stats | --new-compress | --old-compress) ;;
+		--*) die "refused: rsync $a" ;;
+		-?*) rsync_short_options "$a" ;;
+		.) break ;;
+		*) die "refused: rsync $a: the receiving end's first argument is always '.'" ;;
 		esac
+		checked="$checked $a"
+		shift
 	done
-	eval "dest=\${$#}"
+	[ "${1:-}" = . ] || die 'refused: rsync without its source argument .'
+	[ $# -eq 2 ] || die "refused: rsync $*: exactly one destination follows '.'"
+	dest=$2
 	# Only into a cut's staging, which holds hard links to the live release: rsync must replace a file by
 	# renaming a new one over it (its default), never write into one (--inplace, --append). Or into this run's
 	# incoming directory, sent while prepare builds the staging (verify merges it in).
@@ -412,10 +504,16 @@ rsync)
 		[ ! -L .staging ] && [ ! -L ".staging/$cut" ] || die "refused: .staging or .staging/$cut is a symlink"
 		[ -d ".staging/$cut" ] || die "no staging for $cut"
 	fi
-	exec rsync "$@"
+	# The client applies --chmod=D755,F644 before sending; the receiver applies it again, so a sender of its own
+	# making cannot leave a setuid or world-writable file in the served tree (-p keeps the modes it is sent).
+	# Every word in $checked passed the whitelist above: letters, digits, '.', '-' and '=', nothing to split or glob.
+	set -f
+	# shellcheck disable=SC2086
+	exec rsync --server --chmod=D755,F644 $checked "$@"
 	;;
 
 verify)
+	no_more_than 3 "$@"
 	need_cut "${1:-}"
 	cut=$1
 	[ -d ".staging/$cut" ] || die "no staging for $cut"
@@ -433,8 +531,11 @@ verify)
 	*) die "refused: verify $cut ${2:-}" ;;
 	esac
 	# stdin: sha256sum lines for every file sent in this run; linked files were verified when first sent.
-	out=$(cd ".staging/$cut" && sha256sum -c --quiet --strict - 2>&1)
+	checks=".staging/.checks.$cut"
+	read_checks "$checks"
+	out=$(cd ".staging/$cut" && sha256sum -c --quiet --strict - 2>&1 <"../../$checks")
 	echo "check $?"
+	rm -f "$checks"
 	[ -n "$out" ] && printf '%s\n' "$out" | sed 's/^/x /'
 	signature ".staging/$cut"
 	inventory ".staging/$cut"
@@ -444,10 +545,16 @@ audit)
 	# Checks a published release in place: stdin holds sha256sum lines (the manifest's own line, or every file).
 	need_cut "${1:-}"
 	cut=$1
+	no_more_than 1 "$@"
 	[ -d "releases/$cut" ] && [ ! -L "releases/$cut" ] || die "releases/$cut is not there"
+	if [ -L .staging ] || { [ -e .staging ] && [ ! -d .staging ]; }; then die '.staging is not a directory'; fi
+	mkdir -p .staging || die "cannot create $ROOT/.staging"
+	checks=".staging/.checks.audit.$$"
+	read_checks "$checks"
 	if live=$(live_cut); then echo "live $live"; fi
-	out=$(cd "releases/$cut" && sha256sum -c --quiet --strict - 2>&1)
+	out=$(cd "releases/$cut" && sha256sum -c --quiet --strict - 2>&1 <"../../$checks")
 	echo "check $?"
+	rm -f "$checks"
 	[ -n "$out" ] && printf '%s\n' "$out" | sed 's/^/x /'
 	inventory "releases/$cut"
 	;;
@@ -459,6 +566,11 @@ logs)
 	#   logs sum GLOB FILE OFFSET LEN  sha256 of LEN bytes of FILE from OFFSET (to check a copy before resuming it)
 	# Arguments are plain tokens: '*', '?', ' ' and '=' travel as =2A, =3F, =20 and =3D.
 	sub=${1:-}
+	case $sub in
+	list) no_more_than 2 "$@" ;;
+	send) no_more_than 4 "$@" ;;
+	*) no_more_than 5 "$@" ;;
+	esac
 	glob=$(logs_decode "${2:-}")
 	case $glob in
 	/*) ;;
@@ -480,14 +592,14 @@ logs)
 	send | sum)
 		file=$(logs_decode "${3:-}")
 		offset=${4:-}
-		case $offset in '' | *[!0-9]*) die "offset must be a number: $offset" ;; esac
+		need_count offset "$offset"
 		# Only a file the glob matches: never any other path this account can read.
 		logs_matches "$glob" | grep -Fqx -- "$file" || die "refused: $file is not one of the logs $glob matches"
 		if [ "$sub" = send ]; then
 			exec tail -c +$((offset + 1)) -- "$file"
 		fi
 		len=${5:-}
-		case $len in '' | *[!0-9]*) die "length must be a number: $len" ;; esac
+		need_count length "$len"
 		tail -c +$((offset + 1)) -- "$file" | head -c "$len" | sha256sum | cut -c1-64
 		;;
 	*) die "refused: logs ${sub:-(none)}" ;;
@@ -495,6 +607,7 @@ logs)
 	;;
 
 promote)
+	no_more_than 1 "$@"
 	need_cut "${1:-}"
 	cut=$1
 	[ -d ".staging/$cut" ] || die "no staging for $cut"
@@ -523,6 +636,7 @@ promote)
 	;;
 
 switch)
+	no_more_than 2 "$@"
 	need_cut "${1:-}"
 	cut=$1
 	case ${2:-} in
@@ -544,6 +658,7 @@ switch)
 
 notice-put)
 	# One file of a notice into its staging directory; stdin is the file.
+	no_more_than 2 "$@"
 	need_stamp "${1:-}"
 	stamp=$1
 	case ${2:-} in
@@ -560,6 +675,7 @@ notice-put)
 
 notice-switch)
 	# The staged notice, checked against its manifest, moved into notices/ and switched in like a cut.
+	no_more_than 1 "$@"
 	need_stamp "${1:-}"
 	stamp=$1
 	staged=".staging/notice-$stamp"
@@ -567,6 +683,7 @@ notice-switch)
 		for f in index.html aviso.json MANIFEST.sha256; do
 			[ -f "$staged/$f" ] || die "the staged notice $stamp lacks $f"
 		done
+		need_plain_checks "$staged/MANIFEST.sha256"
 		(cd "$staged" && sha256sum -c --quiet --strict MANIFEST.sha256 >/dev/null 2>&1) || die "the staged notice $stamp does not match its MANIFEST.sha256"
 		if [ -e "notices/$stamp" ] || [ -L "notices/$stamp" ]; then
 			[ "$(live_notice)" != "$stamp" ] || die "notices/$stamp is live; stage the new notice under another stamp"
@@ -619,8 +736,9 @@ discard)
 	;;
 
 prune)
+	no_more_than 1 "$@"
 	keep=${1:-}
-	case $keep in '' | *[!0-9]*) die "keep must be a number: $keep" ;; esac
+	need_count keep "$keep"
 	live=$(live_cut) || live=
 	cuts=$(releases_newest_first)
 	i=0

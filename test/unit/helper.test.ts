@@ -595,9 +595,11 @@ describe('difusion-helper: restricted access (SSH_ORIGINAL_COMMAND)', () => {
   }, T);
 
   it('lets rsync write into this run\'s incoming directory before prepare ran, making .staging for it', () => {
-    const r = restricted('rsync --server --difusion-bogus-option . .staging/20220605_2015.in-run1/');
+    // Past every check the helper execs rsync, which finds no client on its stdin: the complaint is rsync's.
+    const r = restricted('rsync --server -WtprIRe.iLsfxCIvu --timeout=30 --stats . .staging/20220605_2015.in-run1/');
     expect(r.stderr).not.toContain('difusion-helper');
-    expect(r.stderr).toContain('--difusion-bogus-option: unknown option');
+    expect(r.stderr).toMatch(/rsync/);
+    expect(r.code).not.toBe(0);
     expect(statSync(path.join(root, '.staging')).isDirectory()).toBe(true);
   }, T);
 
@@ -613,16 +615,16 @@ describe('difusion-helper: restricted access (SSH_ORIGINAL_COMMAND)', () => {
   }, T);
 
   it('lets rsync write into a cut\'s staging only once prepare made it', () => {
-    const request = 'rsync --server --difusion-bogus-option . .staging/20220605_2015/';
+    const request = 'rsync --server -WtprIze.iLsfxCIvu --timeout=30 --stats . .staging/20220605_2015/';
     const before = restricted(request);
     expect(before.code).toBe(2);
     expect(before.stderr).toBe('difusion-helper: no staging for 20220605_2015\n');
 
     mkdirSync(path.join(root, '.staging', '20220605_2015'), { recursive: true });
-    // Past every check, the helper execs rsync itself: the complaint is rsync's, about the bogus option.
+    // Past every check, the helper execs rsync itself: the complaint is rsync's, about the missing client.
     const after = restricted(request);
     expect(after.stderr).not.toContain('difusion-helper');
-    expect(after.stderr).toContain('--difusion-bogus-option: unknown option');
+    expect(after.stderr).toMatch(/rsync/);
     expect(after.code).not.toBe(0);
   }, T);
 });
@@ -686,5 +688,112 @@ describe('difusion-helper: discard (what a failed run wrote into staging)', () =
   it('is a plain request on a restricted account', () => {
     put(`.staging/${CUT}.in-run1/x`, 'x');
     expect(restricted(`discard ${CUT} run1`)).toEqual({ code: 0, stdout: `discarded ${CUT}.in-run1\n`, stderr: '' });
+  }, T);
+});
+
+describe('difusion-helper: rsync takes only what difusion\'s client sends (issue 19)', () => {
+  beforeEach(() => {
+    mkdirSync(path.join(root, '.staging', '20220605_2015'), { recursive: true });
+  }, T);
+
+  it.each([
+    // rsync 3.5 as captured on this machine, for each client variant (files-from or whole source, compress or not).
+    'rsync --server -WtprIRe.iLsfxCIvu --timeout=30 --stats . .staging/20220605_2015/',
+    'rsync --server -WtprIe.iLsfxCIvu --timeout=30 --stats . .staging/20220605_2015/',
+    'rsync --server -WtprIRze.iLsfxCIvu --timeout=30 --stats . .staging/20220605_2015/',
+    // rsync 3.1 (options.c server_options): fewer capability letters; -zz as --new-compress.
+    'rsync --server -WtprIRe.iLsfxC --timeout=600 --stats --new-compress . .staging/20220605_2015.in-run1/',
+    // a pre-release protocol number before the capability letters; 3.2's --old-compress.
+    'rsync --server -WtprIze31.12iLsfxCIvu --timeout=5 --old-compress . .staging/20220605_2015/',
+  ])('passes %s to rsync', (request) => {
+    const r = restricted(request);
+    expect(r.stderr).not.toContain('difusion-helper');
+    expect(r.stderr).toMatch(/rsync/);
+  }, T);
+
+  it.each([
+    ['--daemon', 'rsync --server --daemon --config=.staging/20220605_2015/rsyncd.conf .staging/20220605_2015/', 'refused: rsync --daemon: daemon mode never runs through this account'],
+    ['--config as two words', 'rsync --server --config .staging/x/rsyncd.conf --daemon .', 'refused: rsync --config .staging/x/rsyncd.conf: daemon mode never runs through this account'],
+    ['--dparam', 'rsync --server --dparam=path=/ --daemon .', 'refused: rsync --dparam=path=/: daemon mode never runs through this account'],
+    ['-M', 'rsync --server -WtM--daemon . .staging/20220605_2015/', 'refused: rsync -WtM--daemon: -M passes options on unchecked'],
+    ['an option after the destination', 'rsync --server -Wte.iLsfxC . .staging/20220605_2015/ --daemon', "refused: rsync . .staging/20220605_2015/ --daemon: exactly one destination follows '.'"],
+    ['a timeout that is not a number', 'rsync --server --timeout=1x . .staging/20220605_2015/', 'refused: rsync --timeout=1x: the timeout must be a number of seconds'],
+    ['a timeout as two words', 'rsync --server --timeout 30 . .staging/20220605_2015/', 'refused: rsync --timeout'],
+    ['an option the client never puts there', 'rsync --server --chmod=D755,F644 . .staging/20220605_2015/', 'refused: rsync --chmod=D755,F644'],
+    ['owners', 'rsync --server -WtprIoge.iLsfxCIvu . .staging/20220605_2015/', 'refused: rsync -WtprIoge.iLsfxCIvu'],
+    ['a capability string with an option in it', 'rsync --server -Wte.iL-sfx . .staging/20220605_2015/', "refused: rsync -Wte.iL-sfx: not the protocol's capability string after 'e'"],
+    ['no capability string after e', 'rsync --server -Wte . .staging/20220605_2015/', "refused: rsync -Wte: not the protocol's capability string after 'e'"],
+    ['a source other than .', 'rsync --server -Wt /etc .staging/20220605_2015/', "refused: rsync /etc: the receiving end's first argument is always '.'"],
+    ['no source', 'rsync --server -Wt', 'refused: rsync without its source argument .'],
+  ])('refuses %s, saying which', (_what, request, message) => {
+    const r = restricted(request);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 2, stderr: `difusion-helper: ${message}\n` });
+  }, T);
+
+  it('the receiver applies the client\'s --chmod itself: a sender of its own making leaves no setuid or world-writable mode', () => {
+    const src = path.join(work, 'src');
+    mkdirSync(path.join(src, 'd'), { recursive: true });
+    writeFileSync(path.join(src, 'suid'), 'x', { mode: 0o6777 });
+    spawnSync('chmod', ['6777', path.join(src, 'suid')]);
+    spawnSync('chmod', ['777', path.join(src, 'd')]);
+    // The remote shell is the forced command: rsync's server request becomes SSH_ORIGINAL_COMMAND.
+    const rsh = path.join(work, 'rsh');
+    writeFileSync(rsh, `#!/bin/sh\nshift\nSSH_ORIGINAL_COMMAND="$*" exec sh ${JSON.stringify(path.join(work, 'helper.sh'))} ${JSON.stringify(root)}\n`, { mode: 0o755 });
+    writeFileSync(path.join(work, 'helper.sh'), SCRIPT);
+    const r = spawnSync('rsync', ['-rtpWI', '-e', rsh, `${src}/`, 'h:.staging/20220605_2015/'], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect((statSync(path.join(root, '.staging/20220605_2015/suid')).mode & 0o7777).toString(8)).toBe('644');
+    expect((statSync(path.join(root, '.staging/20220605_2015/d')).mode & 0o7777).toString(8)).toBe('755');
+  }, T);
+});
+
+describe('difusion-helper: every verb takes only what the client sends (issue 19)', () => {
+  beforeEach(() => {
+    mkdirSync(path.join(root, 'releases'));
+    release('20220605_2015', { 'index.html': 'vivo' });
+    put('.staging/20220605_2030/index.html', 'nuevo');
+  }, T);
+
+  it.each([
+    ['status', ['x'], 'refused: status takes at most 0 arguments, not: x'],
+    ['throughput', ['x'], 'refused: throughput takes at most 0 arguments, not: x'],
+    ['prepare', ['20220605_2030', '--stage', '--incoming', 'run1', 'x'], 'refused: prepare takes at most 4 arguments, not: 20220605_2030 --stage --incoming run1 x'],
+    ['link', ['20220605_2030', '-', 'x'], 'refused: link takes at most 2 arguments, not: 20220605_2030 - x'],
+    ['verify', ['20220605_2030', '--incoming', 'run1', 'x'], 'refused: verify takes at most 3 arguments, not: 20220605_2030 --incoming run1 x'],
+    ['audit', ['20220605_2015', 'x'], 'refused: audit takes at most 1 arguments, not: 20220605_2015 x'],
+    ['promote', ['20220605_2030', 'x'], 'refused: promote takes at most 1 arguments, not: 20220605_2030 x'],
+    ['switch', ['20220605_2015', '--lift-notice', 'x'], 'refused: switch takes at most 2 arguments, not: 20220605_2015 --lift-notice x'],
+    ['prune', ['1', 'x'], 'refused: prune takes at most 1 arguments, not: 1 x'],
+    ['prune', ['1234567890123456'], 'keep is too large: 1234567890123456'],
+  ])('%s %j is refused', (verb, args, message) => {
+    const r = helper(verb, args);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 2, stderr: `difusion-helper: ${message}\n` });
+  }, T);
+
+  it.each([
+    ['an absolute path', `${'a'.repeat(64)}  /etc/passwd`],
+    ['a path climbing out', `${'a'.repeat(64)}  ../../../etc/passwd`],
+    ['a path climbing out midway', `${'a'.repeat(64)}  actas/../../../../etc/passwd`],
+    ['binary mode', `${'a'.repeat(64)} */etc/passwd`],
+    ['a short hash', 'abc  index.html'],
+  ])('verify and audit refuse a check line with %s, and sha256sum never runs', (_what, line) => {
+    for (const [verb, cut] of [['verify', '20220605_2030'], ['audit', '20220605_2015']]) {
+      const r = helper(verb as string, [cut as string], `${sha('nuevo')}  index.html\n${line}\n`);
+      expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({ code: 2, stdout: '', stderr: `difusion-helper: refused check line: ${line}\n` });
+    }
+    expect(readdirSync(path.join(root, '.staging')).filter((f) => f.startsWith('.checks'))).toEqual([]);
+  }, T);
+
+  it('verify and audit accept sha256sum\'s escaped lines for names holding a backslash or newline', () => {
+    put('.staging/20220605_2030/a\\b', 'x');
+    const out = ok(helper('verify', ['20220605_2030'], `\\${sha('x')}  a\\\\b\n${sha('nuevo')}  index.html\n`));
+    expect(out.split('\n')[0]).toBe('check 0');
+    expect(ok(helper('audit', ['20220605_2015'], `${sha('vivo')}  index.html\n`)).split('\n')).toContain('check 0');
+  }, T);
+
+  it('throughput reads no more than preflight sends', () => {
+    expect(SCRIPT).toContain('\nTHROUGHPUT_MAX_BYTES=67108864\n');
+    expect(ok(helper('throughput', [], 'x'.repeat(1000)))).toBe('received 1000\n');
   }, T);
 });
