@@ -84,6 +84,7 @@ export default class Probe extends DifusionCommand {
             cutOfManifest: (digest, bytes) => state.cutWithManifest(digest, bytes),
             manifestHashes: (cut, digest) => state.manifestHashes(cut, digest),
             wentLive: (id) => wentLive.get(id) ?? new Map(),
+            fileSizes: (cut) => state.sizesOf(cut),
           },
         },
       );

@@ -9,6 +9,7 @@ import { compareCutIds, newestCut } from './cut-id.js';
 import { HashCache, buildManifest } from './manifest.js';
 import { StateStore } from './state.js';
 import type { Difusor } from './types.js';
+import type { RedirectScope } from './egress.js';
 import { HELPER_PROTOCOL, parseHelperStatus } from './status.js';
 import type { DifusorConnector } from '../ports/difusor.js';
 
@@ -60,7 +61,8 @@ export interface PreflightReport {
 
 export interface PreflightPorts {
   connector: DifusorConnector;
-  httpGet(url: string, timeoutMs: number): Promise<HttpResult>;
+  /** Redirects followed only within `scope` (src/core/egress.ts), as the probe follows them. */
+  httpGet(url: string, timeoutMs: number, scope: RedirectScope): Promise<HttpResult>;
   /** A monotonic clock in ms (performance.now by default). */
   now?: () => number;
 }
@@ -119,7 +121,7 @@ async function checkOne(d: Difusor, opts: PreflightOptions, ports: PreflightPort
   const now = ports.now ?? (() => performance.now());
   const checks: PreflightCheck[] = [];
   let speed: SpeedEstimate | undefined;
-  const http = ports.httpGet(d.public_url, opts.httpTimeoutMs);
+  const http = ports.httpGet(d.public_url, opts.httpTimeoutMs, { home: d.public_url, redirectHosts: d.redirect_hosts });
   let session;
   try {
     const t0 = now();
@@ -181,7 +183,7 @@ async function checkOne(d: Difusor, opts: PreflightOptions, ports: PreflightPort
   checks.push({
     name: 'http',
     ok: answer.ok,
-    detail: answer.status !== undefined ? `${d.public_url} answered ${answer.status}` : `${d.public_url}: ${answer.error}`,
+    detail: answer.error !== undefined ? `${d.public_url}: ${answer.error}` : `${d.public_url} answered ${answer.status}`,
   });
   return { id: d.id, ready: checks.every((c) => c.ok), checks, ...(speed ? { speed } : {}) };
 }

@@ -1,4 +1,5 @@
 import type { Difusor } from './types.js';
+import type { RedirectScope } from './egress.js';
 import { compareCutIds, newestCut } from './cut-id.js';
 import { parseManifest } from './manifest.js';
 import { MANIFEST_NAME } from './plan.js';
@@ -22,10 +23,45 @@ import type { StateStore } from './state.js';
  * 4. A suspended difusor must show the notice: /aviso.json names it, every other path answers 503 with
  *    the notice's page and `Cache-Control: no-store`.
  * A difusor fails on lag beyond the limit, a differing file, no answer, a bad certificate, a manifest
- * this host never published, or a missing notice. The command journals failures and keeps the result.
+ * this host never published, a missing notice, or a redirect away from itself (src/core/egress.ts: only its
+ * own origin, http to https on its host, and the registry's redirect_hosts are followed). The command
+ * journals failures with their detail for the operator and keeps the result; what is shown to the public
+ * is the state and PUBLIC_WORDING, never an error text, address or port.
  */
 
-export type ProbeFailureKind = 'lag' | 'differs' | 'down' | 'certificate' | 'notice-missing' | 'unknown-cut';
+export type ProbeFailureKind = 'lag' | 'differs' | 'down' | 'certificate' | 'notice-missing' | 'unknown-cut' | 'redirect';
+
+/**
+ * What the public reads for each kind (the roster, the public board): fixed sentences. The journal's error
+ * names addresses and ports, some inside the institute's network; none of it is ever shown outside.
+ */
+export const PUBLIC_WORDING: Readonly<Record<ProbeFailureKind, string>> = {
+  lag: 'Muestra un corte anterior al más reciente.',
+  differs: 'Algunos archivos no coinciden con los publicados por el instituto.',
+  down: 'No responde.',
+  certificate: 'Su certificado de seguridad no es válido.',
+  'notice-missing': 'No muestra el aviso de suspensión.',
+  'unknown-cut': 'Muestra contenido que el instituto no publicó.',
+  redirect: 'Envía a los visitantes a otro sitio.',
+};
+
+/** A difusor's probe result as the public may see it: the state and the fixed wording, nothing else. */
+export interface PublicProbeState {
+  id: string;
+  state: 'ok' | 'falla';
+  kinds: ProbeFailureKind[];
+  wording: string[];
+  at: string;
+}
+
+export function publicProbeState(row: Pick<ProbeRow, 'id' | 'ok' | 'kinds'>, at: string): PublicProbeState {
+  const kinds = row.kinds.filter((k): k is ProbeFailureKind => Object.hasOwn(PUBLIC_WORDING, k));
+  return { id: row.id, state: row.ok ? 'ok' : 'falla', kinds, wording: kinds.map((k) => PUBLIC_WORDING[k]), at };
+}
+
+/** The largest MANIFEST.sha256 read (the state dir's largest is far below) and the largest aviso.json. */
+export const MAX_MANIFEST_BYTES = 64 * 1048576;
+export const MAX_AVISO_BYTES = 64 * 1024;
 
 export interface PeerCertificate {
   /** ISO 8601 instant the certificate expires. */
@@ -49,12 +85,20 @@ export interface HttpAnswer {
   /** The request failed on the server's certificate (expired, self-signed, wrong name). */
   certificateError?: boolean;
   certificate?: PeerCertificate;
+  /** A redirect not followed: "sends visitors to HOST" or "redirects in a loop"; `location` as sent (cut short). */
+  redirect?: string;
+  location?: string;
+  /** The body ran past maxBytes: it was not read further (with `error`). */
+  tooLarge?: boolean;
 }
 
 /** What the probe asks of HTTP; src/ports/http.ts implements it with undici. */
 export interface ProbeHttp {
-  /** GET with `Cache-Control: no-cache`; the body is hashed as it streams and kept only with keepBody. */
-  get(url: string, opts?: { keepBody?: boolean }): Promise<HttpAnswer>;
+  /**
+   * GET with `Cache-Control: no-cache`; the body is hashed as it streams and kept only with keepBody; past
+   * maxBytes it is not read further. Redirects are followed only as `scope` allows (default: the URL's origin).
+   */
+  get(url: string, opts?: { keepBody?: boolean; maxBytes?: number; scope?: RedirectScope; statusOnly?: boolean }): Promise<HttpAnswer>;
 }
 
 export interface ProbeKnowledge {
@@ -64,6 +108,8 @@ export interface ProbeKnowledge {
   manifestHashes(cut: string, digest: string): Promise<Map<string, string> | undefined>;
   /** When each cut first went live, as it counts for this difusor's lag (its own rollbacks withdraw newer cuts). */
   wentLive(difusor: string): Map<string, Date>;
+  /** Each file's size in that cut, when the state dir has it: a body longer is not read past it. */
+  fileSizes?(cut: string): Promise<Map<string, number> | undefined>;
 }
 
 export interface ProbeOptions {
@@ -230,6 +276,8 @@ async function probeOne(d: Difusor, opts: ProbeOptions, ports: ProbePorts): Prom
   const started = clock();
   let requests = 0;
   const url = (file: string): string => fileUrl(d.public_url, file, `${opts.token}-${++requests}`);
+  const scope: RedirectScope = { home: d.public_url, redirectHosts: d.redirect_hosts };
+  const get = (file: string, extra: { keepBody?: boolean; maxBytes?: number } = {}): Promise<HttpAnswer> => ports.http.get(url(file), { ...extra, scope });
   const row: ProbeRow = {
     id: d.id,
     name: d.name,
@@ -247,7 +295,7 @@ async function probeOne(d: Difusor, opts: ProbeOptions, ports: ProbePorts): Prom
     if (error && !row.error) row.error = error;
   };
 
-  const manifest = await ports.http.get(url(MANIFEST_NAME), { keepBody: true });
+  const manifest = await get(MANIFEST_NAME, { keepBody: true, maxBytes: MAX_MANIFEST_BYTES });
   row.status = manifest.status;
   row.ttfbMs = manifest.ttfbMs;
   row.bytes += manifest.bytes;
@@ -258,7 +306,11 @@ async function probeOne(d: Difusor, opts: ProbeOptions, ports: ProbePorts): Prom
   }
 
   const suspended = d.status === 'suspended';
-  if (manifest.certificateError) {
+  if (manifest.redirect) {
+    fail('redirect', `${d.public_url}: ${manifest.redirect} (Location: ${manifest.location}); a difusor serves the results itself (a CDN of its own: list its host under redirect_hosts)`);
+  } else if (manifest.tooLarge) {
+    fail('unknown-cut', `${d.public_url.replace(/\/?$/, '/')}${MANIFEST_NAME} is longer than ${MAX_MANIFEST_BYTES} bytes, not a manifest this host published`);
+  } else if (manifest.certificateError) {
     fail('certificate', `${d.public_url}: ${manifest.error}; its admin must renew or fix the certificate (a private CA: trust it with NODE_EXTRA_CA_CERTS=FILE)`);
   } else if (manifest.error !== undefined) fail('down', `${d.public_url}: ${manifest.error}; check its web server and public_url in the registry`);
   else if (manifest.status !== 200 || !manifest.body || !manifest.sha256) {
@@ -276,12 +328,12 @@ async function probeOne(d: Difusor, opts: ProbeOptions, ports: ProbePorts): Prom
             `serves ${cut}, ${row.lagSeconds} s behind a newer cut (limit ${opts.maxLagSeconds} s); \`difusion verify --only ${d.id}\` tells a stale disk from a cache in front`,
           );
         }
-        await checkFiles(d, cut, manifest.sha256, row, opts, ports, url, fail);
+        await checkFiles(cut, manifest.sha256, row, opts, ports, get, fail);
       }
     } else {
       const listed = parseManifest(manifest.body.toString('utf8'));
       if (listed.has(AVISO_NAME) && listed.has('index.html')) {
-        await checkNotice(d, listed, row, ports, url, fail);
+        await checkNotice(d, listed, row, get, fail);
         if (!suspended) fail('unknown-cut', `shows a suspension notice but is active in the registry (run \`difusion reinstate ${d.id}\`)`);
       } else {
         fail(
@@ -298,18 +350,11 @@ async function probeOne(d: Difusor, opts: ProbeOptions, ports: ProbePorts): Prom
 }
 
 type Fail = (kind: ProbeFailureKind, error?: string) => void;
+type Get = (file: string, extra?: { keepBody?: boolean; maxBytes?: number }) => Promise<HttpAnswer>;
 
-async function checkFiles(
-  d: Difusor,
-  cut: string,
-  digest: string,
-  row: ProbeRow,
-  opts: ProbeOptions,
-  ports: ProbePorts,
-  url: (file: string) => string,
-  fail: Fail,
-): Promise<void> {
+async function checkFiles(cut: string, digest: string, row: ProbeRow, opts: ProbeOptions, ports: ProbePorts, get: Get, fail: Fail): Promise<void> {
   const hashes = await ports.knowledge.manifestHashes(cut, digest);
+  const sizes = await ports.knowledge.fileSizes?.(cut);
   if (!hashes) {
     fail('unknown-cut', `this host's manifest of ${cut} could not be read back`);
     return;
@@ -324,10 +369,15 @@ async function checkFiles(
   const worker = async (): Promise<void> => {
     while (next < files.length) {
       const file = files[next++] as string;
-      const answer = await ports.http.get(url(file));
+      const size = sizes?.get(file);
+      const answer = await get(file, size === undefined ? {} : { maxBytes: size });
       row.filesChecked++;
       row.bytes += answer.bytes;
-      if (answer.error !== undefined) {
+      if (answer.redirect) {
+        fail('redirect', `${file}: ${answer.redirect} (Location: ${answer.location})`);
+      } else if (answer.tooLarge) {
+        row.differing.push(`${file}: content differs (longer than its ${size} bytes in ${cut}; not read further)`);
+      } else if (answer.error !== undefined) {
         fail(answer.certificateError ? 'certificate' : 'down', `${file}: ${answer.error}`);
       } else if (answer.status !== 200) {
         row.differing.push(`${file}: HTTP ${answer.status}`);
@@ -342,18 +392,12 @@ async function checkFiles(
 }
 
 /** The notice as the contract has it: /aviso.json names the difusor, every other path is the notice, 503, no-store. */
-async function checkNotice(
-  d: Difusor,
-  listed: Map<string, string>,
-  row: ProbeRow,
-  ports: ProbePorts,
-  url: (file: string) => string,
-  fail: Fail,
-): Promise<void> {
-  const aviso = await ports.http.get(url(AVISO_NAME), { keepBody: true });
+async function checkNotice(d: Difusor, listed: Map<string, string>, row: ProbeRow, get: Get, fail: Fail): Promise<void> {
+  const aviso = await get(AVISO_NAME, { keepBody: true, maxBytes: MAX_AVISO_BYTES });
   row.filesChecked++;
   row.bytes += aviso.bytes;
-  if (aviso.status !== 200 || !aviso.body) row.differing.push(`/${AVISO_NAME}: ${aviso.error ?? `HTTP ${aviso.status}`}`);
+  if (aviso.redirect) fail('redirect', `/${AVISO_NAME}: ${aviso.redirect} (Location: ${aviso.location})`);
+  if (aviso.status !== 200 || !aviso.body) row.differing.push(`/${AVISO_NAME}: ${aviso.redirect ?? aviso.error ?? `HTTP ${aviso.status}`}`);
   else if (aviso.sha256 !== listed.get(AVISO_NAME)) row.differing.push(`/${AVISO_NAME}: content differs from the notice's manifest`);
   else {
     try {
@@ -367,11 +411,14 @@ async function checkNotice(
   }
   // The page itself, a path a visitor would type, and a data path a scraper would fetch.
   for (const file of ['', 'index.html', 'datos/']) {
-    const answer = await ports.http.get(url(file));
+    const answer = await get(file);
     row.filesChecked++;
     row.bytes += answer.bytes;
     const shown = `/${file}`;
-    if (answer.error !== undefined) row.differing.push(`${shown}: ${answer.error}`);
+    if (answer.redirect) {
+      fail('redirect', `${shown}: ${answer.redirect} (Location: ${answer.location})`);
+      row.differing.push(`${shown}: ${answer.redirect}`);
+    } else if (answer.error !== undefined) row.differing.push(`${shown}: ${answer.error}`);
     else if (answer.status !== 503) row.differing.push(`${shown}: HTTP ${answer.status}, not the notice's 503`);
     else if (answer.sha256 !== listed.get('index.html')) row.differing.push(`${shown}: 503 but not the notice's page`);
     // Without no-store a cache in front keeps the notice after the reinstatement, or keeps the results it replaced.

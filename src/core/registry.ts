@@ -489,7 +489,7 @@ function checkDifusores(difusores: unknown[], report: Report): void {
   const firstAtLocation = new Map<string, number>();
   difusores.forEach((difusor, index) => {
     if (!isRecord(difusor)) return;
-    const at = (field: string): Segment[] => ['difusores', index, field];
+    const at = (field: string, ...rest: Segment[]): Segment[] => ['difusores', index, field, ...rest];
     const local = difusor.transport === 'local';
 
     if (typeof difusor.id === 'string') {
@@ -528,6 +528,12 @@ function checkDifusores(difusores: unknown[], report: Report): void {
     if (typeof difusor.public_url === 'string') {
       const problem = httpUrlProblem(difusor.public_url);
       if (problem) report(at('public_url'), problem);
+    }
+    if (Array.isArray(difusor.redirect_hosts)) {
+      difusor.redirect_hosts.forEach((host: unknown, i: number) => {
+        const problem = typeof host === 'string' ? hostProblem(host) : undefined;
+        if (problem) report(at('redirect_hosts', i), problem);
+      });
     }
     if (typeof difusor.access_log === 'string' && !difusor.access_log.startsWith('/')) {
       report(at('access_log'), 'must be an absolute path on the difusor\'s server (start with "/")');
@@ -656,6 +662,7 @@ function toDifusor(raw: Raw, dir: string): Difusor {
     host_key: raw.host_key as string | undefined,
     path: raw.path as string,
     public_url: raw.public_url as string,
+    redirect_hosts: raw.redirect_hosts ? [...(raw.redirect_hosts as string[])] : undefined,
     contact: contact ? { ...contact } : undefined,
     status: (raw.status as Difusor['status'] | undefined) ?? DEFAULTS.status,
     suspended_at: raw.suspended_at as string | undefined,

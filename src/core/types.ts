@@ -24,6 +24,8 @@ export interface Difusor {
   /** Absolute, normalised. Releases live below it. */
   path: string;
   public_url: string;
+  /** Hosts this difusor may redirect visitors to (a CDN in front of it); see src/core/egress.ts. */
+  redirect_hosts?: string[];
   contact?: Contact;
   status: DifusorStatus;
   /** ISO 8601 with offset; set by cutoff while suspended. */

@@ -1,21 +1,34 @@
 import { createHash } from 'node:crypto';
+import dns from 'node:dns';
 import { createRequire } from 'node:module';
+import { isIP, type LookupFunction, type Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type * as Undici from 'undici';
+import { MAX_REDIRECTS, isInternalAddress, redirectVerdict, type RedirectScope } from '../core/egress.js';
 import type { HttpResult } from '../core/preflight.js';
 import type { HttpAnswer, PeerCertificate, ProbeHttp } from '../core/probe.js';
 
-/** The one door to HTTP: a GET with a deadline, reporting status or the reason it failed (preflight). */
-export async function httpGet(url: string, timeoutMs: number, readBody = false): Promise<HttpResult> {
+/**
+ * Preflight's HTTP check: the status of the difusor's public_url within a deadline, through the probe's
+ * client (so the same redirect and address rules hold), without reading the body.
+ */
+export async function httpGet(url: string, timeoutMs: number, scope?: RedirectScope, lookup?: LookupFunction): Promise<HttpResult> {
+  const client = createProbeHttp({
+    connectTimeoutMs: timeoutMs,
+    headersTimeoutMs: timeoutMs,
+    bodyTimeoutMs: timeoutMs,
+    totalTimeoutMs: timeoutMs,
+    connectionsPerOrigin: 1,
+    lookup,
+  });
   try {
-    const res = await fetch(url, { redirect: 'follow', signal: AbortSignal.timeout(timeoutMs) });
-    const body = readBody ? await res.text() : undefined;
-    if (!readBody) await res.body?.cancel();
-    return { ok: res.status >= 200 && res.status < 400, status: res.status, body };
-  } catch (error) {
-    const e = error as Error & { cause?: { code?: string; message?: string } };
-    const reason = e.name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000} s` : (e.cause?.code ?? e.cause?.message ?? e.message);
-    return { ok: false, error: reason };
+    const answer = await client.get(url, { scope, statusOnly: true });
+    if (answer.redirect) return { ok: false, status: answer.status, error: `${answer.redirect} (Location: ${answer.location ?? '?'})` };
+    if (answer.error !== undefined) return { ok: false, error: answer.error };
+    const status = answer.status ?? 0;
+    return { ok: status >= 200 && status < 400, status };
+  } finally {
+    await client.close();
   }
 }
 
@@ -29,8 +42,10 @@ export interface ProbeHttpOptions {
   totalTimeoutMs: number;
   /** Keep-alive connections per difusor. */
   connectionsPerOrigin: number;
-  /** Redirects followed, as a browser would (http to https, a trailing slash). */
+  /** Redirects followed for one request (within the rules of src/core/egress.ts) before it counts as a loop. */
   maxRedirects?: number;
+  /** DNS as the system answers it, unless a test injects its own; every answer passes the address rule. */
+  lookup?: LookupFunction;
 }
 
 // Only the agent and the connector: undici's index also loads fetch, WebSocket, caches and mocks, which cost a
@@ -40,7 +55,9 @@ const Agent = require('undici/lib/dispatcher/agent.js') as typeof Undici.Agent;
 const buildConnector = require('undici/lib/core/connect.js') as typeof Undici.buildConnector;
 
 /** The largest body kept in memory (a manifest of a federal election's cut is a few MB). */
-const MAX_KEPT_BYTES = 64 * 1048576;
+export const MAX_KEPT_BYTES = 64 * 1048576;
+/** A Location header as journaled: enough to see where it points, not a page of it. */
+const MAX_LOCATION_SHOWN = 200;
 
 /** Node's own codes for a certificate TLS refused (openssl's verify errors, plus a name mismatch). */
 const CERTIFICATE_CODES = /^(CERT_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_(GET_ISSUER_CERT|VERIFY_LEAF_SIGNATURE|DECRYPT_CERT)|ERR_TLS_CERT_ALTNAME_INVALID|INVALID_CA|INVALID_PURPOSE|CERT_UNTRUSTED|CERT_REJECTED|HOSTNAME_MISMATCH)/;
@@ -58,14 +75,44 @@ function describe(error: unknown): { message: string; certificate: boolean } {
   return { message: certificate ? `certificate refused: ${message}` : message, certificate };
 }
 
+class InternalAddressError extends Error {
+  readonly code = 'EINTERNALADDRESS';
+  constructor(hostname: string, address: string) {
+    super(`${hostname} resolves to ${address}, an address inside a private network; refused (an internal mirror: write its IP address in the registry)`);
+  }
+}
+
+/**
+ * The resolver the connections use: every address a DNS name answers must be public. It is the one lookup
+ * made for the connection, so an answer that changes between two lookups (DNS rebinding) cannot pass one
+ * check and connect to another address.
+ */
+export function guardedLookup(lookup: LookupFunction = dns.lookup as unknown as LookupFunction): LookupFunction {
+  return (hostname, options, callback) => {
+    lookup(hostname, { ...options, all: true }, (error, addresses) => {
+      if (error) return callback(error, '');
+      const list = (Array.isArray(addresses) ? addresses : [{ address: addresses, family: isIP(addresses) }]) as dns.LookupAddress[];
+      const internal = list.find((a) => isInternalAddress(a.address));
+      if (internal) return callback(new InternalAddressError(hostname, internal.address), '');
+      if (list.length === 0) return callback(Object.assign(new Error(`${hostname}: no address`), { code: 'ENOTFOUND' }), '');
+      if (options.all) return callback(null, list);
+      const first = list[0] as dns.LookupAddress;
+      return callback(null, first.address, first.family);
+    });
+  };
+}
+
+type Answer = HttpAnswer & { location?: string };
+
 /**
  * The probe's HTTP client: undici with keep-alive and a bounded number of connections per difusor,
  * timeouts per phase, real certificate checks (Node's CA store, plus NODE_EXTRA_CA_CERTS), and the
- * peer certificate of each connection captured at the handshake for its expiry.
+ * peer certificate of each connection captured at the handshake for its expiry. Redirects are followed
+ * by hand, only where src/core/egress.ts allows; DNS answers pass its address rule.
  */
 export function createProbeHttp(opts: ProbeHttpOptions): ProbeHttp & { close(): Promise<void> } {
   const certificates = new Map<string, PeerCertificate>();
-  const connect = buildConnector({ timeout: opts.connectTimeoutMs });
+  const connect = buildConnector({ timeout: opts.connectTimeoutMs, lookup: guardedLookup(opts.lookup) } as Parameters<typeof buildConnector>[0]);
   const agent = new Agent({
     connections: opts.connectionsPerOrigin,
     headersTimeout: opts.headersTimeoutMs,
@@ -73,7 +120,13 @@ export function createProbeHttp(opts: ProbeHttpOptions): ProbeHttp & { close(): 
     keepAliveTimeout: 10_000,
     connect(options, callback) {
       connect(options, (...args) => {
-        const socket = args[1];
+        const socket = args[1] as Socket | null;
+        // The lookup already refused it; this holds should a connection ever be made without it.
+        if (socket && isIP(options.hostname) === 0 && socket.remoteAddress && isInternalAddress(socket.remoteAddress)) {
+          socket.destroy();
+          callback(new InternalAddressError(options.hostname, socket.remoteAddress), null);
+          return;
+        }
         if (socket instanceof TLSSocket) {
           const peer = socket.getPeerCertificate();
           if (peer?.valid_to) {
@@ -90,13 +143,14 @@ export function createProbeHttp(opts: ProbeHttpOptions): ProbeHttp & { close(): 
   });
 
   // A dispatch handler rather than a body stream: each chunk goes straight into the hash, nothing is buffered.
-  const once = (target: URL, keepBody: boolean, started: number): Promise<HttpAnswer & { location?: string }> =>
+  const once = (target: URL, keepBody: boolean, maxBytes: number, statusOnly: boolean, started: number): Promise<Answer> =>
     new Promise((resolve, reject) => {
       const hash = createHash('sha256');
       const chunks: Buffer[] = [];
       let bytes = 0;
       let status = 0;
       let ttfbMs = 0;
+      let settled = false;
       const headers: Record<string, string | undefined> = {};
       let cancel: ((reason: Error) => void) | undefined;
       let expired: Error | undefined;
@@ -107,6 +161,24 @@ export function createProbeHttp(opts: ProbeHttpOptions): ProbeHttp & { close(): 
         },
         Math.max(0, opts.totalTimeoutMs - (performance.now() - started)),
       );
+      const answer = (extra: Partial<Answer> = {}): Answer => ({
+        status,
+        headers,
+        sha256: hash.digest('hex'),
+        bytes,
+        body: keepBody ? Buffer.concat(chunks) : undefined,
+        ttfbMs,
+        totalMs: Math.round(performance.now() - started),
+        certificate: certificates.get(`${target.hostname}:${target.port || (target.protocol === 'https:' ? '443' : '80')}`),
+        ...extra,
+      });
+      /** Answered before the body's end (a redirect, a status check, a body past its limit): the rest is not read. */
+      const settleEarly = (result: Answer): void => {
+        settled = true;
+        clearTimeout(timer);
+        resolve(result);
+        cancel?.(new Error('answered'));
+      };
       agent.dispatch(
         {
           origin: target.origin,
@@ -129,36 +201,32 @@ export function createProbeHttp(opts: ProbeHttpOptions): ProbeHttp & { close(): 
               const value = String(rawHeaders[i + 1]);
               headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
             }
-            return true;
-          },
-          onData(chunk) {
-            hash.update(chunk);
-            bytes += chunk.length;
-            if (keepBody) {
-              // A manifest or an aviso.json is kept to be read; a difusor sending gigabytes in their place is refused.
-              if (bytes > MAX_KEPT_BYTES) {
-                cancel?.(new Error(`${target.pathname}: more than ${MAX_KEPT_BYTES / 1048576} MB, not a manifest`));
-                return false;
-              }
-              chunks.push(chunk);
+            const location = status >= 300 && status < 400 ? headers.location : undefined;
+            // A redirect's body is never read: whatever it holds, it is not the file.
+            if (location !== undefined || statusOnly) {
+              settleEarly({ status, headers, bytes: 0, ttfbMs, totalMs: ttfbMs, location });
+              return false;
             }
             return true;
           },
+          onData(chunk) {
+            if (settled) return false;
+            bytes += chunk.length;
+            if (bytes > maxBytes) {
+              settleEarly({ status, headers, bytes, ttfbMs, totalMs: Math.round(performance.now() - started), error: `longer than ${maxBytes} bytes`, tooLarge: true });
+              return false;
+            }
+            hash.update(chunk);
+            if (keepBody) chunks.push(chunk);
+            return true;
+          },
           onComplete() {
+            if (settled) return;
             clearTimeout(timer);
-            resolve({
-              status,
-              headers,
-              sha256: hash.digest('hex'),
-              bytes,
-              body: keepBody ? Buffer.concat(chunks) : undefined,
-              ttfbMs,
-              totalMs: Math.round(performance.now() - started),
-              certificate: certificates.get(`${target.hostname}:${target.port || (target.protocol === 'https:' ? '443' : '80')}`),
-              location: status >= 300 && status < 400 ? headers.location : undefined,
-            });
+            resolve(answer());
           },
           onError(error) {
+            if (settled) return;
             clearTimeout(timer);
             reject(error);
           },
@@ -167,19 +235,31 @@ export function createProbeHttp(opts: ProbeHttpOptions): ProbeHttp & { close(): 
     });
 
   return {
-    async get(url, { keepBody = false } = {}) {
+    async get(url, { keepBody = false, maxBytes, scope, statusOnly = false } = {}) {
       const started = performance.now();
+      const limit = keepBody ? Math.min(maxBytes ?? MAX_KEPT_BYTES, MAX_KEPT_BYTES) : (maxBytes ?? Infinity);
+      const rules: RedirectScope = scope ?? { home: url };
+      const maxRedirects = opts.maxRedirects ?? MAX_REDIRECTS;
       let target = new URL(url);
+      const visited = new Set<string>([target.href]);
       try {
         for (let hop = 0; ; hop++) {
-          const answer = await once(target, keepBody, started);
-          if (!answer.location || hop >= (opts.maxRedirects ?? 5)) {
-            delete answer.location;
-            return answer;
+          const reply = await once(target, keepBody, limit, statusOnly, started);
+          const { location, ...rest } = reply;
+          if (location === undefined) return rest;
+          const refuse = (why: string): HttpAnswer => ({ ...rest, redirect: why, location: location.slice(0, MAX_LOCATION_SHOWN) });
+          let next: URL;
+          try {
+            next = new URL(location, target);
+          } catch {
+            return refuse('sends visitors to something that is not an address');
           }
-          const next = new URL(answer.location, target);
+          const verdict = redirectVerdict(next, rules);
+          if (!verdict.follow) return refuse(verdict.why);
           // The cache-busting query must survive a redirect that drops it.
           if (!next.search) next.search = target.search;
+          if (visited.has(next.href) || hop >= maxRedirects) return refuse(`redirects in a loop (more than ${maxRedirects} redirects)`);
+          visited.add(next.href);
           target = next;
         }
       } catch (error) {

@@ -590,7 +590,7 @@ describe('all problems at once', () => {
       'conf/difusores.yaml:5:18 publication.keep_releases: must be >= 2',
       'conf/difusores.yaml:11:15 difusores[0].host_key: not a usable host key: the key data does not hold a ssh-ed25519 key',
       'conf/difusores.yaml:12:11 difusores[0].path: must not end with "/"',
-      'conf/difusores.yaml:14:5 difusores[0].colour: unknown key "colour" (allowed: id, name, transport, host, port, user, host_key, path, public_url, contact, status, suspended_at, suspension_reason, access, compress, from, access_log, logo)',
+      'conf/difusores.yaml:14:5 difusores[0].colour: unknown key "colour" (allowed: id, name, transport, host, port, user, host_key, path, public_url, redirect_hosts, contact, status, suspended_at, suspension_reason, access, compress, from, access_log, logo)',
       'conf/difusores.yaml:15:9 difusores[1].id: duplicate id "ujed" (also difusores[0])',
       'conf/difusores.yaml:18:5 difusores[1].port: "port" applies only to ssh difusores; this one has transport: local',
       'conf/difusores.yaml:20:17 difusores[1].public_url: "localhost" is not a URL; write it in full, e.g. https://prep.example.mx/',
