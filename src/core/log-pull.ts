@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 
 /**
  * A difusor's access logs copied into the state dir, read-only on the difusor (the helper's `logs` verb),
@@ -18,6 +18,8 @@ import type { Writable } from 'node:stream';
  *   4. files last written before the period are not pulled; local copies of files the difusor no longer
  *      has are removed, so a rotated log is never counted twice.
  * The index is written before each transfer, so a run killed at any point leaves a copy the next resumes.
+ * At most the size listed is read: a live log's later bytes come next time, and a difusor that streams
+ * without end cannot fill the state dir.
  */
 
 export interface RemoteLogFile {
@@ -33,8 +35,8 @@ export interface LogRemote {
   list(glob: string): Promise<RemoteLogFile[]>;
   /** sha256 hex of `length` bytes of `file` from `offset`. */
   sum(glob: string, file: string, offset: number, length: number): Promise<string>;
-  /** The bytes of `file` from `offset` to its end, written to `sink`. */
-  send(glob: string, file: string, offset: number, sink: Writable): Promise<void>;
+  /** The bytes of `file` from `offset`, at most `length` of them, written to `sink`. */
+  send(glob: string, file: string, offset: number, sink: Writable, length: number): Promise<void>;
 }
 
 interface IndexEntry {
@@ -100,14 +102,29 @@ function localName(file: RemoteLogFile): string {
   return `${file.inode}-${path.basename(file.path).replace(/[^A-Za-z0-9._-]/g, '_')}`;
 }
 
+/** Passes at most `length` bytes on to `sink` and drops the rest: the port stops the sender, this holds whatever it does. */
+function atMost(sink: Writable, length: number): Writable {
+  let left = length;
+  return new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      const part = chunk.subarray(0, Math.max(0, left));
+      left -= part.length;
+      if (part.length === 0) return done();
+      if (sink.write(part)) done();
+      else sink.once('drain', () => done());
+    },
+  });
+}
+
 async function appendFrom(remote: LogRemote, glob: string, file: RemoteLogFile, local: string, offset: number): Promise<number> {
   const sink = createWriteStream(local, { flags: offset === 0 ? 'w' : 'a' });
   const closed = new Promise<void>((resolve, reject) => {
     sink.once('close', resolve);
     sink.once('error', reject);
   });
+  const length = file.size - offset;
   try {
-    await remote.send(glob, file.path, offset, sink);
+    await remote.send(glob, file.path, offset, atMost(sink, length), length);
   } finally {
     sink.end();
     await closed;

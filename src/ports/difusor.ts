@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { execa } from 'execa';
 import type { Difusor, Registry } from '../core/types.js';
-import { connectSsh, shCommand, type RemoteShell } from './ssh.js';
+import { MAX_ANSWER_BYTES, connectSsh, shCommand, type RemoteShell } from './ssh.js';
 import { prepareOpenSsh, type OpenSshRun } from './openssh.js';
 import { runRsync, type RsyncRequest, type RsyncResult } from './rsync.js';
 import { SendTrees } from './send-tree.js';
@@ -18,12 +18,17 @@ export interface HelperOutput {
   code: number;
   stdout: string;
   stderr: string;
+  /** helperToStream stopped the verb at its `limit`: what was asked for came, the rest was not read. */
+  stdoutCut?: boolean;
 }
 
 export interface DifusorSession {
   helper(verb: string, args: string[], opts?: { stdin?: string; timeoutMs?: number }): Promise<HelperOutput>;
-  /** A verb whose stdout is bytes to keep (a log pulled): written to `sink` as it arrives; `stdout` comes back empty. */
-  helperToStream?(verb: string, args: string[], sink: Writable, opts?: { timeoutMs?: number }): Promise<HelperOutput>;
+  /**
+   * A verb whose stdout is bytes to keep (a log pulled): written to `sink` as it arrives, at most `limit` bytes
+   * (then the verb is stopped, stdoutCut); `stdout` comes back empty. Every other answer is capped at MAX_ANSWER_BYTES.
+   */
+  helperToStream?(verb: string, args: string[], sink: Writable, opts?: { timeoutMs?: number; limit?: number }): Promise<HelperOutput>;
   transfer(
     sourceDir: string,
     cut: string,
@@ -192,7 +197,7 @@ function sshSession(
     helper: (verb, args, opts = {}) =>
       shell.exec(helperCommand(difusor, verb, args), { stdin: opts.stdin ?? '', timeoutMs: opts.timeoutMs ?? 5 * MINUTE }),
     helperToStream: (verb, args, sink, opts = {}) =>
-      shell.exec(helperCommand(difusor, verb, args), { stdin: '', stdoutTo: sink, timeoutMs: opts.timeoutMs ?? limits.transferTimeoutMs }),
+      shell.exec(helperCommand(difusor, verb, args), { stdin: '', stdoutTo: sink, stdoutLimit: opts.limit, timeoutMs: opts.timeoutMs ?? limits.transferTimeoutMs }),
     transfer: async (sourceDir, cut, files, onProgress, { incoming, signal } = {}) => {
       // A master still in its handshake is nearer than a handshake of rsync's own; a dead one is not waited for.
       const [from] = await Promise.all([source(sourceDir, files), master.ready(MASTER_WAIT_MS)]);
@@ -236,7 +241,11 @@ function localSession(difusor: Difusor, transferTimeoutMs: number, source: Sourc
         timeout: opts.timeoutMs ?? 5 * MINUTE,
         env: { LC_ALL: 'C' },
         stripFinalNewline: false,
+        maxBuffer: MAX_ANSWER_BYTES,
       });
+      if (r.isMaxBuffer) {
+        return { code: -1, stdout: '', stderr: `difusion: "${verb}" wrote more than ${MAX_ANSWER_BYTES} bytes; its answer is capped there, the command was stopped` };
+      }
       return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
     },
     transfer: async (sourceDir, cut, files, onProgress, { incoming, signal } = {}) => {

@@ -38,11 +38,14 @@ export function helperLogRemote(session: DifusorSession): LogRemote {
       if (out.code !== 0) throw failed(`checking ${file}`, out);
       return out.stdout.trim();
     },
-    async send(glob, file, offset, sink: Writable) {
+    async send(glob, file, offset, sink: Writable, length) {
       if (!session.helperToStream) throw new Error('this difusor session cannot stream a file');
+      // The helper sends to the file's end; the session stops it once the listed length has come.
       const out = await session.helperToStream('logs', ['send', encodeLogArg(glob), encodeLogArg(file), String(offset)], sink, {
         timeoutMs: 6 * HOUR,
+        limit: length,
       });
+      if (out.stdoutCut) return;
       if (out.code !== 0) throw failed(`pulling ${file}`, out);
     },
   };

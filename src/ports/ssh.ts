@@ -10,6 +10,8 @@ export interface ExecResult {
   code: number;
   stdout: string;
   stderr: string;
+  /** stdoutTo got its stdoutLimit bytes and the command was stopped there; the rest was never read. */
+  stdoutCut?: boolean;
 }
 
 export interface ExecOptions {
@@ -17,6 +19,23 @@ export interface ExecOptions {
   timeoutMs?: number;
   /** Where stdout goes, byte for byte and with backpressure, instead of into the result (a log file pulled). */
   stdoutTo?: Writable;
+  /** With stdoutTo: at most this many bytes go to it, then the command is stopped (stdoutCut). */
+  stdoutLimit?: number;
+}
+
+/**
+ * The most a difusor's answer may hold in memory: a helper's stdout (an inventory of a large cut is tens of
+ * MB) and its stderr (a few lines). A difusor is run by a third party; one answering without end is cut off
+ * with an error naming the command, not buffered until the publication host runs out of memory.
+ */
+export const MAX_ANSWER_BYTES = 256 * 1048576;
+export const MAX_STDERR_BYTES = 1048576;
+
+export class AnswerTooLargeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AnswerTooLargeError';
+  }
 }
 
 /** One open SSH connection; every remote step of a run goes through the same one. */
@@ -304,14 +323,43 @@ class Ssh2Shell implements RemoteShell {
         const stderr: Buffer[] = [];
         let code: number | null = null;
         const sink = opts.stdoutTo;
+        let stdoutBytes = 0;
+        let stderrBytes = 0;
+        let stdoutCut = false;
+        const tooLarge = (stream: string, max: number): void =>
+          abort(new AnswerTooLargeError(`${this.where}: "${describeCommand(command)}" wrote more than ${max} bytes to ${stream}; a difusor's answer is capped there, the command was stopped`));
         ch.on('data', (chunk: Buffer) => {
-          if (!sink) return void stdout.push(chunk);
+          if (done || stdoutCut) return;
+          stdoutBytes += chunk.length;
+          if (!sink) {
+            if (stdoutBytes > MAX_ANSWER_BYTES) return void tooLarge('stdout', MAX_ANSWER_BYTES);
+            return void stdout.push(chunk);
+          }
+          const limit = opts.stdoutLimit ?? Infinity;
+          if (stdoutBytes >= limit) {
+            // What was asked for has come (a live log grew since it was listed): the rest waits for the next pull.
+            stdoutCut = true;
+            const wanted = chunk.subarray(0, chunk.length - (stdoutBytes - limit));
+            if (wanted.length > 0) sink.write(wanted);
+            try {
+              ch.signal('TERM');
+              ch.close();
+            } catch {
+              // The connection is already gone; its close ends the command.
+            }
+            return;
+          }
           if (!sink.write(chunk)) {
             ch.pause();
             sink.once('drain', () => ch.resume());
           }
         });
-        ch.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+        ch.stderr.on('data', (chunk: Buffer) => {
+          if (done) return;
+          stderrBytes += chunk.length;
+          if (stderrBytes > MAX_STDERR_BYTES) return void tooLarge('stderr', MAX_STDERR_BYTES);
+          stderr.push(chunk);
+        });
         ch.on('exit', (exitCode: number | null) => {
           code = exitCode;
         });
@@ -320,6 +368,7 @@ class Ssh2Shell implements RemoteShell {
             code: typeof code === 'number' ? code : -1,
             stdout: Buffer.concat(stdout).toString('utf8'),
             stderr: Buffer.concat(stderr).toString('utf8'),
+            ...(stdoutCut ? { stdoutCut } : {}),
           });
         });
         // Always send EOF, or a command that reads stdin would wait forever.
