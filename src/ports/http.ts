@@ -242,6 +242,7 @@ export function createProbeHttp(opts: ProbeHttpOptions): ProbeHttp & { close(): 
       const maxRedirects = opts.maxRedirects ?? MAX_REDIRECTS;
       let target = new URL(url);
       const visited = new Set<string>([target.href]);
+      let lastLocation: string | undefined;
       try {
         for (let hop = 0; ; hop++) {
           const reply = await once(target, keepBody, limit, statusOnly, started);
@@ -261,10 +262,17 @@ export function createProbeHttp(opts: ProbeHttpOptions): ProbeHttp & { close(): 
           if (visited.has(next.href) || hop >= maxRedirects) return refuse(`redirects in a loop (more than ${maxRedirects} redirects)`);
           visited.add(next.href);
           target = next;
+          lastLocation = location;
         }
       } catch (error) {
         const { message, certificate } = describe(error);
-        return { headers: {}, bytes: 0, totalMs: Math.round(performance.now() - started), error: message, certificateError: certificate };
+        const failed = { headers: {}, bytes: 0, totalMs: Math.round(performance.now() - started), error: message, certificateError: certificate };
+        // A listed host whose name leads inside the network: the difusor's redirect is what sent the probe there.
+        const code = (error as { code?: string; cause?: { code?: string } }).cause?.code ?? (error as { code?: string }).code;
+        if (code === 'EINTERNALADDRESS' && lastLocation !== undefined) {
+          return { ...failed, redirect: `sends visitors to ${target.host}, a name for an address inside a private network`, location: lastLocation.slice(0, MAX_LOCATION_SHOWN) };
+        }
+        return failed;
       }
     },
     close: () => agent.close(),

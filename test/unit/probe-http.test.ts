@@ -233,6 +233,7 @@ describe('no private address by surprise', () => {
     try {
       const viaRedirect = await h.get(away(`http://cdn.lab.test:${port}/internal-admin`), { scope: { home: `${base}/`, redirectHosts: ['cdn.lab.test'] } });
       expect(viaRedirect.error).toMatch(/EINTERNALADDRESS: cdn\.lab\.test resolves to 127\.0\.0\.77, an address inside a private network; refused/);
+      expect(viaRedirect.redirect).toBe(`sends visitors to cdn.lab.test:${port}, a name for an address inside a private network`);
       const direct = await h.get(`http://mirror.lab.test:${port}/MANIFEST.sha256`);
       expect(direct.error).toMatch(/mirror\.lab\.test resolves to ::ffff:127\.0\.0\.77/);
       expect(lookup.asked).toEqual(expect.arrayContaining(['cdn.lab.test', 'mirror.lab.test']));
