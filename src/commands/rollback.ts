@@ -6,6 +6,7 @@ import { DifusionCommand } from '../ui/command.js';
 import { confirmPlan, operationPorts, requireConsent } from '../ui/confirm.js';
 import { rollbackPlanLines } from '../ui/suspension-view.js';
 import { renderTable } from '../ui/render.js';
+import { describeStateWriteFailure, isStateWriteFailure } from '../ui/state-failure.js';
 
 export default class Rollback extends DifusionCommand {
   static override summary = 'Point difusores back to an earlier published release (default: the one before the live one).';
@@ -17,7 +18,7 @@ export default class Rollback extends DifusionCommand {
     'the state directory) until a cut is published by name. On a terminal it shows the plan and asks; --yes ' +
     'answers (required without a terminal).\n\n' +
     'Exit codes: 0 every targeted difusor on CUT, 1 none could go back (or the operator said no), 2 refused ' +
-    '(usage, registry, no terminal without --yes, nothing to go back to), 3 partial, 5 another run holds the lock.';
+    '(usage, registry, no terminal without --yes, nothing to go back to, a --to this host never published or newer than the live cut), 3 partial, 5 another run holds the lock.';
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --to 20220605_2015_PREP_DGO --yes',
@@ -46,6 +47,10 @@ export default class Rollback extends DifusionCommand {
         },
       );
     } catch (error) {
+      if (isStateWriteFailure(error)) {
+        const { message, suggestions } = await describeStateWriteFailure(error, registry.publication.state_dir);
+        this.error(message, { exit: 1, suggestions });
+      }
       this.refuse(error);
     }
     if (!this.jsonEnabled()) {
