@@ -89,6 +89,31 @@ test('a growing log: only the new bytes travel', async () => {
   expect((await copies()).access_log).toBe(await readFile(live, 'utf8'));
 });
 
+test('at most the size listed is kept: a live log grown since, or a difusor streaming without end, fills nothing', async () => {
+  const live = path.join(remoteDir, 'access_log');
+  await writeFile(live, 'a\n'.repeat(100));
+  const remote = diskRemote(remoteDir);
+  const lengths: number[] = [];
+  const endless: LogRemote = {
+    list: (glob) => remote.list(glob),
+    sum: (glob, file, offset, length) => remote.sum(glob, file, offset, length),
+    async send(glob, file, offset, sink, length) {
+      lengths.push(length);
+      await remote.send(glob, file, offset, sink, length);
+      // The file's later bytes, then 8 MB of anything: past the listed size, none of it is written here.
+      for (let i = 0; i < 8; i++) if (!sink.write(Buffer.alloc(1 << 20, 0x7a))) await new Promise((resolve) => sink.once('drain', resolve));
+    },
+  };
+  const first = await pull(endless);
+  expect(lengths).toEqual([200]);
+  expect(first.files[0]).toMatchObject({ how: 'new', pulled: 200, size: 200 });
+  await appendFile(live, 'b\n');
+  const second = await pull(endless);
+  expect(lengths).toEqual([200, 2]);
+  expect(second.files[0]).toMatchObject({ how: 'resumed', pulled: 2, size: 202 });
+  expect((await copies()).access_log).toBe(await readFile(live, 'utf8'));
+});
+
 test('a pull cut off mid-file is resumed from its local size on the next run', async () => {
   const live = path.join(remoteDir, 'access_log');
   await writeFile(live, 'x'.repeat(10_000));

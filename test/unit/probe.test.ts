@@ -7,7 +7,11 @@ import {
   lagSeconds,
   probeDifusores,
   probeJournalRecords,
+  publicProbeState,
   wentLiveTimes,
+  PUBLIC_WORDING,
+  MAX_MANIFEST_BYTES,
+  type ProbeFailureKind,
   type HttpAnswer,
   type ProbeHttp,
   type ProbeOptions,
@@ -111,17 +115,24 @@ describe('the sample', () => {
 });
 
 /** A difusor over HTTP, as a map from path to status and body. */
-type FakePage = { status: number; body: string; headers?: Record<string, string> } | { error: string; certificateError?: boolean };
-function fakeHttp(pages: Record<string, FakePage>): ProbeHttp & { urls: string[] } {
+type FakePage =
+  | { status: number; body: string; headers?: Record<string, string> }
+  | { error: string; certificateError?: boolean; tooLarge?: boolean }
+  | { redirect: string; location: string };
+function fakeHttp(pages: Record<string, FakePage>): ProbeHttp & { urls: string[]; asked: Array<Parameters<ProbeHttp['get']>[1]> } {
   const urls: string[] = [];
+  const asked: Array<Parameters<ProbeHttp['get']>[1]> = [];
   return {
     urls,
+    asked,
     async get(url, opts = {}): Promise<HttpAnswer> {
       urls.push(url);
+      asked.push(opts);
       const u = new URL(url);
       const page = pages[u.pathname];
       if (!page) return { status: 404, headers: {}, bytes: 9, sha256: sha256Hex('not found'), totalMs: 1, ttfbMs: 1 };
-      if ('error' in page) return { headers: {}, bytes: 0, totalMs: 1, error: page.error, certificateError: page.certificateError };
+      if ('redirect' in page) return { status: 302, headers: { location: page.location }, bytes: 0, totalMs: 1, redirect: page.redirect, location: page.location };
+      if ('error' in page) return { headers: {}, bytes: 0, totalMs: 1, error: page.error, certificateError: page.certificateError, tooLarge: page.tooLarge };
       return {
         status: page.status,
         headers: page.headers ?? {},
@@ -305,5 +316,63 @@ describe('what the operator reads', () => {
     const lines = probeLines(report, 'America/Mexico_City');
     expect(lines[0]).toMatch(/^2022-06-05 20:33:00 {2}d1 {2}FAIL lag,differs {2}cut=20220605_2015_PREP_DGO lag=120s files=3 differing=1 status=200 ttfb=1ms total=\d+ms cert=9d$/);
     expect(lines.slice(1).join('\n')).toMatch(/warning: certificate expires in 9 day/);
+  });
+});
+
+describe('a difusor sending its visitors elsewhere', () => {
+  const elsewhere = { redirect: 'sends visitors to 127.0.0.77:8877', location: 'http://127.0.0.77:8877/internal-admin?delete=all' };
+  test('every request carries the rules of this difusor: its public_url and the hosts the registry lists for it', async () => {
+    const http = fakeHttp(pagesOf(C2));
+    await probeDifusores([difusor('d1', { redirect_hosts: ['cdn.example.net'] })], OPTS, { http, knowledge });
+    expect(http.asked.length).toBeGreaterThan(1);
+    for (const opts of http.asked) expect(opts?.scope).toEqual({ home: 'http://d1.test/', redirectHosts: ['cdn.example.net'] });
+    expect(http.asked[0]).toMatchObject({ keepBody: true, maxBytes: MAX_MANIFEST_BYTES });
+  });
+  test('the manifest redirected away fails as redirect, naming where it points; no file is fetched after', async () => {
+    const { row, urls } = await probeWith({ ...pagesOf(C2), '/MANIFEST.sha256': elsewhere });
+    expect(row).toMatchObject({ ok: false, kinds: ['redirect'], status: 302 });
+    expect(row.error).toBe(
+      'http://d1.test/: sends visitors to 127.0.0.77:8877 (Location: http://127.0.0.77:8877/internal-admin?delete=all); a difusor serves the results itself (a CDN of its own: list its host under redirect_hosts)',
+    );
+    expect(urls).toHaveLength(1);
+  });
+  test('one file redirected away: redirect too, the file named', async () => {
+    const { row } = await probeWith({ ...pagesOf(C2), '/datos/resumen.json': elsewhere });
+    expect(row.kinds).toEqual(['redirect']);
+    expect(row.error).toMatch(/^datos\/resumen\.json: sends visitors to 127\.0\.0\.77:8877/);
+  });
+  test('a suspended difusor redirecting its notice away fails as redirect and notice-missing', async () => {
+    const noticePages = { '/MANIFEST.sha256': { status: 200, body: manifestText([{ path: 'aviso.json', sha256: sha256Hex('{}') }, { path: 'index.html', sha256: sha256Hex('aviso') }]) }, '/aviso.json': elsewhere };
+    const { row } = await probeWith(noticePages, difusor('d1', { status: 'suspended' }));
+    expect(row.kinds).toEqual(expect.arrayContaining(['redirect', 'notice-missing']));
+  });
+});
+
+describe('bodies read no further than known', () => {
+  test("each file is asked for at most its size in the cut; a longer one differs, not read on", async () => {
+    const sized = { ...knowledge, fileSizes: async (cut: string) => new Map(Object.entries(CUT_FILES[cut]!).map(([path, body]) => [path, body.length])) };
+    const http = fakeHttp({ ...pagesOf(C2), '/datos/resumen.json': { error: 'longer than 7 bytes', tooLarge: true } });
+    const report = await probeDifusores([difusor('d1')], OPTS, { http, knowledge: sized });
+    const byFile = new Map(http.urls.map((u, i) => [new URL(u).pathname, http.asked[i]]));
+    expect(byFile.get('/index.html')).toMatchObject({ maxBytes: 'Corte 20:30'.length });
+    expect(report.difusores[0]).toMatchObject({ ok: false, kinds: ['differs'] });
+    expect(report.difusores[0]!.differing).toEqual([`datos/resumen.json: content differs (longer than its 7 bytes in ${C2}; not read further)`]);
+  });
+  test('a manifest past the stated maximum is not one this host published', async () => {
+    const { row } = await probeWith({ '/MANIFEST.sha256': { error: `longer than ${MAX_MANIFEST_BYTES} bytes`, tooLarge: true } });
+    expect(row.kinds).toEqual(['unknown-cut']);
+  });
+});
+
+describe('what the public sees', () => {
+  test('a fixed sentence for every kind, and only the state: never an address, port or error text', async () => {
+    const kinds: ProbeFailureKind[] = ['lag', 'differs', 'down', 'certificate', 'notice-missing', 'unknown-cut', 'redirect'];
+    expect(Object.keys(PUBLIC_WORDING).sort()).toEqual([...kinds].sort());
+    for (const kind of kinds) expect(PUBLIC_WORDING[kind]).toMatch(/^[A-ZÁÉÍÓÚÑ][^0-9:/]*\.$/);
+    const { row } = await probeWith({ ...pagesOf(C2), '/MANIFEST.sha256': { redirect: 'sends visitors to 10.0.0.5:8080', location: 'http://10.0.0.5:8080/admin' } });
+    const shown = publicProbeState(row, '2022-06-05T20:32:00-05:00');
+    expect(shown).toEqual({ id: 'd1', state: 'falla', kinds: ['redirect'], wording: ['Envía a los visitantes a otro sitio.'], at: '2022-06-05T20:32:00-05:00' });
+    expect(JSON.stringify(shown)).not.toMatch(/10\.0\.0\.5|8080|admin|sends/);
+    expect(publicProbeState((await probeWith(pagesOf(C2))).row, 'x')).toMatchObject({ state: 'ok', kinds: [], wording: [] });
   });
 });
