@@ -658,3 +658,19 @@ describe('loadRegistry', () => {
     ]);
   });
 });
+
+describe('redirect_hosts: where a difusor may send the probe', () => {
+  it('lists host names or addresses, kept as written', () => {
+    const registry = registryOf(afterLine(14, '    redirect_hosts: [cdn.example.net, 203.0.113.9, "2001:db8::9"]'));
+    expect(registry.difusores[0]!.redirect_hosts).toEqual(['cdn.example.net', '203.0.113.9', '2001:db8::9']);
+    expect(registry.difusores[1]!.redirect_hosts).toBeUndefined();
+  });
+  it('refuses a URL, a port or a path where a host goes, and a host that is not one, naming the entry', () => {
+    expect(formatProblem(only(afterLine(14, '    redirect_hosts: ["https://cdn.example.net/"]')))).toMatch(
+      /difusores\[0\]\.redirect_hosts\[0\]: must be a host name or an IP address, without scheme, port or path/,
+    );
+    expect(formatProblem(only(afterLine(14, '    redirect_hosts: [cdn.example.net, -oProxy]')))).toMatch(/difusores\[0\]\.redirect_hosts\[1\]: must not start with "-"/);
+    expect(formatProblem(only(afterLine(14, '    redirect_hosts: [cdn..example]')))).toMatch(/redirect_hosts\[0\]: "cdn\.\.example" is not a DNS name or an IP address/);
+    expect(formatProblem(only(afterLine(14, '    redirect_hosts: cdn.example.net')))).toMatch(/redirect_hosts/);
+  });
+});
