@@ -12,8 +12,8 @@ import { BlockList, isIP } from 'node:net';
  * Addresses: a DNS name is refused when it resolves to a loopback, private, link-local, unspecified or
  * metadata address, checked on the answer actually connected to. An IP address written in the registry
  * (public_url's host, or an entry of redirect_hosts) is taken as given, private or not: the operator
- * wrote it (a lab, an internal mirror), a difusor cannot. An internal mirror known only by a DNS name
- * is refused: name it by its address.
+ * wrote it (a lab, an internal mirror), a difusor cannot; so is "localhost" answering loopback (this host
+ * resolves it itself, RFC 6761). An internal mirror known only by a DNS name is refused: name it by its address.
  */
 
 export interface RedirectScope {
@@ -88,4 +88,16 @@ export function isInternalAddress(address: string): boolean {
     return inside.check(`${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`, 'ipv4');
   }
   return inside.check(address, 'ipv6');
+}
+
+/** "localhost" and names below it: resolved by this host to loopback (RFC 6761), never by anyone's DNS. */
+export function isLocalhostName(host: string): boolean {
+  const name = normalHost(host);
+  return name === 'localhost' || name.endsWith('.localhost');
+}
+
+export function isLoopbackAddress(address: string): boolean {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  const v4 = mapped ? (mapped[1] as string) : address;
+  return (isIP(v4) === 4 && v4.startsWith('127.')) || address === '::1';
 }

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { isIP, type LookupFunction, type Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type * as Undici from 'undici';
-import { MAX_REDIRECTS, isInternalAddress, redirectVerdict, type RedirectScope } from '../core/egress.js';
+import { MAX_REDIRECTS, isInternalAddress, isLocalhostName, isLoopbackAddress, redirectVerdict, type RedirectScope } from '../core/egress.js';
 import type { HttpResult } from '../core/preflight.js';
 import type { HttpAnswer, PeerCertificate, ProbeHttp } from '../core/probe.js';
 
@@ -92,7 +92,9 @@ export function guardedLookup(lookup: LookupFunction = dns.lookup as unknown as 
     lookup(hostname, { ...options, all: true }, (error, addresses) => {
       if (error) return callback(error, '');
       const list = (Array.isArray(addresses) ? addresses : [{ address: addresses, family: isIP(addresses) }]) as dns.LookupAddress[];
-      const internal = list.find((a) => isInternalAddress(a.address));
+      // "localhost" is answered by this host (RFC 6761), never by a difusor's DNS: the registry's own loopback mirror.
+      const loopbackName = isLocalhostName(hostname) && list.every((a) => isLoopbackAddress(a.address));
+      const internal = loopbackName ? undefined : list.find((a) => isInternalAddress(a.address));
       if (internal) return callback(new InternalAddressError(hostname, internal.address), '');
       if (list.length === 0) return callback(Object.assign(new Error(`${hostname}: no address`), { code: 'ENOTFOUND' }), '');
       if (options.all) return callback(null, list);
@@ -122,9 +124,11 @@ export function createProbeHttp(opts: ProbeHttpOptions): ProbeHttp & { close(): 
       connect(options, (...args) => {
         const socket = args[1] as Socket | null;
         // The lookup already refused it; this holds should a connection ever be made without it.
-        if (socket && isIP(options.hostname) === 0 && socket.remoteAddress && isInternalAddress(socket.remoteAddress)) {
+        const remote = socket?.remoteAddress;
+        const allowed = isIP(options.hostname) !== 0 || !remote || !isInternalAddress(remote) || (isLocalhostName(options.hostname) && isLoopbackAddress(remote));
+        if (socket && remote && !allowed) {
           socket.destroy();
-          callback(new InternalAddressError(options.hostname, socket.remoteAddress), null);
+          callback(new InternalAddressError(options.hostname, remote), null);
           return;
         }
         if (socket instanceof TLSSocket) {

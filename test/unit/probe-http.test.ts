@@ -244,14 +244,33 @@ describe('no private address by surprise', () => {
   });
 
   test('the guard answers what it checked, in the shape asked for; a public answer passes', async () => {
-    const guarded = guardedLookup(dnsOf({ 'prep.example.mx': ['203.0.113.7', '2001:db8::7'], 'rebind.example.net': ['169.254.169.254'] }));
+    const guarded = guardedLookup(
+      dnsOf({
+        'prep.example.mx': ['203.0.113.7', '2001:db8::7'],
+        'rebind.example.net': ['169.254.169.254'],
+        localhost: ['127.0.0.1', '::1'],
+        'odd.localhost': ['10.0.0.1'],
+      }),
+    );
     const ask = (host: string, all: boolean): Promise<unknown[]> =>
       new Promise((resolve) => guarded(host, { all }, (...args: unknown[]) => resolve(args)));
     expect(await ask('prep.example.mx', false)).toEqual([null, '203.0.113.7', 4]);
     expect(await ask('prep.example.mx', true)).toEqual([null, [{ address: '203.0.113.7', family: 4 }, { address: '2001:db8::7', family: 6 }]]);
     const [error] = (await ask('rebind.example.net', true)) as [Error & { code: string }];
     expect(error.code).toBe('EINTERNALADDRESS');
+    // The registry's own loopback mirror (http://localhost/prep/): this host answers it, not a difusor's DNS.
+    expect(await ask('localhost', false)).toEqual([null, '127.0.0.1', 4]);
+    expect(((await ask('odd.localhost', false)) as [Error & { code: string }])[0].code).toBe('EINTERNALADDRESS');
     const [missing] = (await ask('nowhere.example', false)) as [Error & { code: string }];
     expect(missing.code).toBe('ENOTFOUND');
+  });
+
+  test('a loopback mirror named localhost in the registry is reached', async () => {
+    const h = client();
+    try {
+      expect(await h.get(`http://localhost:${new URL(base).port}/file`)).toMatchObject({ status: 200, bytes: 19 });
+    } finally {
+      await h.close();
+    }
   });
 });
