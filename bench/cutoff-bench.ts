@@ -11,11 +11,11 @@ import { performance } from 'node:perf_hooks';
 import { startLab } from '../test/integration/lab/sshd.js';
 import { publish } from '../test/integration/support/publish.js';
 import { writeCut } from './prep-cut.js';
-import { loadRegistry } from '../src/core/registry.js';
-import { cutoff, reinstate } from '../src/core/suspension.js';
-import { registryFileStore } from '../src/core/registry-edit.js';
-import { operationPorts } from '../src/ui/confirm.js';
-import { fixedClock } from '../src/ports/clock.js';
+import { loadRegistry } from '../src/core/registry/registry.js';
+import { cutoff, reinstate } from '../src/core/enforcement/suspension.js';
+import { registryFileStore } from '../src/core/registry/registry-edit.js';
+import { operationPorts } from '../src/adapters/operation-ports.js';
+import { fixedClock } from '../src/adapters/clock.js';
 
 const DIFUSORES = Number(process.env.BENCH_DIFUSORES ?? 4);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);

@@ -16,8 +16,8 @@ import { descendants, isAlive, sleep } from '../test/integration/lab/procs.js';
 import { exec, publish } from '../test/integration/support/publish.js';
 import { spawnCli, type CliExit } from '../test/integration/support/cli.js';
 import { writeCut } from './prep-cut.js';
-import { loadRegistry } from '../src/core/registry.js';
-import { verifyJournal } from '../src/core/journal.js';
+import { loadRegistry } from '../src/core/registry/registry.js';
+import { verifyJournal } from '../src/core/records/journal.js';
 
 export type DrillCommand = 'publish' | 'cutoff' | 'reinstate' | 'rollback';
 const CYCLE: DrillCommand[] = ['publish', 'cutoff', 'reinstate', 'rollback'];

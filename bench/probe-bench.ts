@@ -29,7 +29,7 @@ import { listFiles, writeCut } from './prep-cut.js';
 import { publish } from '../test/integration/support/publish.js';
 import { startVhost } from '../test/integration/lab/vhost.js';
 import type { Apache } from '../test/integration/lab/apache.js';
-import type { ProbeReport } from '../src/core/probe.js';
+import type { ProbeReport } from '../src/core/probe/probe.js';
 
 const exec = promisify(execFile);
 const ROOT = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
@@ -111,7 +111,7 @@ async function main(): Promise<void> {
     for (const entry of ['bin', 'dist', 'templates', 'schema', 'package.json']) await exec('cp', ['-r', path.join(ROOT, entry), baseline]);
     await symlink(path.join(ROOT, 'node_modules'), path.join(baseline, 'node_modules'));
     // Without dist/package.json, bin/run.js's oclif finds the repository's package.json, as before.
-    for (const extra of ['dist/package.json', 'dist/oclif.manifest.json', 'dist/core/registry-validator.cjs']) await rm(path.join(baseline, extra));
+    for (const extra of ['dist/package.json', 'dist/oclif.manifest.json', 'dist/core/registry/registry-validator.cjs']) await rm(path.join(baseline, extra));
 
     const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
     const cli = [...profile, 'bin/run.js'];

@@ -19,8 +19,8 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { PublishRunResult } from '../src/core/publish-run.js';
-import type { DifusorConnector, DifusorSession, LinkTimeouts } from '../src/ports/difusor.js';
+import type { PublishRunResult } from '../src/core/publish/publish-run.js';
+import type { DifusorConnector, DifusorSession, LinkTimeouts } from '../src/adapters/difusor.js';
 import type { Lab, LabDifusor } from '../test/integration/lab/sshd.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -164,11 +164,11 @@ function timedConnector(
 }
 
 async function runner(job: RunnerJob): Promise<void> {
-  const { runPublish } = await import('../src/core/publish-run.js');
-  const { openJournal, newRunId } = await import('../src/core/journal.js');
-  const { createConnector } = await import('../src/ports/difusor.js');
-  const { systemClock } = await import('../src/ports/clock.js');
-  const { loadRegistry, formatProblem } = await import('../src/core/registry.js');
+  const { runPublish } = await import('../src/core/publish/publish-run.js');
+  const { openJournal, newRunId } = await import('../src/core/records/journal.js');
+  const { createConnector } = await import('../src/adapters/difusor.js');
+  const { systemClock } = await import('../src/adapters/clock.js');
+  const { loadRegistry, formatProblem } = await import('../src/core/registry/registry.js');
   const { descendants } = await import('../test/integration/lab/procs.js');
 
   const loaded = await loadRegistry(job.registry);

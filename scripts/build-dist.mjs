@@ -4,7 +4,7 @@
 //   not all of them (and ssh2, execa, listr2… with them). bin/dev.js and the tests keep the repository as
 //   their root, which has no manifest, so a manifest left stale by a change to src/ can never hide a
 //   command or run built code there.
-// - the registry schema's validator as code (src/core/registry.ts, PRECOMPILED_VALIDATOR): no ajv compile.
+// - the registry schema's validator as code (src/core/registry/registry.ts, PRECOMPILED_VALIDATOR): no ajv compile.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -21,5 +21,5 @@ execFileSync(process.execPath, [oclif, 'manifest', 'dist'], {
   stdio: ['ignore', 'ignore', 'inherit'],
 });
 
-const registry = await import(new URL('dist/core/registry.js', root).href);
+const registry = await import(new URL('dist/core/registry/registry.js', root).href);
 writeFileSync(registry.PRECOMPILED_VALIDATOR, registry.precompiledValidatorSource());

@@ -1,13 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import { Args, Flags } from '@oclif/core';
-import { cutoff, type CutoffResult } from '../core/suspension.js';
-import { NOTICE_TEMPLATE } from '../core/notice.js';
-import { registryFileStore } from '../core/registry-edit.js';
-import type { Cancelled } from '../core/operation.js';
+import { cutoff, type CutoffResult } from '../core/enforcement/suspension.js';
+import { NOTICE_TEMPLATE } from '../core/enforcement/notice.js';
+import { registryFileStore } from '../core/registry/registry-edit.js';
+import type { Cancelled } from '../core/publish/operation.js';
 import { registryFlag, yesFlag } from '../ui/flags.js';
 import { DifusionCommand } from '../ui/command.js';
-import { confirmPlan, operationPorts, requireConsent } from '../ui/confirm.js';
+import { confirmPlan, requireConsent } from '../ui/confirm.js';
+import { operationPorts } from '../adapters/operation-ports.js';
 import { planLines } from '../ui/suspension-view.js';
+import { systemClock } from '../adapters/clock.js';
 
 export default class Cutoff extends DifusionCommand {
   static override summary = 'Suspend a difusor: its site shows the mandated notice on every path; later publishes skip it.';
@@ -35,7 +37,7 @@ export default class Cutoff extends DifusionCommand {
   async run(): Promise<CutoffResult | Cancelled> {
     const { args, flags } = await this.parse(Cutoff);
     const registry = await this.requireRegistry(flags.registry);
-    const clock = this.clockFor(registry);
+    const clock = this.clockFor(registry, systemClock);
     let result: CutoffResult | Cancelled;
     try {
       requireConsent('cutoff', flags.yes);

@@ -1,9 +1,9 @@
 import { Flags } from '@oclif/core';
 import { join } from 'node:path';
-import { JOURNAL_FILE, readJournal, type JournalEntry } from '../core/journal.js';
-import { displayPath } from '../core/registry.js';
+import { JOURNAL_FILE, readJournal, type JournalEntry } from '../core/records/journal.js';
+import { displayPath } from '../core/registry/registry.js';
 import { DifusionCommand } from '../ui/command.js';
-import { formatLocal, parseTimeArgument } from '../core/window.js';
+import { formatLocal, parseTimeArgument } from '../core/registry/window.js';
 import { registryFlag } from '../ui/flags.js';
 import { formatBytes, renderTable } from '../ui/render.js';
 

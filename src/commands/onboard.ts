@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { Args, Flags } from '@oclif/core';
-import { OnboardError, formatOnboarding, parsePublicKeyLine, type Onboarding } from '../core/onboard.js';
-import { helperScript } from '../ports/difusor.js';
+import { OnboardError, formatOnboarding, parsePublicKeyLine, type Onboarding } from '../core/registry/onboard.js';
+import { helperScript } from '../adapters/difusor.js';
 import { registryFlag } from '../ui/flags.js';
 import { DifusionCommand } from '../ui/command.js';
 

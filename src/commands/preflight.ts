@@ -1,9 +1,9 @@
 import { Flags } from '@oclif/core';
-import { cutDelta, preflight, type PreflightReport, type SpeedOptions } from '../core/preflight.js';
-import { resolveCut, selectTargets } from '../core/publish-run.js';
-import { scanCut } from '../core/cut.js';
-import { createConnector } from '../ports/difusor.js';
-import { httpGet } from '../ports/http.js';
+import { cutDelta, preflight, type PreflightReport, type SpeedOptions } from '../core/publish/preflight.js';
+import { resolveCut, selectTargets } from '../core/publish/publish-run.js';
+import { scanCut } from '../core/publish/cut.js';
+import { createConnector } from '../adapters/difusor.js';
+import { httpGet } from '../adapters/http.js';
 import { onlyFlag, registryFlag } from '../ui/flags.js';
 import { DifusionCommand } from '../ui/command.js';
 import { renderTable } from '../ui/render.js';

@@ -1,9 +1,9 @@
 import { Flags } from '@oclif/core';
-import { currentOperator, newRunId, readJournal } from '../core/journal.js';
-import { failureSignature, keepProbe, probeDifusores, wentLiveTimes, type ProbeReport } from '../core/probe.js';
-import { StateStore } from '../core/state.js';
-import { systemClock, type Clock } from '../ports/clock.js';
-import { createProbeHttp } from '../ports/http.js';
+import { currentOperator, newRunId, readJournal } from '../core/records/journal.js';
+import { failureSignature, keepProbe, probeDifusores, wentLiveTimes, type ProbeReport } from '../core/probe/probe.js';
+import { StateStore } from '../core/records/state.js';
+import { systemClock, type Clock } from '../adapters/clock.js';
+import { createProbeHttp } from '../adapters/http.js';
 import { onlyFlag, registryFlag } from '../ui/flags.js';
 import { DifusionCommand } from '../ui/command.js';
 import { chooseRenderer } from '../ui/render.js';

@@ -1,12 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { Args, Flags } from '@oclif/core';
-import { runPublish, type PublishRunResult } from '../core/publish-run.js';
-import { openJournal, newRunId } from '../core/journal.js';
+import { runPublish, type PublishRunResult } from '../core/publish/publish-run.js';
+import { openJournal, newRunId } from '../core/records/journal.js';
 import { onlyFlag, registryFlag } from '../ui/flags.js';
 import { DifusionCommand } from '../ui/command.js';
 import { chooseRenderer, formatBytes } from '../ui/render.js';
 import { progressTracker, renderPublishSummary, viewFor } from '../ui/publish-view.js';
 import { describeStateWriteFailure, isStateWriteFailure } from '../ui/state-failure.js';
+import { systemClock } from '../adapters/clock.js';
 
 export default class Publish extends DifusionCommand {
   static override summary = 'Publish a cut to every active difusor: staged, verified, switched together.';
@@ -45,7 +46,7 @@ export default class Publish extends DifusionCommand {
     }
     const registry = await this.requireRegistry(flags.registry);
     const tz = registry.publication.timezone;
-    const clock = this.clockFor(registry);
+    const clock = this.clockFor(registry, systemClock);
     const kind = chooseRenderer({
       isTTY: Boolean(process.stdout.isTTY),
       json: this.jsonEnabled(),
@@ -63,13 +64,13 @@ export default class Publish extends DifusionCommand {
         {
           clock,
           // ssh2 and execa load only once there is something to send: cron's --latest with nothing new never does.
-          connect: async (reg, targets) => (await import('../ports/difusor.js')).createConnector(reg, targets),
+          connect: async (reg, targets) => (await import('../adapters/difusor.js')).createConnector(reg, targets),
           // Only when a cutoff's notice is known to be missing: then the notice goes up again alongside the cut.
           restoreNotices: async (reg, ids, journal) => {
             const [{ restoreNotices }, { createConnector }, { NOTICE_TEMPLATE }] = await Promise.all([
-              import('../core/suspension.js'),
-              import('../ports/difusor.js'),
-              import('../core/notice.js'),
+              import('../core/enforcement/suspension.js'),
+              import('../adapters/difusor.js'),
+              import('../core/enforcement/notice.js'),
             ]);
             const noticeTemplate = await readFile(NOTICE_TEMPLATE, 'utf8');
             return restoreNotices(reg, ids, {

@@ -1,11 +1,13 @@
 import { Args } from '@oclif/core';
-import { reinstate, type ReinstateResult } from '../core/suspension.js';
-import { registryFileStore } from '../core/registry-edit.js';
-import type { Cancelled } from '../core/operation.js';
+import { reinstate, type ReinstateResult } from '../core/enforcement/suspension.js';
+import { registryFileStore } from '../core/registry/registry-edit.js';
+import type { Cancelled } from '../core/publish/operation.js';
 import { registryFlag, yesFlag } from '../ui/flags.js';
 import { DifusionCommand } from '../ui/command.js';
-import { confirmPlan, operationPorts, requireConsent } from '../ui/confirm.js';
+import { confirmPlan, requireConsent } from '../ui/confirm.js';
+import { operationPorts } from '../adapters/operation-ports.js';
 import { planLines } from '../ui/suspension-view.js';
+import { systemClock } from '../adapters/clock.js';
 
 export default class Reinstate extends DifusionCommand {
   static override summary = 'Lift a suspension: deliver the newest published cut and switch it in over the notice.';
@@ -25,7 +27,7 @@ export default class Reinstate extends DifusionCommand {
   async run(): Promise<ReinstateResult | Cancelled> {
     const { args, flags } = await this.parse(Reinstate);
     const registry = await this.requireRegistry(flags.registry);
-    const clock = this.clockFor(registry);
+    const clock = this.clockFor(registry, systemClock);
     let result: ReinstateResult | Cancelled;
     try {
       requireConsent('reinstate', flags.yes);

@@ -1,12 +1,14 @@
 import { Flags } from '@oclif/core';
-import { rollback, type RollbackResult } from '../core/rollback.js';
-import type { Cancelled } from '../core/operation.js';
+import { rollback, type RollbackResult } from '../core/enforcement/rollback.js';
+import type { Cancelled } from '../core/publish/operation.js';
 import { onlyFlag, registryFlag, yesFlag } from '../ui/flags.js';
 import { DifusionCommand } from '../ui/command.js';
-import { confirmPlan, operationPorts, requireConsent } from '../ui/confirm.js';
+import { confirmPlan, requireConsent } from '../ui/confirm.js';
+import { operationPorts } from '../adapters/operation-ports.js';
 import { rollbackPlanLines } from '../ui/suspension-view.js';
 import { renderTable } from '../ui/render.js';
 import { describeStateWriteFailure, isStateWriteFailure } from '../ui/state-failure.js';
+import { systemClock } from '../adapters/clock.js';
 
 export default class Rollback extends DifusionCommand {
   static override summary = 'Point difusores back to an earlier published release (default: the one before the live one).';
@@ -35,7 +37,7 @@ export default class Rollback extends DifusionCommand {
   async run(): Promise<RollbackResult | Cancelled> {
     const { flags } = await this.parse(Rollback);
     const registry = await this.requireRegistry(flags.registry);
-    const clock = this.clockFor(registry);
+    const clock = this.clockFor(registry, systemClock);
     let result: RollbackResult | Cancelled;
     try {
       requireConsent('rollback', flags.yes);

@@ -1,9 +1,10 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Flags } from '@oclif/core';
-import { buildRoster, type RosterEntry } from '../core/roster.js';
+import { buildRoster, type RosterEntry } from '../core/enforcement/roster.js';
 import { registryFlag } from '../ui/flags.js';
 import { DifusionCommand } from '../ui/command.js';
+import { systemClock } from '../adapters/clock.js';
 
 const ROSTER_TEMPLATE = new URL('../../templates/roster.html', import.meta.url);
 
@@ -29,7 +30,7 @@ export default class Roster extends DifusionCommand {
   async run(): Promise<{ out: string; difusores: RosterEntry[] }> {
     const { flags } = await this.parse(Roster);
     const registry = await this.requireRegistry(flags.registry);
-    const clock = this.clockFor(registry);
+    const clock = this.clockFor(registry, systemClock);
     let roster;
     try {
       roster = await buildRoster({ registry, template: await readFile(ROSTER_TEMPLATE, 'utf8'), at: clock.now(), readLogo: (file) => readFile(file) });

@@ -1,6 +1,6 @@
-import { gatherStatus, type StatusReport } from '../core/status.js';
-import { StateStore } from '../core/state.js';
-import { createConnector } from '../ports/difusor.js';
+import { gatherStatus, type StatusReport } from '../core/publish/status.js';
+import { StateStore } from '../core/records/state.js';
+import { createConnector } from '../adapters/difusor.js';
 import { onlyFlag, registryFlag } from '../ui/flags.js';
 import { DifusionCommand } from '../ui/command.js';
 import { formatBytes, localStamp, renderTable } from '../ui/render.js';

@@ -1,6 +1,6 @@
 import path from 'node:path';
-import { displayPath, formatProblem, loadRegistry } from '../core/registry.js';
-import type { Registry, RegistryProblem } from '../core/types.js';
+import { displayPath, formatProblem, loadRegistry } from '../core/registry/registry.js';
+import type { Registry, RegistryProblem } from '../core/registry/types.js';
 import { registryFlag } from '../ui/flags.js';
 import { DifusionCommand } from '../ui/command.js';
 

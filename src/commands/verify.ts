@@ -1,8 +1,8 @@
 import { Flags } from '@oclif/core';
-import { verifyDifusores, type VerifyReport } from '../core/verify.js';
-import { StateStore } from '../core/state.js';
-import { selectTargets } from '../core/publish-run.js';
-import { createConnector } from '../ports/difusor.js';
+import { verifyDifusores, type VerifyReport } from '../core/publish/verify.js';
+import { StateStore } from '../core/records/state.js';
+import { selectTargets } from '../core/publish/publish-run.js';
+import { createConnector } from '../adapters/difusor.js';
 import { onlyFlag, registryFlag } from '../ui/flags.js';
 import { DifusionCommand } from '../ui/command.js';
 import { renderTable } from '../ui/render.js';

@@ -1,11 +1,11 @@
 import { Command, Errors, ux } from '@oclif/core';
-import { displayPath, formatProblem, loadRegistry } from '../core/registry.js';
-import type { Difusor, Registry } from '../core/types.js';
-import { RunRefusal, selectTargets } from '../core/publish-run.js';
-import { CutRefusedError } from '../core/cut.js';
-import { RegistryEditError } from '../core/registry-edit.js';
-import { RosterError } from '../core/roster.js';
-import { systemClock, type Clock } from '../ports/clock.js';
+import { displayPath, formatProblem, loadRegistry } from '../core/registry/registry.js';
+import type { Difusor, Registry } from '../core/registry/types.js';
+import { RunRefusal, selectTargets } from '../core/publish/publish-run.js';
+import { CutRefusedError } from '../core/publish/cut.js';
+import { RegistryEditError } from '../core/registry/registry-edit.js';
+import { RosterError } from '../core/enforcement/roster.js';
+import type { Clock, ClockFactory } from '../core/clock-port.js';
 
 /** What every difusion command shares: the registry, refusals turned into exit codes, and exit codes kept under --json. */
 export abstract class DifusionCommand extends Command {
@@ -22,10 +22,10 @@ export abstract class DifusionCommand extends Command {
   }
 
   /** The run's clock (DIFUSION_NOW honoured, read in the publication timezone); a set clock is said on stderr. */
-  protected clockFor(registry: Registry): Clock {
+  protected clockFor(registry: Registry, makeClock: ClockFactory): Clock {
     let clock: Clock;
     try {
-      clock = systemClock(process.env, { timezone: registry.publication.timezone });
+      clock = makeClock(process.env, { timezone: registry.publication.timezone });
     } catch (error) {
       this.error((error as Error).message, { exit: 2 });
     }

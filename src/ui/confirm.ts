@@ -1,9 +1,5 @@
 import { createInterface } from 'node:readline/promises';
-import { RunRefusal } from '../core/publish-run.js';
-import type { OperationPorts } from '../core/operation.js';
-import { openJournal, newRunId } from '../core/journal.js';
-import { createConnector } from '../ports/difusor.js';
-import type { Clock } from '../ports/clock.js';
+import { RunRefusal } from '../core/publish/publish-run.js';
 
 /**
  * cutoff, reinstate and rollback change what the public sees outside the normal flow: on a terminal
@@ -43,9 +39,4 @@ export async function confirmPlan(lines: string[], opts: { yes: boolean; log(lin
   if (opts.yes) return true;
   const answer = await terminal.ask('Proceed? [y/N] ');
   return /^\s*(y|yes|s|si|sí)\s*$/i.test(answer);
-}
-
-/** The real ports every plan-and-confirm command runs with. */
-export function operationPorts(clock: Clock): OperationPorts {
-  return { clock, connect: (registry, targets) => createConnector(registry, targets), openJournal, newRunId: () => newRunId() };
 }

@@ -1,4 +1,4 @@
-import type { ProbeReport, ProbeRow } from '../core/probe.js';
+import type { ProbeReport, ProbeRow } from '../core/probe/probe.js';
 import { localStamp, renderTable } from './render.js';
 
 function seen(r: ProbeRow): string {

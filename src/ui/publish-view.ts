@@ -1,7 +1,7 @@
 import type { ListrTaskWrapper } from 'listr2';
-import type { Difusor } from '../core/types.js';
-import type { Phase, PublishObserver } from '../core/publish.js';
-import type { PublishRunResult } from '../core/publish-run.js';
+import type { Difusor } from '../core/registry/types.js';
+import type { Phase, PublishObserver } from '../core/publish/publish.js';
+import type { PublishRunResult } from '../core/publish/publish-run.js';
 import { formatBytes, localStamp, renderTable, type RendererKind } from './render.js';
 import type { RunProgress } from './state-failure.js';
 

@@ -1,4 +1,4 @@
-import { instantToWall } from '../core/window.js';
+import { instantToWall } from '../core/registry/window.js';
 
 /** How a run shows itself: decided once from the terminal and the flags, never inside the core. */
 export type RendererKind = 'live' | 'plain' | 'silent';

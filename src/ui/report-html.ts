@@ -1,5 +1,5 @@
-import type { DifusorReport, Incident, MemoriaReport } from '../core/report.js';
-import type { Figures, TrafficFigures } from '../core/traffic.js';
+import type { DifusorReport, Incident, MemoriaReport } from '../core/memoria/report.js';
+import type { Figures, TrafficFigures } from '../core/memoria/traffic.js';
 import { formatBytes } from './render.js';
 
 /**

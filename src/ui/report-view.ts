@@ -1,4 +1,4 @@
-import type { ReportPorts } from '../core/report.js';
+import type { ReportPorts } from '../core/memoria/report.js';
 
 /**
  * The report's progress on a terminal: one line redrawn in place with each difusor's phase and a bar

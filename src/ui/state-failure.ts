@@ -1,7 +1,7 @@
 import { statfs } from 'node:fs/promises';
 import path from 'node:path';
-import { JournalWriteError } from '../core/journal.js';
-import { StateWriteError, stateDirUsage } from '../core/state.js';
+import { JournalWriteError } from '../core/records/journal.js';
+import { StateWriteError, stateDirUsage } from '../core/records/state.js';
 import { formatBytes } from './render.js';
 
 /** The codes of a publication host that cannot write its state directory: full, over quota, read-only, failing. */

@@ -1,7 +1,7 @@
-import type { CutoffPlan, ReinstatePlan } from '../core/suspension.js';
-import type { RollbackPlan } from '../core/rollback.js';
-import { describeServing } from '../core/operation.js';
-import { displayPath } from '../core/registry.js';
+import type { CutoffPlan, ReinstatePlan } from '../core/enforcement/suspension.js';
+import type { RollbackPlan } from '../core/enforcement/rollback.js';
+import { describeServing } from '../core/publish/operation.js';
+import { displayPath } from '../core/registry/registry.js';
 
 /** The plan an operator confirms, in the words of what the public will see. */
 export function planLines(plan: CutoffPlan | ReinstatePlan): string[] {

@@ -230,7 +230,7 @@ describe('difusion publish', () => {
     expect(listing(espejo('a'))).toEqual([]);
   }, T);
 
-  // localSession.helper (src/ports/difusor.ts) mkdirs the difusor's path before every verb, inspect included,
+  // localSession.helper (src/adapters/difusor.ts) mkdirs the difusor's path before every verb, inspect included,
   // so a dry run creates the root of a local difusor that did not exist. See the report.
   test('--dry-run does not even create the root directory of a fresh local difusor', async () => {
     const result = await publish(path.join(cuts, '20220605_2015'), '--dry-run', '--only', 'espejo-a');

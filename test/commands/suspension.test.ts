@@ -7,7 +7,7 @@ import { captureOutput } from '@oclif/test';
 import { preloadCommands } from './support.js';
 import { writeCut } from '../../bench/prep-cut.js';
 import { terminal } from '../../src/ui/confirm.js';
-import { acquireLock, isLockHeld } from '../../src/core/lock.js';
+import { acquireLock, isLockHeld } from '../../src/core/records/lock.js';
 
 /**
  * cutoff, reinstate, rollback and roster through oclif, on `transport: local` difusores (the real helper)

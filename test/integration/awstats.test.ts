@@ -9,9 +9,9 @@ import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { countMerged } from '../../src/core/log-merge.js';
-import { TrafficCounter } from '../../src/core/traffic.js';
-import { logFileSource } from '../../src/ports/log-files.js';
+import { countMerged } from '../../src/core/memoria/log-merge.js';
+import { TrafficCounter } from '../../src/core/memoria/traffic.js';
+import { logFileSource } from '../../src/adapters/log-files.js';
 import { GOOGLEBOT, generateLog, lines } from '../support/logs.js';
 
 const run = promisify(execFile);

@@ -6,8 +6,8 @@ import { startProxy, type Proxy } from './lab/proxy.js';
 import { settlesWithin, sleep } from './lab/procs.js';
 import { writeCut } from '../../bench/prep-cut.js';
 import { checkLive, liveCut, publish } from './support/publish.js';
-import type { PublishObserver } from '../../src/core/publish.js';
-import type { PublishRunResult } from '../../src/core/publish-run.js';
+import type { PublishObserver } from '../../src/core/publish/publish.js';
+import type { PublishRunResult } from '../../src/core/publish/publish-run.js';
 
 /**
  * Bad links on a lab WAN (sshd in a network namespace, tc htb on the link; d3 on a thin class of its own):

@@ -2,11 +2,11 @@ import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { startLab, type Lab } from './lab/sshd.js';
-import { pullLogs, type LogRemote } from '../../src/core/log-pull.js';
-import { loadRegistry } from '../../src/core/registry.js';
-import { createConnector } from '../../src/ports/difusor.js';
-import { helperLogRemote } from '../../src/ports/log-remote.js';
-import { AnswerTooLargeError, MAX_STDERR_BYTES, connectSsh, type RemoteShell } from '../../src/ports/ssh.js';
+import { pullLogs, type LogRemote } from '../../src/core/memoria/log-pull.js';
+import { loadRegistry } from '../../src/core/registry/registry.js';
+import { createConnector } from '../../src/adapters/difusor.js';
+import { helperLogRemote } from '../../src/adapters/log-remote.js';
+import { AnswerTooLargeError, MAX_STDERR_BYTES, connectSsh, type RemoteShell } from '../../src/adapters/ssh.js';
 
 /** What a difusor answers is read only so far, over a real sshd: a third party's server must not fill this host. */
 

@@ -7,8 +7,8 @@ import { sleep } from './lab/procs.js';
 import { writeCut } from '../../bench/prep-cut.js';
 import { checkLive, exec, liveCut, publish } from './support/publish.js';
 import { runCli, show } from './support/cli.js';
-import type { PublishObserver } from '../../src/core/publish.js';
-import type { PublishRunResult } from '../../src/core/publish-run.js';
+import type { PublishObserver } from '../../src/core/publish/publish.js';
+import type { PublishRunResult } from '../../src/core/publish/publish-run.js';
 
 /**
  * A run that fails on a difusor after writing there leaves its staging as it found it, before the run ends,

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { startLab, type Lab } from './lab/sshd.js';
 import { writeCut } from '../../bench/prep-cut.js';
 import { checkLive, liveCut, publish } from './support/publish.js';
-import { readJournal } from '../../src/core/journal.js';
+import { readJournal } from '../../src/core/records/journal.js';
 
 /** What a compromised or careless difusor may have done below its path; the tool must not be led astray. */
 const T = 120_000;

@@ -6,7 +6,7 @@ import { stringify } from 'yaml';
 import { startLab, type Lab } from './lab/sshd.js';
 import { writeCut } from '../../bench/prep-cut.js';
 import { checkLive, liveCut, publish } from './support/publish.js';
-import { parseRegistry } from '../../src/core/registry.js';
+import { parseRegistry } from '../../src/core/registry/registry.js';
 
 /** Registry strings that reach a command line must arrive as data, never as shell. */
 const T = 120_000;

@@ -4,7 +4,7 @@ import { mkdir, rename, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
-import { fingerprint, parseHostKey, type HostKey } from '../../src/core/hostkey.js';
+import { fingerprint, parseHostKey, type HostKey } from '../../src/core/registry/hostkey.js';
 import {
   connectSsh,
   ExecTimeoutError,
@@ -14,7 +14,7 @@ import {
   SshConnectionError,
   type RemoteShell,
   type SshTarget,
-} from '../../src/ports/ssh.js';
+} from '../../src/adapters/ssh.js';
 import { startApache } from './lab/apache.js';
 import { startProxy } from './lab/proxy.js';
 import { startLab, type Lab, type LabDifusor } from './lab/sshd.js';

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { startWanLab, type WanLab } from './lab/wan.js';
 import { writeCut } from '../../bench/prep-cut.js';
 import { runCli, show } from './support/cli.js';
-import type { PreflightReport } from '../../src/core/preflight.js';
+import type { PreflightReport } from '../../src/core/publish/preflight.js';
 
 /**
  * preflight's speed check on a lab WAN: d1 and d2 share a 40 Mbit/s uplink, d3 also sits on 2 Mbit/s of its own.

@@ -9,12 +9,12 @@ import { makeLabCertificates, type LabCertificates } from './lab/tls.js';
 import { writeCut } from '../../bench/prep-cut.js';
 import { publish } from './support/publish.js';
 import { runCli, show } from './support/cli.js';
-import { readJournal } from '../../src/core/journal.js';
-import { loadRegistry } from '../../src/core/registry.js';
-import { StateStore } from '../../src/core/state.js';
-import { PUBLIC_WORDING, probeDifusores, publicProbeState, wentLiveTimes, type ProbeReport, type ProbeRow } from '../../src/core/probe.js';
-import type { Difusor } from '../../src/core/types.js';
-import { createProbeHttp } from '../../src/ports/http.js';
+import { readJournal } from '../../src/core/records/journal.js';
+import { loadRegistry } from '../../src/core/registry/registry.js';
+import { StateStore } from '../../src/core/records/state.js';
+import { PUBLIC_WORDING, probeDifusores, publicProbeState, wentLiveTimes, type ProbeReport, type ProbeRow } from '../../src/core/probe/probe.js';
+import type { Difusor } from '../../src/core/registry/types.js';
+import { createProbeHttp } from '../../src/adapters/http.js';
 
 /**
  * A difusor that redirects its visitors, on the lab: its web server is a small node server on 127.0.0.3 that

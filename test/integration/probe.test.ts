@@ -10,8 +10,8 @@ import { makeLabCertificates, type LabCertificates } from './lab/tls.js';
 import { listFiles, writeCut } from '../../bench/prep-cut.js';
 import { publish } from './support/publish.js';
 import { runCli, show, spawnCli, type CliExit } from './support/cli.js';
-import { readJournal } from '../../src/core/journal.js';
-import { wentLiveTimes, type ProbeReport, type ProbeRow } from '../../src/core/probe.js';
+import { readJournal } from '../../src/core/records/journal.js';
+import { wentLiveTimes, type ProbeReport, type ProbeRow } from '../../src/core/probe/probe.js';
 
 const T = 240_000;
 const SHAPE = { casillas: 40, counted: 10, imageBytes: 8_000, seed: 'probe' };

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { startLab, type Lab } from './lab/sshd.js';
 import { writeCut } from '../../bench/prep-cut.js';
 import { checkLive, liveCut, publish, snapshot } from './support/publish.js';
-import { readJournal } from '../../src/core/journal.js';
+import { readJournal } from '../../src/core/records/journal.js';
 import { descendants } from './lab/procs.js';
 
 const T = 120_000;

@@ -14,8 +14,8 @@ import path from 'node:path';
 import { startLab, type Lab, type LabDifusor } from './lab/sshd.js';
 import { writeCut } from '../../bench/prep-cut.js';
 import { checkLive, liveCut, publish } from './support/publish.js';
-import { authorizedKeysLine } from '../../src/core/onboard.js';
-import { loadRegistry } from '../../src/core/registry.js';
+import { authorizedKeysLine } from '../../src/core/registry/onboard.js';
+import { loadRegistry } from '../../src/core/registry/registry.js';
 
 const T = 180_000;
 const HELPER = path.resolve('templates/difusion-helper.sh');

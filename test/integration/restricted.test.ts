@@ -7,9 +7,9 @@ import { promisify } from 'node:util';
 import { startLab, type Lab, type LabDifusor } from './lab/sshd.js';
 import { writeCut } from '../../bench/prep-cut.js';
 import { checkLive, liveCut, publish } from './support/publish.js';
-import { connectSsh, type RemoteShell } from '../../src/ports/ssh.js';
-import { writeKeyPair } from '../../src/core/signing.js';
-import { StateStore } from '../../src/core/state.js';
+import { connectSsh, type RemoteShell } from '../../src/adapters/ssh.js';
+import { writeKeyPair } from '../../src/core/publish/signing.js';
+import { StateStore } from '../../src/core/records/state.js';
 import { runCli } from './support/cli.js';
 
 const exec = promisify(execFile);

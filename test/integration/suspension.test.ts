@@ -11,14 +11,14 @@ import { get, stampOf } from './support/http.js';
 import { exec, liveCut, publish } from './support/publish.js';
 import { runCli, show, spawnCli } from './support/cli.js';
 import { viewPage } from './support/browser.js';
-import { fillVhost } from '../../src/core/onboard.js';
-import { loadRegistry, parseRegistry } from '../../src/core/registry.js';
-import { escapeHtml } from '../../src/core/html.js';
-import { cutoff, reinstate } from '../../src/core/suspension.js';
-import { readJournal } from '../../src/core/journal.js';
-import { registryFileStore } from '../../src/core/registry-edit.js';
-import { operationPorts } from '../../src/ui/confirm.js';
-import { fixedClock } from '../../src/ports/clock.js';
+import { fillVhost } from '../../src/core/registry/onboard.js';
+import { loadRegistry, parseRegistry } from '../../src/core/registry/registry.js';
+import { escapeHtml } from '../../src/core/enforcement/html.js';
+import { cutoff, reinstate } from '../../src/core/enforcement/suspension.js';
+import { readJournal } from '../../src/core/records/journal.js';
+import { registryFileStore } from '../../src/core/registry/registry-edit.js';
+import { operationPorts } from '../../src/adapters/operation-ports.js';
+import { fixedClock } from '../../src/adapters/clock.js';
 
 /**
  * The suspension drill on the lab: three real sshd difusores, each served by its own real Apache through

@@ -17,9 +17,9 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { countMerged } from '../../src/core/log-merge.js';
-import { TrafficCounter, type TrafficFigures } from '../../src/core/traffic.js';
-import { logFileSource } from '../../src/ports/log-files.js';
+import { countMerged } from '../../src/core/memoria/log-merge.js';
+import { TrafficCounter, type TrafficFigures } from '../../src/core/memoria/traffic.js';
+import { logFileSource } from '../../src/adapters/log-files.js';
 import { AWSTATS_DOWNLOAD, generateApacheLogs, type GeneratedLogs } from './apache-log-generator.js';
 
 const run = promisify(execFile);

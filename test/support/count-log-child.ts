@@ -3,9 +3,9 @@
  * prints its lines counted and its peak resident memory (VmHWM, from /proc/self/status) as JSON.
  */
 import { readFile } from 'node:fs/promises';
-import { countMerged } from '../../src/core/log-merge.js';
-import { TrafficCounter } from '../../src/core/traffic.js';
-import { logFileSource } from '../../src/ports/log-files.js';
+import { countMerged } from '../../src/core/memoria/log-merge.js';
+import { TrafficCounter } from '../../src/core/memoria/traffic.js';
+import { logFileSource } from '../../src/adapters/log-files.js';
 
 const files = process.argv.slice(2);
 const counter = new TrafficCounter({ from: '2022-06-01', to: '2022-06-30' }, 'America/Mexico_City');

@@ -1,4 +1,4 @@
-import { fixedClock, systemClock } from '../../src/ports/clock.js';
+import { fixedClock, systemClock } from '../../src/adapters/clock.js';
 
 describe('systemClock', () => {
   it('is the real clock when DIFUSION_NOW is not set', () => {

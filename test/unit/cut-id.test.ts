@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { CUT_ID_PATTERN, compareCutIds, isCutId, newestCut, parseCutId } from '../../src/core/cut-id.js';
+import { CUT_ID_PATTERN, compareCutIds, isCutId, newestCut, parseCutId } from '../../src/core/shared/cut-id.js';
 
 describe('parseCutId', () => {
   it('reads the PREP package name with a suffix', () => {

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CutRefusedError, compareBytes, scanCut, type CutProblem } from '../../src/core/cut.js';
+import { CutRefusedError, compareBytes, scanCut, type CutProblem } from '../../src/core/publish/cut.js';
 
 /** Generous: these tests spawn real processes (sh, rsync, sha256sum), and a loaded machine makes that slow. */
 const T = 20_000;
@@ -188,7 +188,7 @@ describe('scanCut: what it refuses', () => {
   }, T);
 
   // sha256sum reads a manifest line for "-" as standard input, so `sha256sum -c MANIFEST.sha256` (and the helper's
-  // verify, whose stdin is the check list) never checks that file. See the report: src/core/cut.ts should refuse it.
+  // verify, whose stdin is the check list) never checks that file. See the report: src/core/publish/cut.ts should refuse it.
   test('refuses a file named "-" at the cut root, which sha256sum -c would read as stdin', async () => {
     put('-', 'hi\n');
     const error = await refusal();

@@ -1,4 +1,4 @@
-import { isInternalAddress, normalHost, redirectVerdict, type RedirectScope } from '../../src/core/egress.js';
+import { isInternalAddress, normalHost, redirectVerdict, type RedirectScope } from '../../src/core/shared/egress.js';
 
 const follows = (to: string, scope: RedirectScope): boolean => redirectVerdict(new URL(to), scope).follow;
 const why = (to: string, scope: RedirectScope): string | undefined => {

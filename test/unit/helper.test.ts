@@ -16,7 +16,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { HELPER_PROTOCOL, parseHelperStatus } from '../../src/core/status.js';
+import { HELPER_PROTOCOL, parseHelperStatus } from '../../src/core/publish/status.js';
 
 /** Generous: these tests spawn real processes (sh, rsync, sha256sum), and a loaded machine makes that slow. */
 const T = 20_000;

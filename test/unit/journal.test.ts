@@ -11,7 +11,7 @@ import {
   verifyJournal,
   type JournalContext,
   type JournalRecord,
-} from '../../src/core/journal.js';
+} from '../../src/core/records/journal.js';
 
 let stateDir: string;
 

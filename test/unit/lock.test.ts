@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { acquireLock, describeHolder, isLockHeld, processIsAlive, type Lock, type LockHolder } from '../../src/core/lock.js';
+import { acquireLock, describeHolder, isLockHeld, processIsAlive, type Lock, type LockHolder } from '../../src/core/records/lock.js';
 
 let stateDir: string;
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { pullLogs, type LogRemote } from '../../src/core/log-pull.js';
+import { pullLogs, type LogRemote } from '../../src/core/memoria/log-pull.js';
 
 /** A difusor's log directory on this disk, spoken to as the helper's `logs` verb would be. */
 function diskRemote(dir: string, opts: { failAfter?: number } = {}): LogRemote & { sent: number } {

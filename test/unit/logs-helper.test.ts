@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { encodeLogArg, parseLogList } from '../../src/ports/log-remote.js';
+import { encodeLogArg, parseLogList } from '../../src/adapters/log-remote.js';
 
 /** The helper's read-only `logs` verb, run locally as a shell account and as a restricted one. */
 const SCRIPT = readFileSync(new URL('../../templates/difusion-helper.sh', import.meta.url), 'utf8');

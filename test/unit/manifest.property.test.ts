@@ -4,8 +4,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
-import { compareBytes, scanCut } from '../../src/core/cut.js';
-import { HashCache, buildManifest, parseManifest } from '../../src/core/manifest.js';
+import { compareBytes, scanCut } from '../../src/core/publish/cut.js';
+import { HashCache, buildManifest, parseManifest } from '../../src/core/shared/manifest.js';
 
 /** Generous: these tests spawn real processes (sh, rsync, sha256sum), and a loaded machine makes that slow. */
 const T = 60_000;

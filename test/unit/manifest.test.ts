@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { linkSync, mkdirSync, readdirSync, mkdtempSync, openSync, readFileSync, rmSync, utimesSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { scanCut } from '../../src/core/cut.js';
+import { scanCut } from '../../src/core/publish/cut.js';
 import {
   HashCache,
   buildManifest,
@@ -12,7 +12,7 @@ import {
   manifestText,
   parseManifest,
   sha256Hex,
-} from '../../src/core/manifest.js';
+} from '../../src/core/shared/manifest.js';
 
 const sha = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex');
 const H = 'a'.repeat(64);

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { isoWithOffset, localStamp, noticeStamp, renderNotice } from '../../src/core/notice.js';
-import { escapeHtml, fillTemplate, safeJson } from '../../src/core/html.js';
+import { isoWithOffset, localStamp, noticeStamp, renderNotice } from '../../src/core/enforcement/notice.js';
+import { escapeHtml, fillTemplate, safeJson } from '../../src/core/enforcement/html.js';
 
 const TEMPLATE = readFileSync(new URL('../../templates/aviso.html', import.meta.url), 'utf8');
 const AT = new Date('2022-06-06T02:10:00Z');

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import type { Difusor } from '../../src/core/types.js';
-import { OnboardError, authorizedKeysLine, fillVhost, formatOnboarding, parsePublicKeyLine } from '../../src/core/onboard.js';
+import type { Difusor } from '../../src/core/registry/types.js';
+import { OnboardError, authorizedKeysLine, fillVhost, formatOnboarding, parsePublicKeyLine } from '../../src/core/registry/onboard.js';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBdtK6kAeW0x8VQ3cP+GSi9QqgBsLcS1qQb6Rh7Kp8Xz prep@iepc';
 

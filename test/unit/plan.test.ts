@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { Manifest, ManifestEntry } from '../../src/core/manifest.js';
-import { manifestText } from '../../src/core/manifest.js';
+import type { Manifest, ManifestEntry } from '../../src/core/shared/manifest.js';
+import { manifestText } from '../../src/core/shared/manifest.js';
 import {
   MANIFEST_NAME,
   SIGNATURE_NAME,
@@ -9,7 +9,7 @@ import {
   parseVerify,
   planTransfer,
   type PrepareReport,
-} from '../../src/core/plan.js';
+} from '../../src/core/publish/plan.js';
 
 const sha = (data: string): string => createHash('sha256').update(data).digest('hex');
 

@@ -3,10 +3,10 @@ import { generateKeyPairSync } from 'node:crypto';
 import { chmodSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Difusor } from '../../src/core/types.js';
-import { RsyncError, formatRsyncArgs, parseRsyncStats, runRsync } from '../../src/ports/rsync.js';
-import { formatKnownHosts, formatSshConfig, hostAlias } from '../../src/ports/openssh.js';
-import { helperCommand, remoteRsyncPath } from '../../src/ports/difusor.js';
+import type { Difusor } from '../../src/core/registry/types.js';
+import { RsyncError, formatRsyncArgs, parseRsyncStats, runRsync } from '../../src/adapters/rsync.js';
+import { formatKnownHosts, formatSshConfig, hostAlias } from '../../src/adapters/openssh.js';
+import { helperCommand, remoteRsyncPath } from '../../src/adapters/difusor.js';
 
 /** Generous: these tests spawn real processes (sh, rsync, sha256sum), and a loaded machine makes that slow. */
 const T = 20_000;
@@ -344,7 +344,7 @@ describe('formatSshConfig', () => {
 
   // OpenSSH 8.8+ servers no longer sign with ssh-rsa (SHA-1): they offer an RSA key as rsa-sha2-512/256 only,
   // so "HostKeyAlgorithms ssh-rsa" fails with "no matching host key type found". The ssh2 side
-  // (src/ports/ssh.ts hostKeyAlgorithms) already lists the SHA-2 names. See the report.
+  // (src/adapters/ssh.ts hostKeyAlgorithms) already lists the SHA-2 names. See the report.
   test('lets an ssh-rsa pinned key be negotiated as rsa-sha2-512/256, as current servers offer it', () => {
     const text = config({ difusores: [difusor({ host_key: hostKeyLine('rsa') })] });
     expect(text).toMatch(/^ {2}HostKeyAlgorithms rsa-sha2-512,rsa-sha2-256(,ssh-rsa)?$/m);

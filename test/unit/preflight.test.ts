@@ -1,8 +1,8 @@
 import { localDifusor } from './support/difusor.js';
-import { deltaBytes, estimateSpeed, predictLive, preflight } from '../../src/core/preflight.js';
-import { compressible } from '../../src/core/compression.js';
-import { HELPER_PROTOCOL } from '../../src/core/status.js';
-import type { DifusorConnector, HelperOutput } from '../../src/ports/difusor.js';
+import { deltaBytes, estimateSpeed, predictLive, preflight } from '../../src/core/publish/preflight.js';
+import { compressible } from '../../src/core/publish/compression.js';
+import { HELPER_PROTOCOL } from '../../src/core/publish/status.js';
+import type { DifusorConnector, HelperOutput } from '../../src/adapters/difusor.js';
 
 const difusor = localDifusor;
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { LookupFunction, AddressInfo } from 'node:net';
-import { createProbeHttp, guardedLookup, httpGet } from '../../src/ports/http.js';
+import { createProbeHttp, guardedLookup, httpGet } from '../../src/adapters/http.js';
 
 /** The probe's HTTP adapter against a real server on loopback that misbehaves on request. */
 let server: http.Server;

@@ -1,10 +1,10 @@
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { acquireLock, isLockHeld } from '../../src/core/lock.js';
-import { readJournal, verifyJournal } from '../../src/core/journal.js';
-import { keepProbe, type ProbeReport, type ProbeRow } from '../../src/core/probe.js';
-import { StateStore } from '../../src/core/state.js';
+import { acquireLock, isLockHeld } from '../../src/core/records/lock.js';
+import { readJournal, verifyJournal } from '../../src/core/records/journal.js';
+import { keepProbe, type ProbeReport, type ProbeRow } from '../../src/core/probe/probe.js';
+import { StateStore } from '../../src/core/records/state.js';
 
 let dir: string;
 beforeEach(async () => {

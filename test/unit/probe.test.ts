@@ -1,4 +1,4 @@
-import { manifestText, sha256Hex } from '../../src/core/manifest.js';
+import { manifestText, sha256Hex } from '../../src/core/shared/manifest.js';
 import {
   chooseSample,
   fileUrl,
@@ -15,9 +15,9 @@ import {
   type HttpAnswer,
   type ProbeHttp,
   type ProbeOptions,
-} from '../../src/core/probe.js';
-import type { JournalEntry } from '../../src/core/journal.js';
-import type { Difusor } from '../../src/core/types.js';
+} from '../../src/core/probe/probe.js';
+import type { JournalEntry } from '../../src/core/records/journal.js';
+import type { Difusor } from '../../src/core/registry/types.js';
 
 const C1 = '20220605_2015_PREP_DGO';
 const C2 = '20220605_2030_PREP_DGO';

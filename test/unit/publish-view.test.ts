@@ -1,4 +1,4 @@
-import type { Difusor } from '../../src/core/types.js';
+import type { Difusor } from '../../src/core/registry/types.js';
 import { liveView } from '../../src/ui/publish-view.js';
 
 // listr2 loads only when the live view starts: whatever the run reports before it has arrived must still

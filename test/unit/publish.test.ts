@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { Difusor } from '../../src/core/types.js';
+import type { Difusor } from '../../src/core/registry/types.js';
 import { localDifusor } from './support/difusor.js';
-import { manifestText, type Manifest, type ManifestEntry } from '../../src/core/manifest.js';
+import { manifestText, type Manifest, type ManifestEntry } from '../../src/core/shared/manifest.js';
 import {
   exitCodeFor,
   openAhead,
@@ -10,8 +10,8 @@ import {
   type Phase,
   type PublishJournalPort,
   type PublishRequest,
-} from '../../src/core/publish.js';
-import type { DifusorConnector, DifusorSession, HelperOutput, OpenOptions } from '../../src/ports/difusor.js';
+} from '../../src/core/publish/publish.js';
+import type { DifusorConnector, DifusorSession, HelperOutput, OpenOptions } from '../../src/adapters/difusor.js';
 
 const sha = (data: string): string => createHash('sha256').update(data).digest('hex');
 const CUT = '20220605_2030';

@@ -1,8 +1,8 @@
 import { mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { editDifusorStatus, registryFileStore, changeDifusorStatus, RegistryEditError } from '../../src/core/registry-edit.js';
-import { parseRegistry } from '../../src/core/registry.js';
+import { editDifusorStatus, registryFileStore, changeDifusorStatus, RegistryEditError } from '../../src/core/registry/registry-edit.js';
+import { parseRegistry } from '../../src/core/registry/registry.js';
 
 const SAMPLE = readFileSync(new URL('../../difusores.yaml', import.meta.url), 'utf8');
 const HOSTILE = `Alteró "cifras" <script>alert('x')</script> & más: sí # no es comentario`;

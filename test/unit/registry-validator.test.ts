@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import { parse } from 'yaml';
-import { compileSchema, precompiledValidatorSource, SCHEMA_FILE } from '../../src/core/registry.js';
+import { compileSchema, precompiledValidatorSource, SCHEMA_FILE } from '../../src/core/registry/registry.js';
 
 // The installed CLI validates registries with the code `npm run build` generates; the tests run from src,
 // which compiles the schema: both must find the same defects, with the schema parts the messages read.

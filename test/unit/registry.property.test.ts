@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
-import { parseRegistry } from '../../src/core/registry.js';
-import type { LoadResult } from '../../src/core/types.js';
+import { parseRegistry } from '../../src/core/registry/registry.js';
+import type { LoadResult } from '../../src/core/registry/types.js';
 
 const SAMPLE = readFileSync('difusores.yaml', 'utf8');
 const FILE = 'difusores.yaml';

@@ -2,8 +2,8 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DEFAULTS, formatProblem, loadRegistry, parseRegistry, SCHEMA_FILE } from '../../src/core/registry.js';
-import type { Registry, RegistryProblem } from '../../src/core/types.js';
+import { DEFAULTS, formatProblem, loadRegistry, parseRegistry, SCHEMA_FILE } from '../../src/core/registry/registry.js';
+import type { Registry, RegistryProblem } from '../../src/core/registry/types.js';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICHqukUT2pX3KxkOqs815bASqzH4PfkUXKO75Zg3iYvg';
 const KEY2 = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOecYEavARAFKkTBYyIhww9bQnuZ7Fe6Sy2h4n6cdlXX';

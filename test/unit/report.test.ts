@@ -1,7 +1,7 @@
-import type { JournalEntry } from '../../src/core/journal.js';
-import type { LogSource } from '../../src/core/log-merge.js';
-import { buildReport, journalFacts } from '../../src/core/report.js';
-import type { Difusor } from '../../src/core/types.js';
+import type { JournalEntry } from '../../src/core/records/journal.js';
+import type { LogSource } from '../../src/core/memoria/log-merge.js';
+import { buildReport, journalFacts } from '../../src/core/memoria/report.js';
+import type { Difusor } from '../../src/core/registry/types.js';
 import { lines } from '../support/logs.js';
 
 const TZ = 'America/Mexico_City';

@@ -12,7 +12,7 @@ import {
   signManifest,
   verifyManifest,
   writeKeyPair,
-} from '../../src/core/signing.js';
+} from '../../src/core/publish/signing.js';
 
 const exec = promisify(execFile);
 const MANIFEST =

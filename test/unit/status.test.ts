@@ -1,6 +1,6 @@
-import { lagOf, parseHelperStatus } from '../../src/core/status.js';
-import { rsyncAtLeast31 } from '../../src/core/preflight.js';
-import { compareRelease } from '../../src/core/verify.js';
+import { lagOf, parseHelperStatus } from '../../src/core/publish/status.js';
+import { rsyncAtLeast31 } from '../../src/core/publish/preflight.js';
+import { compareRelease } from '../../src/core/publish/verify.js';
 
 const TZ = 'America/Mexico_City';
 const PUBLISHED = ['20220605_2015_PREP_DGO', '20220605_2030_PREP_DGO', '20220605_2045_PREP_DGO', '20220605_2100_PREP_DGO'];

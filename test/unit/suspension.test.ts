@@ -1,14 +1,14 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { cutoff, checkReason, type CutoffPlan, type ReinstatePlan } from '../../src/core/suspension.js';
-import { chooseTarget } from '../../src/core/rollback.js';
-import { RunRefusal } from '../../src/core/publish-run.js';
-import { parseRegistry } from '../../src/core/registry.js';
-import type { RegistryStore } from '../../src/core/registry-edit.js';
-import type { Journal, JournalRecord } from '../../src/core/journal.js';
-import type { DifusorConnector, HelperOutput } from '../../src/ports/difusor.js';
-import type { Registry } from '../../src/core/types.js';
+import { cutoff, checkReason, type CutoffPlan, type ReinstatePlan } from '../../src/core/enforcement/suspension.js';
+import { chooseTarget } from '../../src/core/enforcement/rollback.js';
+import { RunRefusal } from '../../src/core/publish/publish-run.js';
+import { parseRegistry } from '../../src/core/registry/registry.js';
+import type { RegistryStore } from '../../src/core/registry/registry-edit.js';
+import type { Journal, JournalRecord } from '../../src/core/records/journal.js';
+import type { DifusorConnector, HelperOutput } from '../../src/adapters/difusor.js';
+import type { Registry } from '../../src/core/registry/types.js';
 
 /** The cutoff core with its ports faked: a difusor that is down, one whose disk refuses the notice, a registry that cannot be written. */
 

@@ -2,10 +2,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { isPage, parseLogLine, pathOf } from '../../src/core/access-log.js';
-import { countMerged } from '../../src/core/log-merge.js';
-import { TrafficCounter } from '../../src/core/traffic.js';
-import { logFileSource } from '../../src/ports/log-files.js';
+import { isPage, parseLogLine, pathOf } from '../../src/core/memoria/access-log.js';
+import { countMerged } from '../../src/core/memoria/log-merge.js';
+import { TrafficCounter } from '../../src/core/memoria/traffic.js';
+import { logFileSource } from '../../src/adapters/log-files.js';
 import { BINGBOT, GOOGLEBOT, line, lines, type Hit } from '../support/logs.js';
 
 const TZ = 'America/Mexico_City';

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import type { Publication } from '../../src/core/types.js';
+import type { Publication } from '../../src/core/registry/types.js';
 import {
   checkPublication,
   formatLocal,
@@ -9,7 +9,7 @@ import {
   parseWall,
   utcOffsetLabel,
   wallToInstant,
-} from '../../src/core/window.js';
+} from '../../src/core/registry/window.js';
 
 const MX = 'America/Mexico_City';
 

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import { JOURNAL_FILE, verifyJournal, type JournalVerification } from '../../core/journal.js';
-import { displayPath } from '../../core/registry.js';
+import { JOURNAL_FILE, verifyJournal, type JournalVerification } from '../../core/records/journal.js';
+import { displayPath } from '../../core/registry/registry.js';
 import { registryFlag } from '../../ui/flags.js';
 import { DifusionCommand } from '../../ui/command.js';
 

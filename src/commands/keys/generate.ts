@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { DifusionCommand } from '../../ui/command.js';
-import { SigningKeyError, opensslVerifyCommand, writeKeyPair } from '../../core/signing.js';
+import { SigningKeyError, opensslVerifyCommand, writeKeyPair } from '../../core/publish/signing.js';
 
 export default class KeysGenerate extends DifusionCommand {
   static override summary = 'An Ed25519 key pair for signing manifests (PEM: PKCS#8 private, SPKI public).';

@@ -1,8 +1,8 @@
 /** A difusor's Apache as its admin installs it: the project's vhost template, filled in as `onboard` fills it. */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fillVhost } from '../../../src/core/onboard.js';
-import type { Difusor } from '../../../src/core/types.js';
+import { fillVhost } from '../../../src/core/registry/onboard.js';
+import type { Difusor } from '../../../src/core/registry/types.js';
 import { startApache, type Apache } from './apache.js';
 import { ROOT } from '../support/cli.js';
 import type { CertificatePair } from './tls.js';

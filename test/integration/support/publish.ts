@@ -2,12 +2,12 @@ import { execFile } from 'node:child_process';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { loadRegistry } from '../../../src/core/registry.js';
-import { runPublish, type PublishRunResult } from '../../../src/core/publish-run.js';
-import { openJournal, newRunId } from '../../../src/core/journal.js';
-import { createConnector, type LinkTimeouts } from '../../../src/ports/difusor.js';
-import { fixedClock } from '../../../src/ports/clock.js';
-import type { PublishObserver } from '../../../src/core/publish.js';
+import { loadRegistry } from '../../../src/core/registry/registry.js';
+import { runPublish, type PublishRunResult } from '../../../src/core/publish/publish-run.js';
+import { openJournal, newRunId } from '../../../src/core/records/journal.js';
+import { createConnector, type LinkTimeouts } from '../../../src/adapters/difusor.js';
+import { fixedClock } from '../../../src/adapters/clock.js';
+import type { PublishObserver } from '../../../src/core/publish/publish.js';
 
 export const exec = promisify(execFile);
 

@@ -1,4 +1,4 @@
-import type { Difusor } from '../../../src/core/types.js';
+import type { Difusor } from '../../../src/core/registry/types.js';
 
 /** A local difusor under /srv/<id>: what the core's unit tests hand their fake connectors. */
 export function localDifusor(id: string): Difusor {

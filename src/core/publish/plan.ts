@@ -1,0 +1,168 @@
+import type { Manifest, ManifestEntry } from '../shared/manifest.js';
+
+/** What `prepare` reported about a difusor: its live cut and the release the new one can share files with. */
+export interface PrepareReport {
+  live?: string;
+  base?: string;
+  /** SHA-256 of the base release's MANIFEST.sha256, when it has one. */
+  baseManifestDigest?: string;
+  freeKb?: number;
+  /**
+   * prepare --stage built .staging/<cut> itself (a new release): the files below are then the staging's,
+   * the base's files whose hashes the two manifests agree on, linked, and the new manifest.
+   */
+  staged?: string;
+  /** Regular files of the base release (or of the staging, when staged): path → size. */
+  files: Map<string, number>;
+  /** Anything in the base release that is neither a file nor a directory (never linked, always dropped). */
+  others: string[];
+}
+
+export interface InventoryReport {
+  files: Map<string, number>;
+  others: string[];
+}
+
+function parseInventoryLine(line: string, into: InventoryReport): boolean {
+  if (line.startsWith('f ')) {
+    const space = line.indexOf(' ', 2);
+    if (space < 0) return false;
+    into.files.set(line.slice(space + 1), Number(line.slice(2, space)));
+    return true;
+  }
+  if (line.startsWith('o ')) {
+    into.others.push(line.slice(2));
+    return true;
+  }
+  return false;
+}
+
+export function parsePrepare(stdout: string): PrepareReport {
+  const report: PrepareReport = { files: new Map(), others: [] };
+  for (const line of stdout.split('\n')) {
+    if (line === '' || parseInventoryLine(line, report)) continue;
+    const [key, value] = [line.slice(0, line.indexOf(' ')), line.slice(line.indexOf(' ') + 1)];
+    if (key === 'live') report.live = value;
+    else if (key === 'base') report.base = value;
+    else if (key === 'manifest') report.baseManifestDigest = value;
+    else if (key === 'free') report.freeKb = Number(value);
+    else if (key === 'staged') report.staged = value;
+  }
+  return report;
+}
+
+export interface VerifyReport extends InventoryReport {
+  checkExit: number;
+  /** The difusor's own check of MANIFEST.sha256.sig, when the institute's public key is installed there. */
+  signature?: 'ok' | 'bad' | 'missing' | 'unchecked';
+  /** sha256sum's complaints, one per file that failed. */
+  failures: string[];
+}
+
+export function parseVerify(stdout: string): VerifyReport {
+  const report: VerifyReport = { checkExit: -1, failures: [], files: new Map(), others: [] };
+  for (const line of stdout.split('\n')) {
+    if (line === '' || parseInventoryLine(line, report)) continue;
+    if (line.startsWith('check ')) report.checkExit = Number(line.slice(6));
+    else if (line.startsWith('x ')) report.failures.push(line.slice(2));
+    else if (line.startsWith('signature ')) report.signature = line.slice(10) as VerifyReport['signature'];
+  }
+  return report;
+}
+
+export const MANIFEST_NAME = 'MANIFEST.sha256';
+export const SIGNATURE_NAME = 'MANIFEST.sha256.sig';
+
+export type PlanKind =
+  /** The cut is live and whole: nothing to do. */
+  | 'up-to-date'
+  /** releases/<cut> is whole but not live: only the switch is missing. */
+  | 'switch-only'
+  /** A new release, staged beside the live one. */
+  | 'new-release'
+  /** releases/<cut> exists but differs from the manifest: repair it file by file. */
+  | 'repair';
+
+export interface TransferPlan {
+  kind: PlanKind;
+  /** The release unchanged files are hard-linked from. */
+  base?: string;
+  linked: number;
+  send: ManifestEntry[];
+  /** Paths of the base to remove from the linked copy (and, on repair, from the release). */
+  drop: string[];
+  bytesToSend: number;
+}
+
+/**
+ * Decides, by content, what each difusor needs. A base file is shared only when the base's manifest
+ * is one this host wrote (its digest matches a manifest we keep) and says the same hash, and the
+ * file on the difusor still has the expected size; anything else is sent again.
+ */
+export function planTransfer(args: {
+  cut: string;
+  manifest: Manifest;
+  report: PrepareReport;
+  /** Hashes of the base release by path, when this host holds that release's manifest. */
+  baseHashes?: Map<string, string>;
+  signed: boolean;
+}): TransferPlan {
+  const { cut, manifest, report } = args;
+  const base = report.base;
+  const trusted = base !== undefined && args.baseHashes !== undefined;
+  const wanted = new Set(manifest.entries.map((e) => e.path));
+  const extras = new Set([MANIFEST_NAME, ...(args.signed ? [SIGNATURE_NAME] : [])]);
+
+  const send: ManifestEntry[] = [];
+  let linked = 0;
+  for (const entry of manifest.entries) {
+    const shared = trusted && args.baseHashes?.get(entry.path) === entry.sha256 && report.files.get(entry.path) === entry.size;
+    if (shared) linked++;
+    else send.push(entry);
+  }
+  const sending = new Set(send.map((e) => e.path));
+  const drop = [
+    ...[...report.files.keys()].filter((p) => !wanted.has(p) || sending.has(p) || extras.has(p)),
+    ...report.others,
+  ];
+  const bytesToSend = send.reduce((n, e) => n + e.size, 0);
+
+  const sameContent =
+    base === cut &&
+    report.baseManifestDigest === manifest.digest &&
+    send.length === 0 &&
+    report.others.length === 0 &&
+    [...report.files.keys()].every((p) => wanted.has(p) || extras.has(p)) &&
+    [...extras].every((p) => report.files.has(p));
+  if (sameContent) {
+    return { kind: report.live === cut ? 'up-to-date' : 'switch-only', base, linked, send: [], drop: [], bytesToSend: 0 };
+  }
+  return { kind: base === cut ? 'repair' : 'new-release', base: trusted ? base : undefined, linked, send, drop: trusted ? drop : [], bytesToSend };
+}
+
+/**
+ * What a staging built by prepare holds that the cut does not: the helper keeps only the manifest's paths,
+ * so anything else means a helper that does not do what it says, and the difusor is not published to.
+ */
+export function strangersInStaging(manifest: Manifest, report: PrepareReport, signed: boolean): string[] {
+  const expected = new Set([...manifest.entries.map((e) => e.path), MANIFEST_NAME, ...(signed ? [SIGNATURE_NAME] : [])]);
+  return [
+    ...report.others.map((p) => `${p}: not a regular file`),
+    ...[...report.files.keys()].filter((p) => !expected.has(p)).map((p) => `${p}: not in the manifest`),
+  ];
+}
+
+/** The staging must hold exactly the manifest's files (plus the manifest), with the manifest's sizes. */
+export function checkInventory(manifest: Manifest, inventory: InventoryReport, signed: boolean): string[] {
+  const problems: string[] = [];
+  for (const other of inventory.others) problems.push(`${other}: not a regular file`);
+  for (const entry of manifest.entries) {
+    const size = inventory.files.get(entry.path);
+    if (size === undefined) problems.push(`${entry.path}: missing`);
+    else if (size !== entry.size) problems.push(`${entry.path}: ${size} bytes, expected ${entry.size}`);
+  }
+  const expected = new Set([...manifest.entries.map((e) => e.path), MANIFEST_NAME, ...(signed ? [SIGNATURE_NAME] : [])]);
+  for (const p of inventory.files.keys()) if (!expected.has(p)) problems.push(`${p}: not in the manifest`);
+  if (!inventory.files.has(MANIFEST_NAME)) problems.push(`${MANIFEST_NAME}: missing`);
+  return problems;
+}

@@ -1,0 +1,807 @@
+import type { Difusor } from '../registry/types.js';
+import type { Manifest } from '../shared/manifest.js';
+import { manifestText, sha256Hex } from '../shared/manifest.js';
+import {
+  MANIFEST_NAME,
+  SIGNATURE_NAME,
+  checkInventory,
+  parsePrepare,
+  parseVerify,
+  planTransfer,
+  strangersInStaging,
+  type PlanKind,
+  type TransferPlan,
+} from './plan.js';
+import type { DifusorConnector, DifusorSession, HelperOutput, OpenOptions } from '../difusor-port.js';
+
+/**
+ * What happens on publish, for every targeted difusor:
+ *   1. stage (bounded by publication.concurrency): connect; prepare, which also hard-links into the
+ *      staging the files of the live release the new manifest keeps; send what the staging lacks,
+ *      verify it with sha256sum on the difusor and check the release holds exactly the manifest, then
+ *      move it to releases/<cut>;
+ *   2. switch: the ready difusores together, each by renaming a new symlink over `current`. The group
+ *      goes when every difusor is ready or failed, or when publication.switch_deadline_s has passed
+ *      since the first one was ready, whichever comes first; a difusor ready after that switches on
+ *      its own as soon as it is verified, and its outcome and journal say how late it went live;
+ *   3. prune old releases, keeping publication.keep_releases and always the live one.
+ * A failing difusor keeps its previous cut and never holds the others back; nor does a slow one.
+ * Every change a visitor can see is one rename on one difusor, so a kill at any moment leaves each
+ * difusor serving one whole cut.
+ */
+
+export type Phase =
+  | 'waiting'
+  | 'connecting'
+  | 'preparing'
+  | 'linking'
+  | 'staging'
+  | 'verifying'
+  | 'ready'
+  | 'switching'
+  | 'live'
+  | 'up-to-date'
+  | 'planned'
+  | 'failed';
+
+export type OutcomeResult = 'live' | 'up-to-date' | 'failed' | 'planned';
+
+export interface DifusorOutcome {
+  id: string;
+  name: string;
+  result: OutcomeResult;
+  cut: string;
+  plan?: PlanKind;
+  /** The cut the difusor served before this run (and still serves if it failed). */
+  previous?: string;
+  filesToSend: number;
+  bytesToSend: number;
+  filesLinked: number;
+  filesSent: number;
+  bytesSent: number;
+  seconds: number;
+  failedPhase?: Phase;
+  error?: string;
+  /** The difusor's own check of the signature, when it holds the institute's public key. */
+  signatureCheck?: 'ok' | 'unchecked';
+  /** Epoch ms at which `current` was switched. */
+  switchedAt?: number;
+  /** Seconds after the on-time group's switch that this difusor went live (0 for the group itself). */
+  lateSeconds?: number;
+  /** A failed difusor whose staging could not be freed before the run ended: why (the next run's prepare clears it). */
+  stagingLeft?: string;
+}
+
+export interface PublishReport {
+  cut: string;
+  dryRun: boolean;
+  outcomes: DifusorOutcome[];
+  /** Between the first and the last switch among the difusores that switched together (the on-time group). */
+  switchSpreadMs?: number;
+  /** Epoch ms at which the on-time group was switched; undefined when no difusor was ready. */
+  groupSwitchAt?: number;
+  /** Whether the group went because the deadline passed (someone was still staging) rather than because all were done. */
+  deadlinePassed?: boolean;
+  exitCode: 0 | 1 | 3;
+}
+
+export interface PublishObserver {
+  phase(id: string, phase: Phase, detail?: string): void;
+  progress?(id: string, bytes: number, percent: number): void;
+}
+
+export interface PublishStatePort {
+  manifestHashes(cut: string, digest: string | undefined): Promise<Map<string, string> | undefined>;
+}
+
+export interface PublishJournalPort {
+  record(entry: {
+    difusor: string;
+    cut: string;
+    phase: string;
+    result: 'ok' | 'failed' | 'skipped' | 'info';
+    bytes?: number;
+    seconds?: number;
+    error?: string;
+    detail?: Record<string, unknown>;
+  }): Promise<void>;
+}
+
+export interface PublishRequest {
+  cut: string;
+  cutDir: string;
+  manifest: Manifest;
+  /** base64 Ed25519 signature of the manifest's bytes, when the registry names a signing key. */
+  signature?: string;
+  targets: Difusor[];
+  concurrency: number;
+  keepReleases: number;
+  dryRun: boolean;
+  /** Only reinstate may replace a suspended difusor's notice; the helper refuses any other switch over one. */
+  liftNotice?: boolean;
+  /** publication.switch_deadline_s in ms; 20 s when not given. */
+  switchDeadlineMs?: number;
+  /**
+   * Difusores this host last saw serving this very cut: most likely a no-op, so rsync's connection is not
+   * opened ahead for them (cron's run every 15 minutes finds most of them so). A guess only: prepare decides.
+   */
+  likelyLive?: ReadonlySet<string>;
+  /**
+   * This run's name for an incoming directory (letters and digits). With it, a difusor this host last saw
+   * serving another cut it holds the manifest of (`lastLive`) starts its transfer while prepare runs, sending
+   * what changed since that cut; prepare builds the staging meanwhile, and verify merges the two.
+   */
+  incoming?: string;
+  lastLive?: ReadonlyMap<string, LastLive>;
+}
+
+/** The cut this host last saw live on a difusor, and that cut's hashes by path (from the manifest it published). */
+export interface LastLive {
+  cut: string;
+  hashes: ReadonlyMap<string, string>;
+}
+
+/** Runs fn after ms unless cancelled first; injected so tests drive the deadline without waiting. */
+export type After = (ms: number, fn: () => void) => () => void;
+
+const realAfter: After = (ms, fn) => {
+  const timer = setTimeout(fn, ms);
+  return () => clearTimeout(timer);
+};
+
+export const DEFAULT_SWITCH_DEADLINE_MS = 20_000;
+
+export interface PublishPorts {
+  connector: DifusorConnector;
+  state: PublishStatePort;
+  journal?: PublishJournalPort;
+  observer?: PublishObserver;
+  now?: () => number;
+  after?: After;
+}
+
+export class StepError extends Error {
+  constructor(
+    readonly phase: Phase,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The last lines of a helper's message: where sh and coreutils say what went wrong. */
+function lastLines(text: string): string {
+  return text.trim().split('\n').filter(Boolean).slice(-2).join(' | ');
+}
+
+async function step(
+  session: DifusorSession,
+  phase: Phase,
+  verb: string,
+  args: string[],
+  opts: { stdin?: string; timeoutMs?: number } = {},
+): Promise<HelperOutput> {
+  const out = await session.helper(verb, args, opts).catch((error: Error) => {
+    throw new StepError(phase, error.message);
+  });
+  if (out.code !== 0) {
+    throw new StepError(phase, `${verb} failed (exit ${out.code}): ${lastLines(out.stderr || out.stdout) || 'no message'}`);
+  }
+  return out;
+}
+
+interface Staged {
+  difusor: Difusor;
+  session: DifusorSession;
+  outcome: DifusorOutcome;
+  startedAt: number;
+  needsSwitch: boolean;
+  /** An early transfer was stopped for this one: its incoming directory may be left until the prune. */
+  stoppedEarly: boolean;
+}
+
+export async function runPool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+}
+
+function blankOutcome(d: Difusor, cut: string): DifusorOutcome {
+  return {
+    id: d.id,
+    name: d.name,
+    result: 'failed',
+    cut,
+    filesToSend: 0,
+    bytesToSend: 0,
+    filesLinked: 0,
+    filesSent: 0,
+    bytesSent: 0,
+    seconds: 0,
+  };
+}
+
+/** How a difusor's session is opened: rsync's connection alongside only where a transfer is likely. */
+export function openOptions(req: Pick<PublishRequest, 'dryRun' | 'likelyLive'>, d: Difusor): Required<OpenOptions> {
+  return { expectTransfer: !req.dryRun && !req.likelyLive?.has(d.id) };
+}
+
+/**
+ * Opens these difusores' sessions now, before the cut's manifest is built, so the handshakes (the slowest
+ * part of starting over a real network) overlap the hashing. The connector it returns hands each one out
+ * once, to whoever opens that difusor first; dispose closes those never handed out (a cut refused after
+ * connecting), then the connector itself.
+ */
+export function openAhead(
+  connector: DifusorConnector,
+  difusores: Difusor[],
+  optsFor: (d: Difusor) => OpenOptions,
+): DifusorConnector {
+  const pending = new Map<string, Promise<DifusorSession>>();
+  for (const d of difusores) {
+    const session = connector.open(d, optsFor(d));
+    // A difusor that cannot be reached is told when its session is asked for, not as an unhandled rejection.
+    session.catch(() => undefined);
+    pending.set(d.id, session);
+  }
+  return {
+    open: (d, opts) => {
+      const session = pending.get(d.id);
+      if (!session) return connector.open(d, opts);
+      pending.delete(d.id);
+      return session;
+    },
+    dispose: async () => {
+      const unused = [...pending.values()];
+      pending.clear();
+      for (const session of await Promise.all(unused.map((s) => s.catch(() => undefined)))) session?.close();
+      await connector.dispose();
+    },
+  };
+}
+
+/** Stage one difusor up to "ready to switch". Never throws: a failure becomes the outcome. */
+async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): Promise<Staged | DifusorOutcome> {
+  const now = ports.now ?? Date.now;
+  const observe = (phase: Phase, detail?: string): void => ports.observer?.phase(d.id, phase, detail);
+  const startedAt = now();
+  const outcome = blankOutcome(d, req.cut);
+  let phase: Phase = 'connecting';
+  let session: DifusorSession | undefined;
+  let early: EarlyTransfer | undefined;
+  // Whether this run may have written into the difusor's staging: then a failure discards it before the session closes.
+  let wrote = false;
+  const progress = ports.observer?.progress ? (bytes: number, percent: number) => ports.observer?.progress?.(d.id, bytes, percent) : undefined;
+  const signed = req.signature !== undefined;
+  try {
+    observe('connecting');
+    const { expectTransfer } = openOptions(req, d);
+    session = await ports.connector.open(d, { expectTransfer }).catch((error: Error) => {
+      throw new StepError('connecting', error.message);
+    });
+
+    phase = 'preparing';
+    observe(phase);
+    // The transfer need not wait for prepare's answer: what changed since the cut last seen live there is most
+    // likely what the staging will lack. A wrong guess only sends correct files for nothing (and the rest after).
+    const guessed = expectTransfer && req.incoming !== undefined ? guessSend(req.manifest, req.lastLive?.get(d.id)) : [];
+    if (guessed.length > 0) {
+      wrote = true;
+      early = sendEarly(session, req, guessed, progress);
+    }
+    // prepare --stage builds the new release's staging; one that fails may have built part of it.
+    if (!req.dryRun && expectTransfer) wrote = true;
+    // A real run hands prepare the new manifest, so a new release's staging is linked in the same round trip;
+    // not where the cut is likely live already (cron's no-op), which would carry the manifest for nothing.
+    const prepared = req.dryRun
+      ? await step(session, phase, 'inspect', [req.cut])
+      : expectTransfer
+        ? await step(session, phase, 'prepare', [req.cut, '--stage', ...(early ? ['--incoming', req.incoming as string] : [])], {
+            stdin: manifestInput(req),
+          })
+        : await step(session, phase, 'prepare', [req.cut]);
+    const report = parsePrepare(prepared.stdout);
+    outcome.previous = report.live;
+    wrote = early !== undefined || report.staged === req.cut;
+    const baseHashes = report.base ? await ports.state.manifestHashes(report.base, report.baseManifestDigest) : undefined;
+    const plan: TransferPlan = planTransfer({ cut: req.cut, manifest: req.manifest, report, baseHashes, signed });
+    outcome.plan = plan.kind;
+    outcome.filesToSend = plan.send.length;
+    outcome.bytesToSend = plan.bytesToSend;
+    outcome.filesLinked = plan.linked;
+
+    if (req.dryRun) {
+      outcome.result = 'planned';
+      outcome.seconds = (now() - startedAt) / 1000;
+      observe('planned', describePlan(plan));
+      await ports.journal?.record({
+        difusor: d.id,
+        cut: req.cut,
+        phase: 'plan',
+        result: 'info',
+        detail: { plan: plan.kind, filesToSend: plan.send.length, bytesToSend: plan.bytesToSend, filesLinked: plan.linked },
+      });
+      session.close();
+      return outcome;
+    }
+    // Sent on a guess the plan makes useless: stopped; the prune after the switch (or below, when there is no
+    // switch) clears what it left.
+    if (early && (plan.kind !== 'new-release' || report.staged !== req.cut)) await early.stop();
+    if (plan.kind === 'up-to-date') {
+      outcome.result = 'up-to-date';
+      outcome.seconds = (now() - startedAt) / 1000;
+      observe('up-to-date');
+      await ports.journal?.record({ difusor: d.id, cut: req.cut, phase: 'check', result: 'skipped', detail: { reason: 'already live' } });
+      // An early transfer stopped here left its incoming directory: not for the next run to find.
+      if (early) await prune(session, d, req, ports);
+      session.close();
+      return outcome;
+    }
+    if (plan.kind === 'switch-only') {
+      observe('ready', 'already staged');
+      return { difusor: d, session, outcome, startedAt, needsSwitch: true, stoppedEarly: early !== undefined };
+    }
+    // What the guess sends may already be on disk when prepare reads the free space: only the rest must fit
+    // for sure. If the guess does not fit after all, rsync fails on the full disk and the difusor keeps its cut.
+    const stillToLand = early?.running ? beyondGuess(plan.send, early.files).reduce((n, e) => n + e.size, 0) : plan.bytesToSend;
+    if (report.freeKb !== undefined && stillToLand > report.freeKb * 1024) {
+      throw new StepError(
+        'preparing',
+        `not enough free disk: ${Math.ceil(stillToLand / 1024)} KB to send, ${report.freeKb} KB free under ${d.path}`,
+      );
+    }
+
+    if (report.staged === req.cut) {
+      const strangers = strangersInStaging(req.manifest, report, signed);
+      if (strangers.length > 0) {
+        throw new StepError('preparing', `the staging prepare built holds what the cut does not: ${strangers.slice(0, 5).join('; ')}`);
+      }
+    } else {
+      // A release repaired in place (or a helper that does not stage): the staging is linked from it first.
+      phase = 'linking';
+      observe(phase, `${plan.linked} unchanged files`);
+      wrote = true;
+      await step(session, phase, 'link', [req.cut, plan.base ?? '-'], { stdin: linkInput(plan, req) });
+    }
+    // rsync writes straight into the staging (or this run's incoming directory, when it started early): each file it
+    // sends replaces, by a rename, whatever linked file was there, so the live release's inodes are never written.
+    phase = 'staging';
+    observe(phase, `${plan.send.length} files`);
+    wrote = true;
+    const sent = await sendMissing(session, req, plan, early?.running ? early : undefined, progress);
+    outcome.filesSent = sent.filesSent;
+    outcome.bytesSent = sent.bytesSent;
+
+    phase = 'verifying';
+    observe(phase);
+    // Every file sent is checked: those sent early on the guess too, which the merge puts over linked ones.
+    const checks = manifestText(sent.files) + manifestText([{ path: MANIFEST_NAME, sha256: sha256Hex(req.manifest.text) }]);
+    const verifyArgs = sent.onGuess > 0 ? [req.cut, '--incoming', req.incoming as string] : [req.cut];
+    const verified = parseVerify((await step(session, phase, 'verify', verifyArgs, { stdin: checks })).stdout);
+    if (verified.checkExit !== 0) {
+      const failed = verified.failures.slice(0, 5).join('; ');
+      throw new StepError(phase, `sha256sum found ${verified.failures.length} bad file(s) in staging: ${failed}`);
+    }
+    if (verified.signature === 'bad' || verified.signature === 'missing') {
+      throw new StepError(phase, `the difusor's check of MANIFEST.sha256.sig says ${verified.signature}: the manifest is not signed by the key it trusts`);
+    }
+    outcome.signatureCheck = verified.signature;
+    const problems = checkInventory(req.manifest, verified, signed);
+    if (problems.length > 0) {
+      throw new StepError(phase, `staging differs from the manifest: ${problems.slice(0, 5).join('; ')}`);
+    }
+
+    const keep = new Set([...req.manifest.entries.map((e) => e.path), MANIFEST_NAME, ...(signed ? [SIGNATURE_NAME] : [])]);
+    const promoteLines =
+      plan.kind === 'repair'
+        ? [
+            ...[...plan.send.map((e) => e.path), MANIFEST_NAME, ...(signed ? [SIGNATURE_NAME] : [])].map((p) => `M ${p}\n`),
+            ...[...report.files.keys(), ...report.others].filter((p) => !keep.has(p)).map((p) => `D ${p}\n`),
+          ]
+        : [];
+    await step(session, phase, 'promote', [req.cut], { stdin: promoteLines.join('') });
+
+    observe('ready');
+    await ports.journal?.record({
+      difusor: d.id,
+      cut: req.cut,
+      phase: 'stage',
+      result: 'ok',
+      bytes: outcome.bytesSent,
+      seconds: round(now() - startedAt),
+      detail: {
+        plan: plan.kind,
+        base: plan.base,
+        filesSent: outcome.filesSent,
+        filesLinked: plan.linked,
+        previous: report.live,
+        // Sent while prepare ran, on the guess of what changed since the cut last seen live there.
+        ...(sent.onGuess > 0 ? { sentOnGuess: sent.onGuess, guessedFrom: req.lastLive?.get(d.id)?.cut } : {}),
+        ...(outcome.signatureCheck ? { signatureCheck: outcome.signatureCheck } : {}),
+      },
+    });
+    return { difusor: d, session, outcome, startedAt, needsSwitch: report.live !== req.cut, stoppedEarly: false };
+  } catch (error) {
+    // Never a transfer left running behind a failure: stopped and settled before the session closes.
+    await early?.stop();
+    const message = error instanceof Error ? error.message : String(error);
+    const discarded = wrote ? await discardFailed(ports, d, session, discardArgs(req, early !== undefined), message, outcome) : {};
+    session?.close();
+    outcome.result = 'failed';
+    outcome.failedPhase = error instanceof StepError ? error.phase : phase;
+    outcome.error = withHelperHint(d, message);
+    outcome.seconds = (now() - startedAt) / 1000;
+    observe('failed', outcome.error);
+    await ports.journal?.record({
+      difusor: d.id,
+      cut: req.cut,
+      phase: outcome.failedPhase,
+      result: 'failed',
+      bytes: outcome.bytesSent,
+      seconds: outcome.seconds,
+      error: outcome.error,
+      detail: { previous: outcome.previous, ...discarded },
+    });
+    return outcome;
+  }
+}
+
+/**
+ * A restricted difusor runs the helper its admin installed: one from an older difusion refuses what this one
+ * asks, and the operator should hear where the fix is, not only the refusal.
+ */
+export function withHelperHint(d: Difusor, message: string): string {
+  if (d.access !== 'restricted' || !message.includes('difusion-helper: refused')) return message;
+  return `${message} (the helper installed there may be older than this difusion: \`difusion preflight\` checks it; \`difusion onboard ${d.id}\` prints the one to install)`;
+}
+
+/** What changed since the cut last seen live on a difusor: what its staging will most likely lack. */
+export function guessSend(manifest: Manifest, last: LastLive | undefined): Manifest['entries'] {
+  if (!last) return [];
+  return manifest.entries.filter((e) => last.hashes.get(e.path) !== e.sha256);
+}
+
+/** What is to be sent that the early transfer is not sending. */
+function beyondGuess(send: Manifest['entries'], onGuess: Manifest['entries']): Manifest['entries'] {
+  const guessed = new Set(onGuess.map((e) => e.path));
+  return send.filter((e) => !guessed.has(e.path));
+}
+
+interface EarlyTransfer {
+  /** What it sends: the guess. */
+  files: Manifest['entries'];
+  /** Settles with the transfer's figures, or rejects with a StepError of phase staging. */
+  result: Promise<{ filesSent: number; bytesSent: number }>;
+  /** False once stopped: what it sent is not used. */
+  running: boolean;
+  stop(): Promise<void>;
+}
+
+function sendEarly(
+  session: DifusorSession,
+  req: PublishRequest,
+  files: Manifest['entries'],
+  onProgress: ((bytes: number, percent: number) => void) | undefined,
+): EarlyTransfer {
+  const abort = new AbortController();
+  const result = session
+    .transfer(req.cutDir, req.cut, files.map((e) => e.path), onProgress, { incoming: req.incoming, signal: abort.signal })
+    .catch((error: Error) => {
+      throw new StepError('staging', error.message);
+    });
+  // Awaited where it is used; a failure before then is not an unhandled rejection.
+  result.catch(() => undefined);
+  const early: EarlyTransfer = {
+    files,
+    result,
+    running: true,
+    stop: async () => {
+      if (!early.running) return;
+      early.running = false;
+      abort.abort();
+      await result.catch(() => undefined);
+    },
+  };
+  return early;
+}
+
+interface Sent {
+  /** Every file sent, whose sums verify checks. */
+  files: Manifest['entries'];
+  /** How many of them were sent on the guess, into the incoming directory verify merges. */
+  onGuess: number;
+  filesSent: number;
+  bytesSent: number;
+}
+
+/**
+ * Sends what the staging lacks: first lets the early transfer finish (what it sent counts, even where the
+ * staging had the file linked already), then the rest, into the same incoming directory when there was one.
+ */
+async function sendMissing(
+  session: DifusorSession,
+  req: PublishRequest,
+  plan: TransferPlan,
+  early: EarlyTransfer | undefined,
+  onProgress: ((bytes: number, percent: number) => void) | undefined,
+): Promise<Sent> {
+  const sent: Sent = { files: [], onGuess: 0, filesSent: 0, bytesSent: 0 };
+  const count = (r: { filesSent: number; bytesSent: number }): void => {
+    sent.filesSent += r.filesSent;
+    sent.bytesSent += r.bytesSent;
+  };
+  if (early) {
+    count(await early.result);
+    sent.files.push(...early.files);
+    sent.onGuess = early.files.length;
+  }
+  // Only after the early transfer ended: two rsyncs into one incoming directory would race on its parents.
+  const rest = beyondGuess(plan.send, sent.files);
+  if (rest.length > 0) {
+    const into = early ? { incoming: req.incoming } : {};
+    count(
+      await session.transfer(req.cutDir, req.cut, rest.map((e) => e.path), onProgress, into).catch((error: Error) => {
+        throw new StepError('staging', error.message);
+      }),
+    );
+    sent.files.push(...rest);
+  }
+  return sent;
+}
+
+/** prepare --stage's stdin: the manifest and its signature under their marker lines. */
+export function manifestInput(req: Pick<PublishRequest, 'manifest' | 'signature'>): string {
+  return linkInput({ drop: [] }, req);
+}
+
+/** link's stdin: the paths to drop from the linked copy, then the manifest and its signature under their marker lines. */
+export function linkInput(plan: Pick<TransferPlan, 'drop'>, req: Pick<PublishRequest, 'manifest' | 'signature'>): string {
+  // The difusor's inventory never yields such a path; one would be read as a marker or split in two.
+  const unsafe = plan.drop.find((p) => p.startsWith('/') || p.includes('\n'));
+  if (unsafe !== undefined) throw new StepError('linking', `cannot drop ${JSON.stringify(unsafe)}: not a relative path on one line`);
+  return [
+    ...plan.drop.map((p) => `${p}\n`),
+    `/${MANIFEST_NAME}\n`,
+    req.manifest.text,
+    ...(req.signature !== undefined ? [`/${SIGNATURE_NAME}\n`, `${req.signature}\n`] : []),
+  ].join('');
+}
+
+function round(ms: number): number {
+  return Math.round(ms) / 1000;
+}
+
+function describePlan(plan: TransferPlan): string {
+  if (plan.kind === 'up-to-date') return 'already live';
+  if (plan.kind === 'switch-only') return 'switch only';
+  return `${plan.kind}: send ${plan.send.length} files (${plan.bytesToSend} bytes), link ${plan.linked}`;
+}
+
+async function switchOne(staged: Staged, req: PublishRequest, ports: PublishPorts, groupAt: number | undefined): Promise<void> {
+  const now = ports.now ?? Date.now;
+  const { difusor: d, session, outcome } = staged;
+  const lateBy = (t: number): number => (groupAt === undefined ? 0 : Math.max(0, round(t - groupAt)));
+  try {
+    if (staged.needsSwitch) {
+      ports.observer?.phase(d.id, 'switching', groupAt === undefined ? undefined : `alone, ${lateBy(now()).toFixed(1)} s after the others`);
+      const out = await step(session, 'switching', 'switch', [req.cut, ...(req.liftNotice ? ['--lift-notice'] : [])]);
+      outcome.switchedAt = now();
+      // Confirm with readlink what Apache will now serve.
+      if (out.stdout.trim() !== `live releases/${req.cut}`) {
+        throw new StepError('switching', `current points to ${out.stdout.trim() || 'nothing'} after the switch`);
+      }
+    }
+    outcome.result = 'live';
+    outcome.seconds = (now() - staged.startedAt) / 1000;
+    outcome.lateSeconds = lateBy(outcome.switchedAt ?? now());
+    ports.observer?.phase(d.id, 'live', outcome.lateSeconds > 0 ? `${outcome.lateSeconds.toFixed(1)} s after the others` : undefined);
+    await ports.journal?.record({
+      difusor: d.id,
+      cut: req.cut,
+      phase: 'switch',
+      result: 'ok',
+      seconds: outcome.seconds,
+      detail: {
+        from: outcome.previous ?? null,
+        switched: staged.needsSwitch,
+        lateSeconds: outcome.lateSeconds,
+        ...(outcome.switchedAt !== undefined ? { switchedAt: new Date(outcome.switchedAt).toISOString() } : {}),
+      },
+    });
+  } catch (error) {
+    outcome.result = 'failed';
+    outcome.failedPhase = 'switching';
+    outcome.error = error instanceof Error ? error.message : String(error);
+    // The release stays (a rerun switches to it at once); only what a stopped early transfer left in staging goes.
+    const discarded = staged.stoppedEarly ? await discardFailed(ports, d, session, discardArgs(req, true), outcome.error, outcome) : {};
+    outcome.seconds = (now() - staged.startedAt) / 1000;
+    ports.observer?.phase(d.id, 'failed', outcome.error);
+    await ports.journal?.record({
+      difusor: d.id,
+      cut: req.cut,
+      phase: 'switch',
+      result: 'failed',
+      seconds: outcome.seconds,
+      error: outcome.error,
+      detail: { previous: outcome.previous, ...discarded },
+    });
+  }
+}
+
+/** The helper's discard arguments for what this run may have written: its cut's staging, and its incoming directory. */
+function discardArgs(req: PublishRequest, early: boolean): string[] {
+  return [req.cut, ...(early && req.incoming !== undefined ? [req.incoming] : [])];
+}
+
+/** Frees what a failed difusor's run wrote into its staging; the journal's failure entry says what became of it. */
+async function discardFailed(
+  ports: PublishPorts,
+  d: Difusor,
+  session: DifusorSession | undefined,
+  args: string[],
+  failure: string,
+  outcome: DifusorOutcome,
+): Promise<Record<string, unknown>> {
+  const result = await discardStaging(ports.connector, d, session, args, failure);
+  if (result.error !== undefined) {
+    outcome.stagingLeft = result.error;
+    return { stagingLeft: result.error };
+  }
+  return { discarded: result.removed, ...(result.reconnected ? { discardedOver: 'a new connection' } : {}) };
+}
+
+/** Each discard step: a few rm -rf and at most ten seconds of the helper waiting on a stopped receiver. */
+const DISCARD_STEP_TIMEOUT_MS = 15_000;
+/** A new connection to discard over, when the run's own died: bounded, so a failure ends the run soon anyway. */
+const DISCARD_RECONNECT_MS = 20_000;
+
+export interface DiscardResult {
+  /** What the helper removed, relative to .staging. */
+  removed: string[];
+  /** Set when the staging could not be freed: why. */
+  error?: string;
+  reconnected?: boolean;
+}
+
+/**
+ * A link that went silent rarely answers a new connection at once: waiting for one would only hold the run up.
+ * One reset or closed (a cut link, sshd restarted) usually does.
+ */
+function linkWentSilent(message: string): boolean {
+  return /keepalive|went silent|not responding|timed out|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH/i.test(message);
+}
+
+/**
+ * Discards what a failed run wrote into a difusor's staging (`discard` ARGS: a cut and its incoming token, or
+ * `--notice STAMP`), over the run's own session, or over a new short one when that one is gone. Never throws:
+ * a staging left behind is said in the result, and the next run's prepare clears it.
+ */
+export async function discardStaging(
+  connector: DifusorConnector,
+  d: Difusor,
+  session: DifusorSession | undefined,
+  args: string[],
+  failure: string,
+): Promise<DiscardResult> {
+  const discardOver = async (s: DifusorSession): Promise<DiscardResult> => {
+    const out = await s.helper('discard', args, { timeoutMs: DISCARD_STEP_TIMEOUT_MS });
+    if (out.code !== 0) return { removed: [], error: `discard failed (exit ${out.code}): ${lastLines(out.stderr || out.stdout) || 'no message'}` };
+    return { removed: out.stdout.split('\n').filter((l) => l.startsWith('discarded ')).map((l) => l.slice(10)) };
+  };
+  let lost = failure;
+  if (session) {
+    try {
+      return await discardOver(session);
+    } catch (error) {
+      lost = error instanceof Error ? error.message : String(error);
+    }
+  }
+  if (linkWentSilent(lost) || linkWentSilent(failure)) return { removed: [], error: `the link to ${d.id} is down (${lost})` };
+  let timer: NodeJS.Timeout | undefined;
+  const opening = connector.open(d, { expectTransfer: false });
+  try {
+    const fresh = await Promise.race([
+      opening,
+      new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`no new connection within ${DISCARD_RECONNECT_MS / 1000} s`)), DISCARD_RECONNECT_MS);
+      }),
+    ]);
+    try {
+      return { ...(await discardOver(fresh)), reconnected: true };
+    } finally {
+      fresh.close();
+    }
+  } catch (error) {
+    // One that opens after all is closed at once.
+    opening.then((s) => s.close()).catch(() => undefined);
+    return { removed: [], error: `could not reach ${d.id} again to free its staging: ${error instanceof Error ? error.message : String(error)}` };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Pruning only frees disk (old releases, what a stopped transfer left); a failure here never undoes a publication. */
+async function prune(session: DifusorSession, d: Difusor, req: PublishRequest, ports: PublishPorts): Promise<void> {
+  const pruned = await session.helper('prune', [String(req.keepReleases)]).catch(() => undefined);
+  const removed = (pruned?.stdout ?? '').split('\n').filter((l) => l.startsWith('pruned ')).map((l) => l.slice(7));
+  if (removed.length > 0) {
+    await ports.journal?.record({ difusor: d.id, cut: req.cut, phase: 'prune', result: 'ok', detail: { removed } });
+  }
+}
+
+/** Then the session is done. */
+async function pruneAndClose(s: Staged, req: PublishRequest, ports: PublishPorts): Promise<void> {
+  if (s.outcome.result === 'live') await prune(s.session, s.difusor, req, ports);
+  s.session.close();
+}
+
+export function exitCodeFor(outcomes: Array<Pick<DifusorOutcome, 'result'>>): 0 | 1 | 3 {
+  const failed = outcomes.filter((o) => o.result === 'failed').length;
+  if (failed === 0) return 0;
+  return failed === outcomes.length ? 1 : 3;
+}
+
+export async function publishCut(req: PublishRequest, ports: PublishPorts): Promise<PublishReport> {
+  const now = ports.now ?? Date.now;
+  const after = ports.after ?? realAfter;
+  for (const d of req.targets) ports.observer?.phase(d.id, 'waiting');
+  const results = new Map<string, Staged | DifusorOutcome>();
+
+  const waiting: Staged[] = [];
+  const switching: Array<Promise<void>> = [];
+  let groupAt: number | undefined;
+  let deadlinePassed = false;
+  let cancelDeadline: (() => void) | undefined;
+  let group: Staged[] = [];
+  // Everyone ready switches together, so difusores go live within moments of each other.
+  const switchGroup = (): void => {
+    if (groupAt !== undefined || waiting.length === 0) return;
+    cancelDeadline?.();
+    groupAt = now();
+    group = waiting.splice(0);
+    switching.push(
+      Promise.all(group.map((s) => switchOne(s, req, ports, undefined))).then(() =>
+        Promise.all(group.map((s) => pruneAndClose(s, req, ports))).then(() => undefined),
+      ),
+    );
+  };
+  const onReady = (s: Staged): void => {
+    if (groupAt !== undefined) {
+      // Past the deadline: this one goes live on its own, now, rather than after the slowest.
+      switching.push(switchOne(s, req, ports, groupAt).then(() => pruneAndClose(s, req, ports)));
+      return;
+    }
+    waiting.push(s);
+    cancelDeadline ??= after(req.switchDeadlineMs ?? DEFAULT_SWITCH_DEADLINE_MS, () => {
+      deadlinePassed = true;
+      switchGroup();
+    });
+  };
+
+  await runPool(req.targets, req.concurrency, async (d) => {
+    const r = await stageOne(req, ports, d);
+    results.set(d.id, r);
+    if ('session' in r) onReady(r);
+  });
+  switchGroup();
+  cancelDeadline?.();
+  // Late switches may still be starting while earlier ones finish.
+  for (let i = 0; i < switching.length; i++) await switching[i];
+
+  const outcomes = req.targets.map((d) => {
+    const r = results.get(d.id) as Staged | DifusorOutcome;
+    return 'session' in r ? r.outcome : r;
+  });
+  const switched = group.map((s) => s.outcome.switchedAt).filter((t): t is number => t !== undefined);
+  return {
+    cut: req.cut,
+    dryRun: req.dryRun,
+    outcomes,
+    switchSpreadMs: switched.length > 0 ? Math.max(...switched) - Math.min(...switched) : undefined,
+    ...(groupAt !== undefined ? { groupSwitchAt: groupAt, deadlinePassed } : {}),
+    // A rehearsal that cannot reach a difusor must say so to cron too.
+    exitCode: exitCodeFor(outcomes),
+  };
+}

@@ -1,0 +1,168 @@
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { Difusor, Registry } from '../registry/types.js';
+import { compareCutIds, newestCut, parseCutId } from '../shared/cut-id.js';
+import { wallToInstant } from '../registry/window.js';
+import type { DifusorRecord, ProbeRecord } from '../records/state.js';
+import type { DifusorConnector } from '../difusor-port.js';
+
+/** One row of `difusion status`: what the difusor serves, how far behind it is, how it last went. */
+export interface DifusorStatusRow {
+  id: string;
+  name: string;
+  state: 'active' | 'suspended' | 'unreachable';
+  live?: string;
+  /** The notice `current` shows while the difusor is suspended (its notices/<stamp>). */
+  notice?: string;
+  releases: string[];
+  freeKb?: number;
+  /** Published cuts newer than the live one. */
+  lagCuts?: number;
+  lagMinutes?: number;
+  lastResult?: DifusorRecord['lastResult'];
+  /** What the last `probe` saw over HTTP. */
+  probe?: LastProbe;
+  error?: string;
+}
+
+export interface LastProbe {
+  at: string;
+  ok: boolean;
+  kinds: string[];
+  cut?: string;
+  notice?: boolean;
+  lagSeconds?: number;
+}
+
+export function lastProbe(record: ProbeRecord | undefined): LastProbe | undefined {
+  if (!record) return undefined;
+  const { row } = record;
+  return {
+    at: record.at,
+    ok: row.ok,
+    kinds: row.kinds,
+    ...(row.cut ? { cut: row.cut } : {}),
+    ...(row.notice ? { notice: true } : {}),
+    ...(row.lagSeconds !== undefined ? { lagSeconds: row.lagSeconds } : {}),
+  };
+}
+
+export interface StatusReport {
+  newest?: string;
+  difusores: DifusorStatusRow[];
+}
+
+/** templates/difusion-helper.sh's HELPER_PROTOCOL: what this client expects an installed helper to speak. */
+export const HELPER_PROTOCOL = 4;
+
+export interface HelperStatus {
+  /** The helper's HELPER_PROTOCOL; a helper installed before it had one says nothing. */
+  protocol?: number;
+  live?: string;
+  currentInvalid: boolean;
+  releases: string[];
+  freeKb?: number;
+  rsync?: string;
+  writable?: boolean;
+  /** current -> notices/<stamp>: the stamp. */
+  notice?: string;
+  aviso: boolean;
+}
+
+export function parseHelperStatus(stdout: string): HelperStatus {
+  const status: HelperStatus = { currentInvalid: false, releases: [], aviso: false };
+  for (const line of stdout.split('\n')) {
+    const space = line.indexOf(' ');
+    const key = space < 0 ? line : line.slice(0, space);
+    const value = space < 0 ? '' : line.slice(space + 1);
+    if (key === 'live') status.live = value;
+    else if (key === 'current-invalid') status.currentInvalid = true;
+    else if (key === 'release') status.releases.push(value);
+    else if (key === 'free') status.freeKb = Number(value);
+    else if (key === 'rsync') status.rsync = value;
+    else if (key === 'protocol') status.protocol = Number(value);
+    else if (key === 'writable') status.writable = value === 'yes';
+    else if (key === 'notice') {
+      status.notice = value;
+      status.aviso = true;
+    }
+  }
+  return status;
+}
+
+/** The cuts this host has published: the manifests it keeps. */
+export async function publishedCuts(stateDir: string): Promise<string[]> {
+  const names = await readdir(path.join(stateDir, 'cuts')).catch(() => [] as string[]);
+  return names.filter((n) => parseCutId(n)).sort(compareCutIds);
+}
+
+export function lagOf(live: string | undefined, published: string[], timeZone: string): { cuts?: number; minutes?: number } {
+  const newest = newestCut(published);
+  if (!newest) return {};
+  if (!live || !parseCutId(live)) return { cuts: published.length };
+  const cuts = published.filter((c) => compareCutIds(c, live) > 0).length;
+  const at = (c: string): number => wallToInstant((parseCutId(c) as { wall: string }).wall, timeZone).getTime();
+  return { cuts, minutes: Math.max(0, Math.round((at(newest) - at(live)) / 60_000)) };
+}
+
+export async function gatherStatus(args: {
+  registry: Registry;
+  targets: Difusor[];
+  connector: DifusorConnector;
+  readRecord(id: string): Promise<DifusorRecord>;
+  readProbe?(id: string): Promise<ProbeRecord | undefined>;
+  timeoutMs: number;
+}): Promise<StatusReport> {
+  const { registry, targets } = args;
+  const published = await publishedCuts(registry.publication.state_dir);
+  const rows = await Promise.all(
+    targets.map(async (d): Promise<DifusorStatusRow> => {
+      const record = await args.readRecord(d.id);
+      const row: DifusorStatusRow = { id: d.id, name: d.name, state: d.status, releases: [], lastResult: record.lastResult };
+      const probe = lastProbe(await args.readProbe?.(d.id));
+      if (probe) row.probe = probe;
+      try {
+        const session = await withTimeout(args.connector.open(d), args.timeoutMs, `no answer within ${args.timeoutMs / 1000} s`);
+        try {
+          const out = await session.helper('status', [], { timeoutMs: args.timeoutMs });
+          if (out.code !== 0) throw new Error(out.stderr.trim() || `status failed (exit ${out.code})`);
+          const status = parseHelperStatus(out.stdout);
+          row.live = status.live;
+          row.notice = status.notice;
+          row.releases = status.releases;
+          row.freeKb = status.freeKb;
+          if (status.currentInvalid) row.error = 'current is not a symlink into releases/';
+        } finally {
+          session.close();
+        }
+      } catch (error) {
+        row.state = 'unreachable';
+        row.error = error instanceof Error ? error.message : String(error);
+        row.live = record.live;
+      }
+      if (row.state !== 'unreachable') row.error ??= suspensionMismatch(d, row.notice);
+      // A suspended difusor serves its notice on purpose: it is not behind on any cut.
+      if (row.notice || d.status === 'suspended') return row;
+      const lag = lagOf(row.live, published, registry.publication.timezone);
+      row.lagCuts = lag.cuts;
+      row.lagMinutes = lag.minutes;
+      return row;
+    }),
+  );
+  return { newest: newestCut(published), difusores: rows };
+}
+
+/** The registry and the difusor disagree about a suspension: the operator must learn it and what to run. */
+export function suspensionMismatch(d: Pick<Difusor, 'id' | 'status'>, notice: string | undefined): string | undefined {
+  if (d.status === 'suspended' && !notice) return `suspended, but the notice is NOT in place: run difusion cutoff ${d.id} again (the next publish tries too)`;
+  if (d.status === 'active' && notice) return `shows the notice ${notice} though the registry says active: run difusion reinstate ${d.id}`;
+  return undefined;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
