@@ -2,7 +2,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { cutoff, checkReason, type CutoffPlan, type ReinstatePlan } from '../../src/core/enforcement/suspension.js';
-import { chooseTarget } from '../../src/core/enforcement/rollback.js';
+import { chooseTarget, rollback } from '../../src/core/enforcement/rollback.js';
+import { readHold } from '../../src/core/records/hold.js';
 import { RunRefusal } from '../../src/core/publish/publish-run.js';
 import { parseRegistry } from '../../src/core/registry/registry.js';
 import type { RegistryStore } from '../../src/core/registry/registry-edit.js';
@@ -178,5 +179,40 @@ describe('rollback target', () => {
   test('nothing live or nothing older is refused', () => {
     expect(() => chooseTarget(undefined, [], [A])).toThrow(/no targeted difusor serves a cut/);
     expect(() => chooseTarget(undefined, [A], [A])).toThrow(/no difusor holds a release older than/);
+  });
+});
+
+describe('rollback hold', () => {
+  const A = '20220605_2015';
+  const B = '20220605_2030';
+  const status = ok(`live ${B}\nrelease ${A}\nrelease ${B}\n`);
+
+  test('is on disk before the switch: a rollback killed right after switching still keeps cron off the newer cut', async () => {
+    let holdAtSwitch: unknown;
+    const s = setup((verb) => (verb === 'status' ? status : verb === 'switch' ? new Error('switch seen') : ok()));
+    s.ports.connect = async () => ({
+      open: async () => ({
+        helper: async (verb: string) => {
+          if (verb === 'status') return status;
+          holdAtSwitch = await readHold(stateDir);
+          return ok(`live releases/${A}\n`);
+        },
+        transfer: async () => {
+          throw new Error('no transfer in a rollback');
+        },
+        close: () => undefined,
+      }),
+      dispose: async () => undefined,
+    });
+    const result = await rollback({ registry: s.registry, only: [] }, s.ports);
+    expect(result).toMatchObject({ exitCode: 0, to: A, hold: { cut: A } });
+    expect(holdAtSwitch).toMatchObject({ cut: A, from: B, run: 'run-1' });
+  });
+
+  test('a rollback whose every switch fails leaves no hold of its own behind', async () => {
+    const s = setup((verb) => (verb === 'status' ? status : verb === 'switch' ? { code: 2, stdout: '', stderr: 'difusion-helper: cannot switch current\n' } : ok()));
+    const result = await rollback({ registry: s.registry, only: [] }, s.ports);
+    expect(result).toMatchObject({ exitCode: 1, hold: undefined });
+    expect(await readHold(stateDir)).toBeUndefined();
   });
 });

@@ -3,7 +3,7 @@ import { compareCutIds, newestCut, parseCutId } from '../shared/cut-id.js';
 import { RunRefusal, selectTargets } from '../publish/publish-run.js';
 import { publishedCuts } from '../publish/status.js';
 import { StateStore } from '../records/state.js';
-import { writeHold, type RollbackHold } from '../records/hold.js';
+import { clearHold, readHold, writeHold, type RollbackHold } from '../records/hold.js';
 import { manifestText, sha256Hex } from '../shared/manifest.js';
 import { MANIFEST_NAME, parseVerify } from '../publish/plan.js';
 import { compareRelease } from '../publish/verify.js';
@@ -131,6 +131,19 @@ export async function rollback(opts: { registry: Registry; to?: string; only: st
       const state = new StateStore(stateDir);
       const published = await state.manifestText(to);
       const sizes = await state.sizesOf(to);
+      // The hold is written before any switch: a rollback killed between a switch and its hold would leave the
+      // difusores back on the old cut with nothing to stop the next cron from putting the newer one back.
+      const holdBefore = await readHold(stateDir);
+      const reaching = rows.filter((r) => r.action === 'switch' || r.action === 'already').map((r) => r.difusor.id);
+      const holdFor = (ids: string[]): RollbackHold => ({
+        cut: to,
+        at: ports.clock.now().toISOString(),
+        run,
+        ...(from ? { from } : {}),
+        // Held: the difusores --only named, not every difusor (a later cron would roll the others back too).
+        ...(opts.only.length > 0 ? { difusores: ids } : {}),
+      });
+      if (reaching.length > 0) await writeHold(stateDir, holdFor(reaching));
       const outcomes = await Promise.all(
         rows.map(async ({ difusor: d, serving, action }): Promise<RollbackOutcome> => {
           const previous = serving.live;
@@ -165,11 +178,14 @@ export async function rollback(opts: { registry: Registry; to?: string; only: st
         }),
       );
       let hold: RollbackHold | undefined;
-      if (outcomes.some((o) => o.result === 'live')) {
-        // Held: the difusores --only named, not every difusor (a later cron would roll the others back too).
-        const only = opts.only.length > 0 ? { difusores: outcomes.filter((o) => o.result === 'live').map((o) => o.id) } : {};
-        hold = { cut: to, at: ports.clock.now().toISOString(), run, ...(from ? { from } : {}), ...only };
+      const live = outcomes.filter((o) => o.result === 'live').map((o) => o.id);
+      if (live.length > 0) {
+        hold = holdFor(live);
         await writeHold(stateDir, hold);
+      } else if (reaching.length > 0) {
+        // Nothing moved back: the hold written ahead goes, and the one before (if any) is kept.
+        if (holdBefore) await writeHold(stateDir, holdBefore);
+        else await clearHold(stateDir);
       }
       return {
         to,
