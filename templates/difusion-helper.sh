@@ -29,12 +29,15 @@
 #                     notices/<stamp> and current
 #     discard, prune  remove what staging or releases/ and notices/ no longer need
 #     logs            reads the access logs the admin pinned (DIFUSION_ACCESS_LOG); writes nothing
+#     lease           .lease/ (holder, and lock while it reads it): which run of which host holds this difusor
 # Nothing outside ROOT is written; the only reads outside it are the pinned logs and the manifest key.
 set -u
 umask 022
 # Raised whenever a verb changes what it reads or answers; `status` says it, and difusion preflight
 # names a restricted difusor whose installed copy is older than the client's.
 HELPER_PROTOCOL=4
+# A lease (the lease verb) is asked for at most a day; publication.lease_s is far less.
+LEASE_MAX_S=86400
 # preflight --probe-mb is at most 64.
 THROUGHPUT_MAX_BYTES=67108864
 PATH=/usr/local/bin:/usr/bin:/bin
@@ -302,6 +305,74 @@ need_plain_checks() {
 		rm -f "$1"
 		die "refused check line: $bad"
 	fi
+}
+
+# A host or run name in a lease: a plain token, as the client sends it (DIFUSION_HOST, a run id).
+is_lease_name() {
+	case $1 in
+	'' | -* | *[!A-Za-z0-9_.-]*) return 1 ;;
+	esac
+	[ ${#1} -le 64 ]
+}
+
+need_lease_name() {
+	is_lease_name "$2" || die "not a lease $1 name: $2"
+}
+
+# The few lines that read and rewrite .lease/holder run one at a time: mkdir is atomic. A mutex left by a
+# helper killed inside those lines is older than any of them can take, so it is broken after 10 s.
+lease_lock() {
+	tries=0
+	until mkdir .lease/lock 2>/dev/null; do
+		tries=$((tries + 1))
+		[ "$tries" -le 300 ] || die "$ROOT/.lease/lock stays taken; another difusion run is reading the lease"
+		if [ $((tries % 20)) -eq 0 ] && made=$(stat -c %Y .lease/lock 2>/dev/null) && [ $(($(date +%s) - made)) -gt 10 ]; then
+			rmdir .lease/lock 2>/dev/null
+		fi
+		sleep 0.05
+	done
+	trap 'rmdir .lease/lock 2>/dev/null' EXIT HUP INT TERM
+}
+
+lease_unlock() {
+	rmdir .lease/lock 2>/dev/null
+	trap - EXIT HUP INT TERM
+}
+
+# .lease/holder, "HOST RUN SINCE EXPIRY", read into l_host l_run l_since l_expiry while it is live, or l_expired
+# (and l_expired_host, _run, _since) once expired. A claim counts as at most LEASE_S past the moment the file
+# was written (its mtime, never later than now): nobody, the difusor's admin included, holds it longer by
+# writing a far date. An unreadable file is an unknown holder's lease for as long.
+current_lease() {
+	l_host= l_run= l_since= l_expiry= l_expired= l_expired_host= l_expired_run= l_expired_since=
+	claim_s=$1 now=$2
+	[ -f .lease/holder ] || return 0
+	written=$(stat -c %Y .lease/holder 2>/dev/null) || return 0
+	[ "$written" -le "$now" ] || written=$now
+	cap=$((written + claim_s))
+	line=$(head -c 300 .lease/holder | head -n 1)
+	set -f
+	# shellcheck disable=SC2086
+	set -- $line
+	set +f
+	h=unknown r=unknown s=$written e=$cap
+	if [ $# -eq 4 ] && is_lease_name "$1" && is_lease_name "$2"; then
+		case $3$4 in
+		*[!0-9]*) ;;
+		*) [ ${#3} -le 12 ] && [ ${#4} -le 12 ] && h=$1 r=$2 s=$3 e=$4 ;;
+		esac
+	fi
+	[ "$e" -le "$cap" ] || e=$cap
+	if [ "$now" -lt "$e" ]; then
+		l_host=$h l_run=$r l_since=$s l_expiry=$e
+	else
+		l_expired="$h $r $s $e" l_expired_host=$h l_expired_run=$r l_expired_since=$s
+	fi
+}
+
+lease_write() {
+	printf '%s %s %s %s\n' "$holder_host" "$holder_run" "$1" "$2" >".lease/holder.new" &&
+		mv -f .lease/holder.new .lease/holder || die "cannot write $ROOT/.lease/holder"
 }
 
 verb=${1:-}
@@ -764,6 +835,90 @@ prune)
 			esac
 		done
 	fi
+	;;
+
+lease)
+	# One run at a time on this difusor, whichever publication host it comes from (the alternate site):
+	#   lease take HOST RUN SECONDS     hold it for SECONDS more; free, expired or already ours
+	#   lease renew HOST RUN SECONDS    only while HOST RUN still holds it
+	#   lease release HOST RUN          only by its holder
+	#   lease show [SECONDS]            who holds it (a claim counted as at most SECONDS ahead); writes nothing
+	# Answers: "now N", then "held HOST RUN SINCE EXPIRY", "free", "taken SINCE EXPIRY", "takeover HOST RUN SINCE EXPIRY"
+	# (an expired lease taken over), "renewed SINCE EXPIRY", "lost ...", "released", "not-held". Times are this
+	# difusor's own clock (date +%s): the hosts' clocks may differ, the expiry is reckoned here.
+	sub=${1:-}
+	case $sub in
+	show) no_more_than 2 "$@" ;;
+	release) no_more_than 3 "$@" ;;
+	take | renew) no_more_than 4 "$@" ;;
+	*) die "refused: lease ${sub:-(none)}" ;;
+	esac
+	if [ "$sub" != show ]; then
+		need_lease_name host "${2:-}"
+		need_lease_name run "${3:-}"
+		holder_host=$2 holder_run=$3
+	fi
+	if [ "$sub" = take ] || [ "$sub" = renew ]; then
+		need_count seconds "${4:-}"
+		[ "$4" -ge 1 ] && [ "$4" -le "$LEASE_MAX_S" ] || die "lease seconds must be 1 to $LEASE_MAX_S: $4"
+		lease_s=$4
+	elif [ "$sub" = show ] && [ -n "${2:-}" ]; then
+		need_count seconds "$2"
+		lease_s=$2
+	else
+		lease_s=$LEASE_MAX_S
+	fi
+	if [ -L .lease ] || { [ -e .lease ] && [ ! -d .lease ]; }; then die '.lease is not a directory'; fi
+	if [ "$sub" != show ]; then
+		mkdir -p .lease || die "cannot create $ROOT/.lease"
+		lease_lock
+	fi
+	now=$(date +%s)
+	echo "now $now"
+	current_lease "$lease_s" "$now"
+	case $sub in
+	show)
+		if [ -n "$l_host" ]; then echo "held $l_host $l_run $l_since $l_expiry"; else echo free; fi
+		;;
+	take)
+		since=$now
+		if [ -n "$l_host" ] && [ "$l_host" = "$holder_host" ] && [ "$l_run" = "$holder_run" ]; then
+			since=$l_since
+		elif [ -n "$l_host" ]; then
+			lease_unlock
+			echo "held $l_host $l_run $l_since $l_expiry"
+			exit 0
+		elif [ -n "$l_expired" ]; then
+			echo "takeover $l_expired"
+		fi
+		lease_write "$since" $((now + lease_s))
+		echo "taken $since $((now + lease_s))"
+		;;
+	renew)
+		# An expired lease nobody took is still ours to renew; one another run holds or took is lost.
+		if [ "$l_host" = "$holder_host" ] && [ "$l_run" = "$holder_run" ]; then
+			lease_write "$l_since" $((now + lease_s))
+			echo "renewed $l_since $((now + lease_s))"
+		elif [ -z "$l_host" ] && [ "$l_expired_host" = "$holder_host" ] && [ "$l_expired_run" = "$holder_run" ]; then
+			lease_write "$l_expired_since" $((now + lease_s))
+			echo "renewed $l_expired_since $((now + lease_s))"
+		elif [ -n "$l_host" ]; then
+			echo "lost $l_host $l_run $l_since $l_expiry"
+		else
+			echo 'lost'
+		fi
+		;;
+	release)
+		if [ "$l_host" = "$holder_host" ] && [ "$l_run" = "$holder_run" ] ||
+			{ [ -z "$l_host" ] && [ "$l_expired_host" = "$holder_host" ] && [ "$l_expired_run" = "$holder_run" ]; }; then
+			rm -f .lease/holder || die 'cannot release the lease'
+			echo released
+		else
+			echo not-held
+		fi
+		;;
+	esac
+	[ "$sub" = show ] || lease_unlock
 	;;
 
 *)

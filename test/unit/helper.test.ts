@@ -12,6 +12,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -795,5 +796,116 @@ describe('difusion-helper: every verb takes only what the client sends (issue 19
   it('throughput reads no more than preflight sends', () => {
     expect(SCRIPT).toContain('\nTHROUGHPUT_MAX_BYTES=67108864\n');
     expect(ok(helper('throughput', [], 'x'.repeat(1000)))).toBe('received 1000\n');
+  }, T);
+});
+
+describe('difusion-helper: lease (one run at a time on a difusor, across publication hosts)', () => {
+  const holderFile = (): string => path.join(root, '.lease', 'holder');
+  const answer = (out: string): string[] => out.trim().split('\n').slice(1);
+  const nowOf = (out: string): number => Number(/^now (\d+)$/m.exec(out)?.[1]);
+
+  it('is taken when free, refused to another run while live, renewed and released only by its holder', () => {
+    expect(answer(ok(helper('lease', ['show'])))).toEqual(['free']);
+    const taken = ok(helper('lease', ['take', 'sitio-a', 'run1', '120']));
+    const now = nowOf(taken);
+    expect(answer(taken)[0]).toMatch(/^taken \d+ \d+$/);
+    const [, since, expiry] = (answer(taken)[0] as string).split(' ').map(Number) as [string, number, number];
+    expect(since).toBeGreaterThanOrEqual(now);
+    expect(expiry - since).toBe(120);
+    expect(readFileSync(holderFile(), 'utf8')).toBe(`sitio-a run1 ${since} ${expiry}\n`);
+
+    const other = answer(ok(helper('lease', ['take', 'sitio-b', 'run2', '120'])));
+    expect(other).toEqual([`held sitio-a run1 ${since} ${expiry}`]);
+    expect(answer(ok(helper('lease', ['renew', 'sitio-b', 'run2', '120'])))).toEqual([`lost sitio-a run1 ${since} ${expiry}`]);
+    expect(answer(ok(helper('lease', ['release', 'sitio-b', 'run2'])))).toEqual(['not-held']);
+    // The same host's next run is another run: it waits like any other.
+    expect(answer(ok(helper('lease', ['take', 'sitio-a', 'run3', '120'])))[0]).toMatch(/^held sitio-a run1 /);
+
+    expect(answer(ok(helper('lease', ['renew', 'sitio-a', 'run1', '120'])))[0]).toMatch(new RegExp(`^renewed ${since} \\d+$`));
+    expect(answer(ok(helper('lease', ['take', 'sitio-a', 'run1', '120'])))[0]).toMatch(new RegExp(`^taken ${since} \\d+$`));
+    expect(answer(ok(helper('lease', ['release', 'sitio-a', 'run1'])))).toEqual(['released']);
+    expect(existsSync(holderFile())).toBe(false);
+    expect(answer(ok(helper('lease', ['take', 'sitio-b', 'run2', '120'])))[0]).toMatch(/^taken /);
+    expect(readdirSync(path.join(root, '.lease'))).toEqual(['holder']);
+  }, T);
+
+  it('an expired lease is taken over and the answer names the dead holder', () => {
+    put('.lease/holder', 'sitio-a run1 1000 1060\n');
+    const out = ok(helper('lease', ['take', 'sitio-b', 'run2', '120']));
+    expect(answer(out)).toEqual(['takeover sitio-a run1 1000 1060', `taken ${nowOf(out)} ${nowOf(out) + 120}`]);
+  }, T);
+
+  it('a claim further ahead than the lease counts as the lease, from when the holder file was written', () => {
+    put('.lease/holder', 'sitio-a run1 1000 99999999999\n');
+    const old = new Date(Date.now() - 200_000);
+    utimesSync(holderFile(), old, old);
+    const out = ok(helper('lease', ['take', 'sitio-b', 'run2', '120']));
+    expect(answer(out)[0]).toMatch(/^takeover sitio-a run1 1000 \d+$/);
+    // Fresh, the far claim still counts only as lease_s ahead of the file's writing.
+    put('.lease/holder', 'sitio-a run1 1000 99999999999\n');
+    const held = ok(helper('lease', ['take', 'sitio-b', 'run2', '120']));
+    const expiry = Number(answer(held)[0]?.split(' ')[4]);
+    expect(expiry - nowOf(held)).toBeLessThanOrEqual(120);
+    expect(expiry - nowOf(held)).toBeGreaterThan(100);
+  }, T);
+
+  it('an unreadable holder file is an unknown holder\'s lease, for lease_s from its writing', () => {
+    put('.lease/holder', 'rm -rf /; garbage\n');
+    expect(answer(ok(helper('lease', ['take', 'sitio-b', 'run2', '60'])))[0]).toMatch(/^held unknown unknown \d+ \d+$/);
+  }, T);
+
+  it('a mutex left by a helper killed while reading the lease is broken once old', () => {
+    mkdirSync(path.join(root, '.lease', 'lock'), { recursive: true });
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(path.join(root, '.lease', 'lock'), old, old);
+    expect(answer(ok(helper('lease', ['take', 'sitio-b', 'run2', '60'])))[0]).toMatch(/^taken /);
+    expect(existsSync(path.join(root, '.lease', 'lock'))).toBe(false);
+  }, T);
+
+  it.each([
+    [['take', '-rf', 'run1', '60'], 'not a lease host name: -rf'],
+    [['take', 'a;b', 'run1', '60'], 'not a lease host name: a;b'],
+    [['take', 'sitio-a', 'r/1', '60'], 'not a lease run name: r/1'],
+    [['take', 'sitio-a', 'run1', '1e9'], 'seconds must be a number: 1e9'],
+    [['take', 'sitio-a', 'run1', '0'], 'lease seconds must be 1 to 86400: 0'],
+    [['take', 'sitio-a', 'run1', '86401'], 'lease seconds must be 1 to 86400: 86401'],
+    [['take', 'sitio-a', 'run1', '60', 'more'], 'refused: lease takes at most 4 arguments, not: take sitio-a run1 60 more'],
+    [['release', 'sitio-a', 'run1', '60'], 'refused: lease takes at most 3 arguments, not: release sitio-a run1 60'],
+    [['steal'], 'refused: lease steal'],
+    [[], 'refused: lease (none)'],
+  ])('refuses lease %j', (args, message) => {
+    const r = helper('lease', args);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 2, stderr: `difusion-helper: ${message}\n` });
+    expect(existsSync(holderFile())).toBe(false);
+  }, T);
+
+  it('refuses a .lease that is a symlink: nothing is written outside ROOT', () => {
+    const elsewhere = path.join(work, 'elsewhere');
+    mkdirSync(elsewhere);
+    symlinkSync(elsewhere, path.join(root, '.lease'));
+    const r = helper('lease', ['take', 'sitio-a', 'run1', '60']);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 2, stderr: 'difusion-helper: .lease is not a directory\n' });
+    expect(readdirSync(elsewhere)).toEqual([]);
+  }, T);
+
+  it('works through a restricted account, with the same checks', () => {
+    expect(answer(ok(restricted('lease take sitio-a 20220605T201502Z-ab12cd 120')))[0]).toMatch(/^taken /);
+    expect(answer(ok(restricted('lease take sitio-b 20220605T201503Z-cd34ef 120')))[0]).toMatch(/^held sitio-a 20220605T201502Z-ab12cd /);
+    expect(restricted('lease take sitio-b $(id) 120').code).toBe(2);
+    expect(answer(ok(restricted('lease release sitio-a 20220605T201502Z-ab12cd')))).toEqual(['released']);
+  }, T);
+
+  it('holds across concurrent takes: exactly one of many simultaneous runs gets it', async () => {
+    const { spawn } = await import('node:child_process');
+    const take = (i: number): Promise<string> =>
+      new Promise((resolve) => {
+        const p = spawn('sh', ['-c', SCRIPT, 'difusion-helper', root, 'lease', 'take', `host${i}`, `run${i}`, '60']);
+        let out = '';
+        p.stdout.on('data', (b: Buffer) => (out += b.toString()));
+        p.on('close', () => resolve(out));
+      });
+    const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => take(i)));
+    expect(answers.filter((a) => /^taken /m.test(a))).toHaveLength(1);
+    expect(answers.filter((a) => /^held /m.test(a))).toHaveLength(7);
   }, T);
 });
