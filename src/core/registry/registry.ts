@@ -22,6 +22,7 @@ export const DEFAULTS = {
   keep_releases: 5,
   concurrency: 8,
   switch_deadline_s: 20,
+  lease_s: 120,
   connect_timeout_s: 10,
   state_dir: '.difusion',
 } as const;
@@ -636,6 +637,7 @@ function buildRegistry(data: Raw, file: string): Registry {
       keep_releases: (publication.keep_releases as number | undefined) ?? DEFAULTS.keep_releases,
       concurrency: (publication.concurrency as number | undefined) ?? DEFAULTS.concurrency,
       switch_deadline_s: (publication.switch_deadline_s as number | undefined) ?? DEFAULTS.switch_deadline_s,
+      lease_s: (publication.lease_s as number | undefined) ?? DEFAULTS.lease_s,
       ssh: withoutUndefined({
         identity_file: resolveIdentityFile(ssh.identity_file as string | undefined, dir),
         connect_timeout_s: (ssh.connect_timeout_s as number | undefined) ?? DEFAULTS.connect_timeout_s,

@@ -61,6 +61,11 @@ export interface Publication {
   concurrency: number;
   /** Once the first difusor is ready, the others get at most this long before the ready ones switch. */
   switch_deadline_s: number;
+  /**
+   * How long a run's lease on a difusor lasts unless renewed (one run at a time across publication hosts). The
+   * loader always sets it (120 by default); optional for registries built in code.
+   */
+  lease_s?: number;
   ssh: SshSettings;
   official_url?: string;
   /** Absolute (resolved against the registry's directory). */

@@ -1,0 +1,238 @@
+import type { DifusorSession } from '../difusor-port.js';
+
+/**
+ * A difusor's lease: one run at a time on a difusor, whichever publication host it comes from.
+ *   1. after connecting, before prepare, a run takes the lease (`lease take HOST RUN SECONDS`, on the difusor:
+ *      .lease/holder). Free, expired (taken over: the answer names the dead holder, and the run journals it) or
+ *      already this run's: taken. Another run's live lease: the difusor is left alone, "held by HOST since ...";
+ *   2. while the run works it renews the lease every third of lease_s; a renewal that finds another holder marks
+ *      the lease lost, and a lost lease never switches;
+ *   3. after the switch (or the failure) the run releases it.
+ * Expiry is reckoned on the difusor's own clock: the hosts' clocks may differ, the difusor's is the one both
+ * see. A claim further than lease_s ahead counts as lease_s (the helper caps it by the holder file's mtime).
+ */
+
+export const DEFAULT_LEASE_S = 120;
+
+/** A lease as the difusor holds it; times are the difusor's epoch seconds. */
+export interface LeaseHolder {
+  host: string;
+  run: string;
+  since: number;
+  expiry: number;
+}
+
+export type LeaseAnswer =
+  | { kind: 'free'; now: number }
+  | { kind: 'held'; now: number; holder: LeaseHolder }
+  | { kind: 'taken'; now: number; since: number; expiry: number; takenOver?: LeaseHolder }
+  | { kind: 'renewed'; now: number; since: number; expiry: number }
+  | { kind: 'lost'; now: number; holder?: LeaseHolder }
+  | { kind: 'released'; now: number }
+  | { kind: 'not-held'; now: number };
+
+/** Who asks for a lease: this host's name and this run's id, both plain tokens the helper accepts. */
+export interface LeaseClaim {
+  host: string;
+  run: string;
+  seconds: number;
+}
+
+const NAME = /^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}$/;
+
+/** Whether a host or run name passes the helper's check (need_lease_name). */
+export function isLeaseName(name: string): boolean {
+  return NAME.test(name);
+}
+
+/**
+ * This host's name in leases and journal entries: DIFUSION_HOST when set (refused unless a plain token), else
+ * the machine's hostname with anything the helper would refuse replaced by '-'.
+ */
+export function leaseHostName(env: { DIFUSION_HOST?: string }, machineHostname: string): string {
+  const set = env.DIFUSION_HOST;
+  if (set !== undefined && set !== '') {
+    if (!isLeaseName(set)) {
+      throw new Error(`DIFUSION_HOST must be letters, digits, '.', '_' or '-' (at most 64, not starting with '-'): ${JSON.stringify(set)}`);
+    }
+    return set;
+  }
+  const cleaned = machineHostname.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^-+/, '').slice(0, 64);
+  return cleaned || 'unnamed-host';
+}
+
+export function leaseArgs(verb: 'take' | 'renew', claim: LeaseClaim): string[];
+export function leaseArgs(verb: 'release', claim: Pick<LeaseClaim, 'host' | 'run'>): string[];
+export function leaseArgs(verb: 'take' | 'renew' | 'release', claim: Pick<LeaseClaim, 'host' | 'run'> & { seconds?: number }): string[] {
+  for (const [what, name] of [
+    ['host', claim.host],
+    ['run', claim.run],
+  ] as const) {
+    if (!isLeaseName(name)) throw new Error(`not a lease ${what} name: ${JSON.stringify(name)}`);
+  }
+  if (verb === 'release') return [verb, claim.host, claim.run];
+  const seconds = claim.seconds ?? DEFAULT_LEASE_S;
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 86_400) throw new Error(`lease seconds must be 1 to 86400: ${seconds}`);
+  return [verb, claim.host, claim.run, String(seconds)];
+}
+
+function holderFrom(words: string[], where: string): LeaseHolder {
+  const [host, run, since, expiry] = words;
+  if (words.length !== 4 || !host || !run || !/^\d+$/.test(since ?? '') || !/^\d+$/.test(expiry ?? '')) {
+    throw new Error(`unexpected lease answer: ${where}`);
+  }
+  return { host, run, since: Number(since), expiry: Number(expiry) };
+}
+
+/** The helper's answer to a lease verb; anything else is an error naming the line. */
+export function parseLeaseAnswer(stdout: string): LeaseAnswer {
+  let now: number | undefined;
+  let takenOver: LeaseHolder | undefined;
+  let answer: LeaseAnswer | undefined;
+  for (const line of stdout.split('\n').filter(Boolean)) {
+    const [word, ...rest] = line.trim().split(/\s+/);
+    const times = (): [number, number] => {
+      if (rest.length !== 2 || !rest.every((r) => /^\d+$/.test(r))) throw new Error(`unexpected lease answer: ${line}`);
+      return [Number(rest[0]), Number(rest[1])];
+    };
+    if (word === 'now' && rest.length === 1 && /^\d+$/.test(rest[0] ?? '')) now = Number(rest[0]);
+    else if (now === undefined) throw new Error(`unexpected lease answer (no "now" first): ${line}`);
+    else if (word === 'free' || word === 'released' || word === 'not-held') answer = { kind: word, now };
+    else if (word === 'held') answer = { kind: 'held', now, holder: holderFrom(rest, line) };
+    else if (word === 'takeover') takenOver = holderFrom(rest, line);
+    else if (word === 'taken') {
+      const [since, expiry] = times();
+      answer = { kind: 'taken', now, since, expiry, ...(takenOver ? { takenOver } : {}) };
+    } else if (word === 'renewed') {
+      const [since, expiry] = times();
+      answer = { kind: 'renewed', now, since, expiry };
+    } else if (word === 'lost') answer = rest.length === 0 ? { kind: 'lost', now } : { kind: 'lost', now, holder: holderFrom(rest, line) };
+    else throw new Error(`unexpected lease answer: ${line}`);
+  }
+  if (!answer) throw new Error(`no lease answer in: ${stdout.trim() || '(nothing)'}`);
+  return answer;
+}
+
+/** "held by HOST (run RUN) since 2022-06-05T20:15:02Z, 93 s left on its lease (the difusor's clock)". */
+export function describeHolder(holder: LeaseHolder, now: number): string {
+  const since = new Date(holder.since * 1000).toISOString().replace('.000Z', 'Z');
+  return `held by ${holder.host} (run ${holder.run}) since ${since}, ${Math.max(0, holder.expiry - now)} s left on its lease (the difusor's clock)`;
+}
+
+/** Another run's live lease: that difusor is left alone. */
+export class LeaseHeldError extends Error {
+  constructor(
+    readonly holder: LeaseHolder,
+    readonly now: number,
+  ) {
+    super(describeHolder(holder, now));
+    this.name = 'LeaseHeldError';
+  }
+}
+
+/** Runs fn every ms until the returned function is called; injected so tests renew without waiting. */
+export type Every = (ms: number, fn: () => void) => () => void;
+
+const realEvery: Every = (ms, fn) => {
+  const timer = setInterval(fn, ms);
+  timer.unref?.();
+  return () => clearInterval(timer);
+};
+
+export interface HeldLease {
+  /** The expired lease this run took over, for the journal. */
+  takenOver?: LeaseHolder;
+  /** The lease as taken: since and expiry on the difusor's clock, and that clock's now. */
+  taken: { now: number; since: number; expiry: number };
+  /** Why the lease is no longer this run's, once a renewal found so (then the run must not switch). */
+  lost(): string | undefined;
+  /**
+   * Before a change the public sees: renews now unless a renewal confirmed the lease less than a third of
+   * lease_s ago (by this host's monotonic time). Throws when the lease is lost.
+   */
+  confirm(): Promise<void>;
+  /** Stops renewing and frees the lease if this run still holds it; never throws (an unreleased lease expires). */
+  release(): Promise<string | undefined>;
+}
+
+export interface LeasePorts {
+  every?: Every;
+  /** Monotonic ms; performance.now() by default. */
+  now?: () => number;
+  timeoutMs?: number;
+}
+
+const LEASE_STEP_TIMEOUT_MS = 30_000;
+
+async function ask(session: DifusorSession, args: string[], timeoutMs: number): Promise<LeaseAnswer> {
+  const out = await session.helper('lease', args, { timeoutMs });
+  if (out.code !== 0) {
+    const said = (out.stderr || out.stdout).trim().split('\n').slice(-2).join(' | ') || 'no message';
+    throw new Error(`lease ${args[0]} failed (exit ${out.code}): ${said}`);
+  }
+  return parseLeaseAnswer(out.stdout);
+}
+
+/**
+ * Takes the difusor's lease for this run, renewed every third of claim.seconds until released. Throws
+ * LeaseHeldError when another run holds it, and a plain Error when the helper cannot say (an older helper:
+ * "unknown verb lease").
+ */
+export async function takeLease(session: DifusorSession, claim: LeaseClaim, ports: LeasePorts = {}): Promise<HeldLease> {
+  const every = ports.every ?? realEvery;
+  const now = ports.now ?? (() => performance.now());
+  const timeoutMs = ports.timeoutMs ?? LEASE_STEP_TIMEOUT_MS;
+  const first = await ask(session, leaseArgs('take', claim), timeoutMs);
+  if (first.kind === 'held') throw new LeaseHeldError(first.holder, first.now);
+  if (first.kind !== 'taken') throw new Error(`lease take answered ${first.kind}`);
+
+  const renewEveryMs = (claim.seconds * 1000) / 3;
+  let confirmedAt = now();
+  let lostWhy: string | undefined;
+  let renewing: Promise<void> | undefined;
+  let released = false;
+
+  const renew = (): Promise<void> => {
+    renewing ??= ask(session, leaseArgs('renew', claim), timeoutMs)
+      .then((a) => {
+        if (a.kind === 'renewed') confirmedAt = now();
+        else if (a.kind === 'lost') lostWhy ??= a.holder ? `lease lost: ${describeHolder(a.holder, a.now)}` : 'lease lost: released or removed on the difusor';
+      })
+      // A renewal that could not be asked is tried again at the next tick; confirm() says if the lease may have lapsed.
+      .catch(() => undefined)
+      .finally(() => {
+        renewing = undefined;
+      });
+    return renewing;
+  };
+  const stop = every(renewEveryMs, () => {
+    if (!released && !lostWhy) void renew();
+  });
+
+  return {
+    takenOver: first.takenOver,
+    taken: { now: first.now, since: first.since, expiry: first.expiry },
+    lost: () => lostWhy,
+    confirm: async () => {
+      if (!lostWhy && now() - confirmedAt >= renewEveryMs) {
+        await renew();
+        if (!lostWhy && now() - confirmedAt >= renewEveryMs) lostWhy = 'lease not confirmed: the difusor did not answer its renewal';
+      }
+      if (lostWhy) throw new Error(lostWhy);
+    },
+    release: async () => {
+      if (released) return undefined;
+      released = true;
+      stop();
+      await renewing;
+      if (lostWhy) return undefined;
+      try {
+        const a = await ask(session, leaseArgs('release', claim), timeoutMs);
+        return a.kind === 'released' ? undefined : 'the lease was no longer this run\'s';
+      } catch (error) {
+        return (error as Error).message;
+      }
+    },
+  };
+}
+
