@@ -105,6 +105,17 @@ export function guardedLookup(lookup: LookupFunction = dns.lookup as unknown as 
 }
 
 type Answer = HttpAnswer & { location?: string };
+type GetOptions = NonNullable<Parameters<ProbeHttp['get']>[1]>;
+
+/** One GET of a chain of redirects: where, how much of the body to read and keep, and when the chain began. */
+interface OneRequest {
+  target: URL;
+  keepBody: boolean;
+  maxBytes: number;
+  statusOnly: boolean;
+  /** performance.now() at the chain's first request: the total timeout counts from there. */
+  started: number;
+}
 
 /**
  * The probe's HTTP client: undici with keep-alive and a bounded number of connections per difusor,
@@ -114,8 +125,22 @@ type Answer = HttpAnswer & { location?: string };
  */
 export function createProbeHttp(opts: ProbeHttpOptions): ProbeHttp & { close(): Promise<void> } {
   const certificates = new Map<string, PeerCertificate>();
+  const agent = guardedAgent(opts, certificates);
+  const fetchOnce = (request: OneRequest): Promise<Answer> =>
+    new Promise((resolve, reject) => {
+      const certificate = (): PeerCertificate | undefined => certificates.get(certificateKey(request.target));
+      agent.dispatch(noCacheGet(request.target), new AnswerReader(request, opts.totalTimeoutMs, certificate, resolve, reject));
+    });
+  return {
+    get: (url, options = {}) => getFollowingRedirects(url, options, opts.maxRedirects ?? MAX_REDIRECTS, fetchOnce),
+    close: () => agent.close(),
+  };
+}
+
+/** undici's agent, whose every connection resolves through the guarded lookup, is checked once open, and leaves its certificate. */
+function guardedAgent(opts: ProbeHttpOptions, certificates: Map<string, PeerCertificate>): InstanceType<typeof Agent> {
   const connect = buildConnector({ timeout: opts.connectTimeoutMs, lookup: guardedLookup(opts.lookup) } as Parameters<typeof buildConnector>[0]);
-  const agent = new Agent({
+  return new Agent({
     connections: opts.connectionsPerOrigin,
     headersTimeout: opts.headersTimeoutMs,
     bodyTimeout: opts.bodyTimeoutMs,
@@ -123,162 +148,223 @@ export function createProbeHttp(opts: ProbeHttpOptions): ProbeHttp & { close(): 
     connect(options, callback) {
       connect(options, (...args) => {
         const socket = args[1] as Socket | null;
-        // The lookup already refused it; this holds should a connection ever be made without it.
-        const remote = socket?.remoteAddress;
-        const allowed = isIP(options.hostname) !== 0 || !remote || !isInternalAddress(remote) || (isLocalhostName(options.hostname) && isLoopbackAddress(remote));
-        if (socket && remote && !allowed) {
+        const internal = socket ? internalPeer(options.hostname, socket) : undefined;
+        if (socket && internal) {
           socket.destroy();
-          callback(new InternalAddressError(options.hostname, remote), null);
+          callback(new InternalAddressError(options.hostname, internal), null);
           return;
         }
-        if (socket instanceof TLSSocket) {
-          const peer = socket.getPeerCertificate();
-          if (peer?.valid_to) {
-            certificates.set(`${options.hostname}:${options.port}`, {
-              validTo: new Date(peer.valid_to).toISOString(),
-              subject: [peer.subject?.CN].flat()[0],
-              issuer: [peer.issuer?.CN].flat()[0],
-            });
-          }
-        }
+        const peer = socket instanceof TLSSocket ? peerCertificate(socket) : undefined;
+        if (peer) certificates.set(`${options.hostname}:${options.port}`, peer);
         callback(...args);
       });
     },
   });
+}
 
-  // A dispatch handler rather than a body stream: each chunk goes straight into the hash, nothing is buffered.
-  const once = (target: URL, keepBody: boolean, maxBytes: number, statusOnly: boolean, started: number): Promise<Answer> =>
-    new Promise((resolve, reject) => {
-      const hash = createHash('sha256');
-      const chunks: Buffer[] = [];
-      let bytes = 0;
-      let status = 0;
-      let ttfbMs = 0;
-      let settled = false;
-      const headers: Record<string, string | undefined> = {};
-      let cancel: ((reason: Error) => void) | undefined;
-      let expired: Error | undefined;
-      const timer = setTimeout(
-        () => {
-          expired = new Error(`no complete answer within ${opts.totalTimeoutMs / 1000} s`);
-          cancel?.(expired);
-        },
-        Math.max(0, opts.totalTimeoutMs - (performance.now() - started)),
-      );
-      const answer = (extra: Partial<Answer> = {}): Answer => ({
-        status,
-        headers,
-        sha256: hash.digest('hex'),
-        bytes,
-        body: keepBody ? Buffer.concat(chunks) : undefined,
-        ttfbMs,
-        totalMs: Math.round(performance.now() - started),
-        certificate: certificates.get(`${target.hostname}:${target.port || (target.protocol === 'https:' ? '443' : '80')}`),
-        ...extra,
-      });
-      /** Answered before the body's end (a redirect, a status check, a body past its limit): the rest is not read. */
-      const settleEarly = (result: Answer): void => {
-        settled = true;
-        clearTimeout(timer);
-        resolve(result);
-        cancel?.(new Error('answered'));
-      };
-      agent.dispatch(
-        {
-          origin: target.origin,
-          path: `${target.pathname}${target.search}`,
-          method: 'GET',
-          headers: { 'cache-control': 'no-cache', pragma: 'no-cache', 'user-agent': 'difusion-probe' },
-        },
-        {
-          onConnect(abort) {
-            cancel = abort;
-            // Past the deadline while queued behind this difusor's other requests: never sent.
-            if (expired) abort(expired);
-          },
-          onHeaders(statusCode, rawHeaders) {
-            status = statusCode;
-            ttfbMs = Math.round(performance.now() - started);
-            // A header sent twice (two Cache-Control lines) is read as one list, as HTTP defines it, not as the last line.
-            for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-              const name = String(rawHeaders[i]).toLowerCase();
-              const value = String(rawHeaders[i + 1]);
-              headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
-            }
-            const location = status >= 300 && status < 400 ? headers.location : undefined;
-            // A redirect's body is never read: whatever it holds, it is not the file.
-            if (location !== undefined || statusOnly) {
-              settleEarly({ status, headers, bytes: 0, ttfbMs, totalMs: ttfbMs, location });
-              return false;
-            }
-            return true;
-          },
-          onData(chunk) {
-            if (settled) return false;
-            bytes += chunk.length;
-            if (bytes > maxBytes) {
-              settleEarly({ status, headers, bytes, ttfbMs, totalMs: Math.round(performance.now() - started), error: `longer than ${maxBytes} bytes`, tooLarge: true });
-              return false;
-            }
-            hash.update(chunk);
-            if (keepBody) chunks.push(chunk);
-            return true;
-          },
-          onComplete() {
-            if (settled) return;
-            clearTimeout(timer);
-            resolve(answer());
-          },
-          onError(error) {
-            if (settled) return;
-            clearTimeout(timer);
-            reject(error);
-          },
-        },
-      );
-    });
+/** The address a connection reached inside a private network when its name should not lead there. */
+function internalPeer(hostname: string, socket: Socket): string | undefined {
+  // The lookup already refused it; this holds should a connection ever be made without it.
+  const remote = socket.remoteAddress;
+  const allowed = isIP(hostname) !== 0 || !remote || !isInternalAddress(remote) || (isLocalhostName(hostname) && isLoopbackAddress(remote));
+  return remote && !allowed ? remote : undefined;
+}
 
+/** The certificate TLS accepted at the handshake, for its expiry. */
+function peerCertificate(socket: TLSSocket): PeerCertificate | undefined {
+  const peer = socket.getPeerCertificate();
+  if (!peer?.valid_to) return undefined;
   return {
-    async get(url, { keepBody = false, maxBytes, scope, statusOnly = false } = {}) {
-      const started = performance.now();
-      const limit = keepBody ? Math.min(maxBytes ?? MAX_KEPT_BYTES, MAX_KEPT_BYTES) : (maxBytes ?? Infinity);
-      const rules: RedirectScope = scope ?? { home: url };
-      const maxRedirects = opts.maxRedirects ?? MAX_REDIRECTS;
-      let target = new URL(url);
-      const visited = new Set<string>([target.href]);
-      let lastLocation: string | undefined;
-      try {
-        for (let hop = 0; ; hop++) {
-          const reply = await once(target, keepBody, limit, statusOnly, started);
-          const { location, ...rest } = reply;
-          if (location === undefined) return rest;
-          const refuse = (why: string): HttpAnswer => ({ ...rest, redirect: why, location: location.slice(0, MAX_LOCATION_SHOWN) });
-          let next: URL;
-          try {
-            next = new URL(location, target);
-          } catch {
-            return refuse('sends visitors to something that is not an address');
-          }
-          const verdict = redirectVerdict(next, rules);
-          if (!verdict.follow) return refuse(verdict.why);
-          // The cache-busting query must survive a redirect that drops it.
-          if (!next.search) next.search = target.search;
-          if (visited.has(next.href) || hop >= maxRedirects) return refuse(`redirects in a loop (more than ${maxRedirects} redirects)`);
-          visited.add(next.href);
-          target = next;
-          lastLocation = location;
-        }
-      } catch (error) {
-        const { message, certificate } = describe(error);
-        const failed = { headers: {}, bytes: 0, totalMs: Math.round(performance.now() - started), error: message, certificateError: certificate };
-        // A listed host whose name leads inside the network: the difusor's redirect is what sent the probe there.
-        const code = (error as { code?: string; cause?: { code?: string } }).cause?.code ?? (error as { code?: string }).code;
-        if (code === 'EINTERNALADDRESS' && lastLocation !== undefined) {
-          return { ...failed, redirect: `sends visitors to ${target.host}, a name for an address inside a private network`, location: lastLocation.slice(0, MAX_LOCATION_SHOWN) };
-        }
-        return failed;
-      }
-    },
-    close: () => agent.close(),
+    validTo: new Date(peer.valid_to).toISOString(),
+    subject: [peer.subject?.CN].flat()[0],
+    issuer: [peer.issuer?.CN].flat()[0],
   };
+}
+
+/** How a target's connection filed its certificate: host and port, the scheme's port when the URL names none. */
+function certificateKey(target: URL): string {
+  return `${target.hostname}:${target.port || (target.protocol === 'https:' ? '443' : '80')}`;
+}
+
+function noCacheGet(target: URL): Undici.Dispatcher.DispatchOptions {
+  return {
+    origin: target.origin,
+    path: `${target.pathname}${target.search}`,
+    method: 'GET',
+    headers: { 'cache-control': 'no-cache', pragma: 'no-cache', 'user-agent': 'difusion-probe' },
+  };
+}
+
+/**
+ * One GET and the redirects it leads to, each followed by hand and only as the egress rules allow, until an
+ * answer that is not a redirect, a redirect refused, or the loop limit.
+ */
+async function getFollowingRedirects(
+  url: string,
+  { keepBody = false, maxBytes, scope, statusOnly = false }: GetOptions,
+  maxRedirects: number,
+  fetchOnce: (request: OneRequest) => Promise<Answer>,
+): Promise<HttpAnswer> {
+  const started = performance.now();
+  const limit = keepBody ? Math.min(maxBytes ?? MAX_KEPT_BYTES, MAX_KEPT_BYTES) : (maxBytes ?? Infinity);
+  const rules: RedirectScope = scope ?? { home: url };
+  let target = new URL(url);
+  const visited = new Set<string>([target.href]);
+  let lastLocation: string | undefined;
+  try {
+    for (let hop = 0; ; hop++) {
+      const { location, ...rest } = await fetchOnce({ target, keepBody, maxBytes: limit, statusOnly, started });
+      if (location === undefined) return rest;
+      const next = nextHop(location, target, rules);
+      if (typeof next === 'string') return refusedRedirect(rest, next, location);
+      if (visited.has(next.href) || hop >= maxRedirects) return refusedRedirect(rest, `redirects in a loop (more than ${maxRedirects} redirects)`, location);
+      visited.add(next.href);
+      target = next;
+      lastLocation = location;
+    }
+  } catch (error) {
+    return failedAnswer(error, started, target, lastLocation);
+  }
+}
+
+/** Where a redirect leads, when the egress rules let the probe follow it; else why not. */
+function nextHop(location: string, from: URL, rules: RedirectScope): URL | string {
+  let next: URL;
+  try {
+    next = new URL(location, from);
+  } catch {
+    return 'sends visitors to something that is not an address';
+  }
+  const verdict = redirectVerdict(next, rules);
+  if (!verdict.follow) return verdict.why;
+  // The cache-busting query must survive a redirect that drops it.
+  if (!next.search) next.search = from.search;
+  return next;
+}
+
+function refusedRedirect(answer: HttpAnswer, why: string, location: string): HttpAnswer {
+  return { ...answer, redirect: why, location: location.slice(0, MAX_LOCATION_SHOWN) };
+}
+
+/** A request that got no answer, told as the operator reads it. */
+function failedAnswer(error: unknown, started: number, target: URL, lastLocation: string | undefined): HttpAnswer {
+  const { message, certificate } = describe(error);
+  const failed = { headers: {}, bytes: 0, totalMs: Math.round(performance.now() - started), error: message, certificateError: certificate };
+  // A listed host whose name leads inside the network: the difusor's redirect is what sent the probe there.
+  const code = (error as { code?: string; cause?: { code?: string } }).cause?.code ?? (error as { code?: string }).code;
+  if (code === 'EINTERNALADDRESS' && lastLocation !== undefined) {
+    return { ...failed, redirect: `sends visitors to ${target.host}, a name for an address inside a private network`, location: lastLocation.slice(0, MAX_LOCATION_SHOWN) };
+  }
+  return failed;
+}
+
+/**
+ * One GET read by a dispatch handler rather than a body stream: each chunk goes straight into the hash, nothing
+ * is buffered; the whole answer, time queued behind the difusor's other requests included, has one deadline.
+ */
+class AnswerReader implements Undici.Dispatcher.DispatchHandler {
+  private readonly hash = createHash('sha256');
+  private readonly chunks: Buffer[] = [];
+  private readonly headers: Record<string, string | undefined> = {};
+  private bytes = 0;
+  private status = 0;
+  private ttfbMs = 0;
+  private settled = false;
+  private cancel: ((reason: Error) => void) | undefined;
+  private expired: Error | undefined;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly request: OneRequest,
+    private readonly totalTimeoutMs: number,
+    private readonly certificate: () => PeerCertificate | undefined,
+    private readonly resolve: (answer: Answer) => void,
+    private readonly reject: (error: Error) => void,
+  ) {
+    this.timer = setTimeout(() => this.expire(), Math.max(0, totalTimeoutMs - (performance.now() - request.started)));
+  }
+
+  onConnect(abort: (reason?: Error) => void): void {
+    this.cancel = abort;
+    // Past the deadline while queued behind this difusor's other requests: never sent.
+    if (this.expired) abort(this.expired);
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
+    this.status = statusCode;
+    this.ttfbMs = this.elapsedMs();
+    joinHeaders(this.headers, rawHeaders);
+    const location = statusCode >= 300 && statusCode < 400 ? this.headers.location : undefined;
+    // A redirect's body is never read: whatever it holds, it is not the file.
+    if (location !== undefined || this.request.statusOnly) {
+      this.settleEarly({ status: statusCode, headers: this.headers, bytes: 0, ttfbMs: this.ttfbMs, totalMs: this.ttfbMs, location });
+      return false;
+    }
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.settled) return false;
+    this.bytes += chunk.length;
+    const { maxBytes, keepBody } = this.request;
+    if (this.bytes > maxBytes) {
+      const { status, headers, bytes, ttfbMs } = this;
+      this.settleEarly({ status, headers, bytes, ttfbMs, totalMs: this.elapsedMs(), error: `longer than ${maxBytes} bytes`, tooLarge: true });
+      return false;
+    }
+    this.hash.update(chunk);
+    if (keepBody) this.chunks.push(chunk);
+    return true;
+  }
+
+  onComplete(): void {
+    if (this.settled) return;
+    clearTimeout(this.timer);
+    this.resolve(this.wholeAnswer());
+  }
+
+  onError(error: Error): void {
+    if (this.settled) return;
+    clearTimeout(this.timer);
+    this.reject(error);
+  }
+
+  private expire(): void {
+    this.expired = new Error(`no complete answer within ${this.totalTimeoutMs / 1000} s`);
+    this.cancel?.(this.expired);
+  }
+
+  /** Answered before the body's end (a redirect, a status check, a body past its limit): the rest is not read. */
+  private settleEarly(result: Answer): void {
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.resolve(result);
+    this.cancel?.(new Error('answered'));
+  }
+
+  private wholeAnswer(): Answer {
+    return {
+      status: this.status,
+      headers: this.headers,
+      sha256: this.hash.digest('hex'),
+      bytes: this.bytes,
+      body: this.request.keepBody ? Buffer.concat(this.chunks) : undefined,
+      ttfbMs: this.ttfbMs,
+      totalMs: this.elapsedMs(),
+      certificate: this.certificate(),
+    };
+  }
+
+  private elapsedMs(): number {
+    return Math.round(performance.now() - this.request.started);
+  }
+}
+
+/** A header sent twice (two Cache-Control lines) is read as one list, as HTTP defines it, not as the last line. */
+function joinHeaders(headers: Record<string, string | undefined>, rawHeaders: Buffer[]): void {
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = String(rawHeaders[i]).toLowerCase();
+    const value = String(rawHeaders[i + 1]);
+    headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+  }
 }

@@ -252,131 +252,177 @@ class Ssh2Shell implements RemoteShell {
   private run(command: string, opts: ExecOptions): Promise<ExecResult> {
     if (this.closedBecause) return Promise.reject(new Error(this.closedBecause));
     return new Promise((resolve, reject) => {
-      let channel: ClientChannel | undefined;
-      let timer: NodeJS.Timeout | undefined;
-      let done = false;
-
-      const finish = (err: Error | undefined, result?: ExecResult) => {
-        if (done) return;
-        done = true;
-        if (timer) clearTimeout(timer);
-        this.pending.delete(abort);
-        if (err) reject(err);
-        else resolve(result as ExecResult);
-      };
-      const abort = (err: Error) => {
-        if (channel) {
-          // Servers that honour the signal request stop the command; the others at least lose its channel.
-          try {
-            channel.signal('TERM');
-            channel.close();
-          } catch {
-            // The connection is already gone; nothing left to close.
-          }
-        }
-        finish(err);
-      };
-      this.pending.add(abort);
-
-      if (opts.timeoutMs !== undefined) {
-        const ms = opts.timeoutMs;
-        timer = setTimeout(() => {
-          abort(
-            new ExecTimeoutError(
-              `${this.where}: "${describeCommand(command)}" did not finish within ${Math.round(ms / 100) / 10}s; its channel was closed`,
-            ),
-          );
-        }, ms);
-      }
-
-      const open = (attempt: number) => {
-        const opened = (err: Error | undefined, ch: ClientChannel) => {
-          if (err && /open failed/i.test(err.message) && attempt < OPEN_RETRIES && !done) {
-            // sshd frees a session slot a moment after the channel closes; a refusal right then is not final.
-            setTimeout(() => open(attempt + 1), 20 * attempt);
-            return;
-          }
-          if (err) {
-            finish(new Error(`${this.where}: could not start "${describeCommand(command)}": ${err.message}`));
-            return;
-          }
-          if (done) {
-            // Timed out or lost while the channel was opening.
-            ch.close();
-            return;
-          }
-          onChannel(ch);
-        };
-        if (done) return;
-        try {
-          this.client.exec(command, opened);
-        } catch (err) {
-          // ssh2 throws "Not connected" when the socket is gone but its close event has not come yet.
-          this.lost(`connection to ${this.where} lost: ${(err as Error).message}`);
-          finish(new Error(this.closedBecause));
-        }
-      };
-
-      const onChannel = (ch: ClientChannel) => {
-        channel = ch;
-        const stdout: Buffer[] = [];
-        const stderr: Buffer[] = [];
-        let code: number | null = null;
-        const sink = opts.stdoutTo;
-        let stdoutBytes = 0;
-        let stderrBytes = 0;
-        let stdoutCut = false;
-        const tooLarge = (stream: string, max: number): void =>
-          abort(new AnswerTooLargeError(`${this.where}: "${describeCommand(command)}" wrote more than ${max} bytes to ${stream}; a difusor's answer is capped there, the command was stopped`));
-        ch.on('data', (chunk: Buffer) => {
-          if (done || stdoutCut) return;
-          stdoutBytes += chunk.length;
-          if (!sink) {
-            if (stdoutBytes > MAX_ANSWER_BYTES) return void tooLarge('stdout', MAX_ANSWER_BYTES);
-            return void stdout.push(chunk);
-          }
-          const limit = opts.stdoutLimit ?? Infinity;
-          if (stdoutBytes >= limit) {
-            // What was asked for has come (a live log grew since it was listed): the rest waits for the next pull.
-            stdoutCut = true;
-            const wanted = chunk.subarray(0, chunk.length - (stdoutBytes - limit));
-            if (wanted.length > 0) sink.write(wanted);
-            try {
-              ch.signal('TERM');
-              ch.close();
-            } catch {
-              // The connection is already gone; its close ends the command.
-            }
-            return;
-          }
-          if (!sink.write(chunk)) {
-            ch.pause();
-            sink.once('drain', () => ch.resume());
-          }
-        });
-        ch.stderr.on('data', (chunk: Buffer) => {
-          if (done) return;
-          stderrBytes += chunk.length;
-          if (stderrBytes > MAX_STDERR_BYTES) return void tooLarge('stderr', MAX_STDERR_BYTES);
-          stderr.push(chunk);
-        });
-        ch.on('exit', (exitCode: number | null) => {
-          code = exitCode;
-        });
-        ch.on('close', () => {
-          finish(undefined, {
-            code: typeof code === 'number' ? code : -1,
-            stdout: Buffer.concat(stdout).toString('utf8'),
-            stderr: Buffer.concat(stderr).toString('utf8'),
-            ...(stdoutCut ? { stdoutCut } : {}),
-          });
-        });
-        // Always send EOF, or a command that reads stdin would wait forever.
-        if (opts.stdin !== undefined) ch.end(opts.stdin);
-        else ch.end();
-      };
-
-      open(1);
+      const channelRun = new ChannelRun(this.client, this.where, command, opts, {
+        ended: (err, result) => {
+          this.pending.delete(channelRun.abort);
+          if (err) reject(err);
+          else resolve(result as ExecResult);
+        },
+        connectionLost: (reason) => {
+          this.lost(reason);
+          return this.closedBecause as string;
+        },
+      });
+      this.pending.add(channelRun.abort);
+      channelRun.start();
     });
+  }
+}
+
+/** What one command's channel tells its connection. */
+interface ChannelRunEvents {
+  /** Once: the command's result, or why it has none. */
+  ended(err: Error | undefined, result?: ExecResult): void;
+  /** ssh2 found the connection gone: every exec on it ends; returns why, as the connection names it. */
+  connectionLost(reason: string): string;
+}
+
+/**
+ * One command on its own channel: the channel opened (again, while sshd frees a session slot), the command
+ * stopped at its timeout, stdout and stderr kept within their caps (or stdout passed on to stdoutTo up to
+ * stdoutLimit, with backpressure), stdin sent and then EOF. It ends once: at the channel's close or the first failure.
+ */
+class ChannelRun {
+  private channel: ClientChannel | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private done = false;
+  private readonly stdout: Buffer[] = [];
+  private readonly stderr: Buffer[] = [];
+  private code: number | null = null;
+  private stdoutBytes = 0;
+  private stderrBytes = 0;
+  private stdoutCut = false;
+
+  constructor(
+    private readonly client: Ssh2Client,
+    private readonly where: string,
+    private readonly command: string,
+    private readonly opts: ExecOptions,
+    private readonly events: ChannelRunEvents,
+  ) {}
+
+  start(): void {
+    this.startTimeout();
+    this.open(1);
+  }
+
+  /** Ends the run with `err`, stopping the command if its channel is open. */
+  readonly abort = (err: Error): void => {
+    if (this.channel) stopCommand(this.channel);
+    this.finish(err);
+  };
+
+  private startTimeout(): void {
+    const ms = this.opts.timeoutMs;
+    if (ms === undefined) return;
+    this.timer = setTimeout(() => {
+      this.abort(new ExecTimeoutError(`${this.where}: "${describeCommand(this.command)}" did not finish within ${Math.round(ms / 100) / 10}s; its channel was closed`));
+    }, ms);
+  }
+
+  private open(attempt: number): void {
+    if (this.done) return;
+    try {
+      this.client.exec(this.command, (err, ch) => this.opened(attempt, err, ch));
+    } catch (err) {
+      // ssh2 throws "Not connected" when the socket is gone but its close event has not come yet.
+      this.finish(new Error(this.events.connectionLost(`connection to ${this.where} lost: ${(err as Error).message}`)));
+    }
+  }
+
+  private opened(attempt: number, err: Error | undefined, ch: ClientChannel): void {
+    if (err && /open failed/i.test(err.message) && attempt < OPEN_RETRIES && !this.done) {
+      // sshd frees a session slot a moment after the channel closes; a refusal right then is not final.
+      setTimeout(() => this.open(attempt + 1), 20 * attempt);
+      return;
+    }
+    if (err) {
+      this.finish(new Error(`${this.where}: could not start "${describeCommand(this.command)}": ${err.message}`));
+      return;
+    }
+    if (this.done) {
+      // Timed out or lost while the channel was opening.
+      ch.close();
+      return;
+    }
+    this.collect(ch);
+  }
+
+  private collect(ch: ClientChannel): void {
+    this.channel = ch;
+    ch.on('data', (chunk: Buffer) => this.onStdout(ch, chunk));
+    ch.stderr.on('data', (chunk: Buffer) => this.onStderr(chunk));
+    ch.on('exit', (exitCode: number | null) => {
+      this.code = exitCode;
+    });
+    ch.on('close', () => this.finish(undefined, this.result()));
+    // Always send EOF, or a command that reads stdin would wait forever.
+    if (this.opts.stdin !== undefined) ch.end(this.opts.stdin);
+    else ch.end();
+  }
+
+  private onStdout(ch: ClientChannel, chunk: Buffer): void {
+    if (this.done || this.stdoutCut) return;
+    this.stdoutBytes += chunk.length;
+    const sink = this.opts.stdoutTo;
+    if (!sink) {
+      if (this.stdoutBytes > MAX_ANSWER_BYTES) this.tooLarge('stdout', MAX_ANSWER_BYTES);
+      else this.stdout.push(chunk);
+      return;
+    }
+    const limit = this.opts.stdoutLimit ?? Infinity;
+    if (this.stdoutBytes >= limit) {
+      this.cutAtLimit(ch, sink, chunk, limit);
+      return;
+    }
+    if (!sink.write(chunk)) {
+      ch.pause();
+      sink.once('drain', () => ch.resume());
+    }
+  }
+
+  /** What was asked for has come (a live log grew since it was listed): the rest waits for the next pull. */
+  private cutAtLimit(ch: ClientChannel, sink: Writable, chunk: Buffer, limit: number): void {
+    this.stdoutCut = true;
+    const wanted = chunk.subarray(0, chunk.length - (this.stdoutBytes - limit));
+    if (wanted.length > 0) sink.write(wanted);
+    stopCommand(ch);
+  }
+
+  private onStderr(chunk: Buffer): void {
+    if (this.done) return;
+    this.stderrBytes += chunk.length;
+    if (this.stderrBytes > MAX_STDERR_BYTES) this.tooLarge('stderr', MAX_STDERR_BYTES);
+    else this.stderr.push(chunk);
+  }
+
+  private tooLarge(stream: 'stdout' | 'stderr', max: number): void {
+    this.abort(new AnswerTooLargeError(`${this.where}: "${describeCommand(this.command)}" wrote more than ${max} bytes to ${stream}; a difusor's answer is capped there, the command was stopped`));
+  }
+
+  private result(): ExecResult {
+    return {
+      code: typeof this.code === 'number' ? this.code : -1,
+      stdout: Buffer.concat(this.stdout).toString('utf8'),
+      stderr: Buffer.concat(this.stderr).toString('utf8'),
+      ...(this.stdoutCut ? { stdoutCut: true } : {}),
+    };
+  }
+
+  private finish(err: Error | undefined, result?: ExecResult): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.events.ended(err, result);
+  }
+}
+
+/** Servers that honour the signal request stop the command; the others at least lose its channel. */
+function stopCommand(ch: ClientChannel): void {
+  try {
+    ch.signal('TERM');
+    ch.close();
+  } catch {
+    // The connection is already gone: its close ends the command.
   }
 }

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, writeFile, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { currentUser } from './lock.js';
@@ -165,121 +165,13 @@ function parseEntry(line: Buffer): JournalEntry | undefined {
  */
 export async function openJournal(stateDir: string, ctx: JournalContext): Promise<Journal> {
   await mkdir(stateDir, { recursive: true });
-  const file = join(stateDir, JOURNAL_FILE);
-  const headFile = join(stateDir, JOURNAL_HEAD_FILE);
-  const clock = ctx.clock ?? { now: () => new Date(), fromEnv: false };
-
-  let size = 0;
-  let lineCount = 0;
-  let seq = 0;
-  let prev = GENESIS_PREV;
-  let lastBytes = 0;
-  let checkpoint: Checkpoint | undefined;
-  let tornMovedTo: { file: string; bytes: number } | undefined;
-
-  /** Reads from `from` (the start of a whole line, `linesBefore` lines in) to the end and takes the last whole line. */
-  const readTail = async (from: number, linesBefore: number, moveTornTailAside: boolean): Promise<Buffer[]> => {
-    const content = await readFrom(file, from);
-    const { lines, tail } = splitLines(content);
-    size = from + content.length - tail.length;
-    const last = lines.at(-1);
-    if (last) {
-      lineCount = linesBefore + lines.length;
-      seq = parseEntry(last)?.seq ?? lineCount;
-      prev = sha256(last);
-      lastBytes = last.length + 1;
-    } else if (from === 0) {
-      lineCount = 0;
-      seq = 0;
-      prev = GENESIS_PREV;
-      lastBytes = 0;
-    }
-    if (moveTornTailAside && tail.length > 0) {
-      const aside = join(stateDir, `journal.torn-${newRunId(clock.now())}.jsonl`);
-      await writeFile(aside, tail, { flag: 'wx' }).catch((error: unknown) => {
-        throw new JournalWriteError(aside, 'moving a torn last line aside', error);
-      });
-      const handle = await open(file, 'r+');
-      try {
-        await handle.truncate(size);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      tornMovedTo = { file: aside, bytes: tail.length };
-    }
-    return lines;
-  };
-
-  const writeEntry = async (record: JournalRecord): Promise<JournalEntry> => {
-    const handle = await open(file, 'a').catch((error: unknown) => {
-      throw new JournalWriteError(file, describeRecord(record), error);
-    });
-    try {
-      // Another writer (which should have held the lock) appended since our last look: chain onto its lines.
-      const onDisk = (await handle.stat()).size;
-      if (onDisk !== size) {
-        if (onDisk > size) await readTail(size, lineCount, false);
-        else await readTail(0, 0, false);
-      }
-      const entry: JournalEntry = {
-        seq: seq + 1,
-        at: clock.now().toISOString(),
-        run: ctx.run,
-        operator: ctx.operator,
-        command: ctx.command,
-        ...withoutUndefined({
-          difusor: record.difusor,
-          cut: record.cut,
-        }),
-        phase: record.phase,
-        result: record.result,
-        ...withoutUndefined({
-          bytes: record.bytes,
-          seconds: record.seconds,
-          error: record.error,
-          clock: clock.fromEnv ? clock.setting : undefined,
-          detail: record.detail,
-        }),
-        prev,
-      };
-      const line = JSON.stringify(entry);
-      const bytes = Buffer.from(line + '\n', 'utf8');
-      try {
-        await handle.write(bytes);
-        await handle.sync();
-      } catch (error) {
-        // A half-written line would break the chain for every later entry; take it back.
-        await handle.truncate(size).catch(() => undefined);
-        throw new JournalWriteError(file, describeRecord(record), error);
-      }
-      size += bytes.length;
-      lineCount += 1;
-      seq = entry.seq;
-      prev = sha256(line);
-      lastBytes = bytes.length;
-      await writeHead(headFile, { seq, hash: prev, ...(checkpoint ? { checked: checkpoint } : {}) }).catch((error: unknown) => {
-        // The entry is on disk and chained; only the tamper check of the journal's end waits for the next head.
-        throw new JournalWriteError(headFile, `recording the journal's head after ${describeRecord(record)} (the entry itself is written)`, error);
-      });
-      return entry;
-    } finally {
-      await handle.close();
-    }
-  };
-
-  let queue: Promise<unknown> = Promise.resolve();
-  const append = (record: JournalRecord): Promise<JournalEntry> => {
-    const written = queue.then(() => writeEntry(record));
-    queue = written.catch(() => undefined);
-    return written;
-  };
-
+  const journal = new JournalAppender(stateDir, ctx);
   const head = await readHead(stateDir);
-  const start = await usableCheckpoint(file, head);
-  const window = await readTail(start ? start.bytes - start.lastBytes : 0, start ? start.lines - 1 : 0, true);
+  const start = await usableCheckpoint(journal.file, head);
+  const { lines: window, tail } = await journal.readTail(start ? start.bytes - start.lastBytes : 0, start ? start.lines - 1 : 0);
+  const tornMovedTo = tail.length > 0 ? await journal.moveTornLineAside(tail) : undefined;
   if (tornMovedTo) {
-    await append({
+    await journal.append({
       phase: JOURNAL_RECOVERED_PHASE,
       result: 'info',
       detail: { tornBytes: tornMovedTo.bytes, movedTo: tornMovedTo.file },
@@ -291,17 +183,166 @@ export async function openJournal(stateDir: string, ctx: JournalContext): Promis
     start !== undefined &&
     !tornMovedTo &&
     checkLines(window, { line: start.lines, seq: start.seq }, head).ok;
-  const damage = windowWhole ? { ok: true as const, entries: lineCount } : await checkChain(stateDir);
+  const damage = windowWhole ? { ok: true as const, entries: journal.lineCount } : await checkChain(stateDir);
   if (!damage.ok && !(await damageAlreadyRecorded(stateDir, damage))) {
-    await append({
+    await journal.append({
       phase: JOURNAL_DAMAGED_PHASE,
       result: 'info',
       detail: { line: damage.line, ...(damage.seq !== undefined ? { seq: damage.seq } : {}), problem: damage.problem },
     });
   }
   // Whatever was damaged is now on record: the next run walks only from here.
-  if (lineCount > 0) checkpoint = { bytes: size, lines: lineCount, seq, hash: prev, lastBytes };
-  return { file, append };
+  journal.markChecked();
+  return { file: journal.file, append: (record) => journal.append(record) };
+}
+
+/**
+ * The journal as one run appends to it: where it ends (the next entry's seq and prev), appends written one at a
+ * time in call order, each fsynced and followed by a new journal.head.
+ */
+class JournalAppender {
+  readonly file: string;
+  private readonly headFile: string;
+  private readonly clock: NonNullable<JournalContext['clock']>;
+  private size = 0;
+  private lines = 0;
+  private seq = 0;
+  private prev = GENESIS_PREV;
+  private lastBytes = 0;
+  private checkpoint: Checkpoint | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly stateDir: string,
+    private readonly ctx: JournalContext,
+  ) {
+    this.file = join(stateDir, JOURNAL_FILE);
+    this.headFile = join(stateDir, JOURNAL_HEAD_FILE);
+    this.clock = ctx.clock ?? { now: () => new Date(), fromEnv: false };
+  }
+
+  get lineCount(): number {
+    return this.lines;
+  }
+
+  /** Reads from `from` (the start of a whole line, `linesBefore` lines in) to the end and takes the last whole line. */
+  async readTail(from: number, linesBefore: number): Promise<{ lines: Buffer[]; tail: Buffer }> {
+    const content = await readFrom(this.file, from);
+    const { lines, tail } = splitLines(content);
+    this.size = from + content.length - tail.length;
+    const last = lines.at(-1);
+    if (last) {
+      this.lines = linesBefore + lines.length;
+      this.seq = parseEntry(last)?.seq ?? this.lines;
+      this.prev = sha256(last);
+      this.lastBytes = last.length + 1;
+    } else if (from === 0) {
+      this.lines = 0;
+      this.seq = 0;
+      this.prev = GENESIS_PREV;
+      this.lastBytes = 0;
+    }
+    return { lines, tail };
+  }
+
+  /** The torn last line goes to a side file and off the journal, so the chain continues from the last whole entry. */
+  async moveTornLineAside(tail: Buffer): Promise<{ file: string; bytes: number }> {
+    const aside = join(this.stateDir, `journal.torn-${newRunId(this.clock.now())}.jsonl`);
+    await writeFile(aside, tail, { flag: 'wx' }).catch((error: unknown) => {
+      throw new JournalWriteError(aside, 'moving a torn last line aside', error);
+    });
+    const handle = await open(this.file, 'r+');
+    try {
+      await handle.truncate(this.size);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    return { file: aside, bytes: tail.length };
+  }
+
+  append(record: JournalRecord): Promise<JournalEntry> {
+    const written = this.queue.then(() => this.writeEntry(record));
+    this.queue = written.catch(() => undefined);
+    return written;
+  }
+
+  /** The journal's end as it is now counts as walked: the next run checks only what follows it. */
+  markChecked(): void {
+    if (this.lines > 0) this.checkpoint = { bytes: this.size, lines: this.lines, seq: this.seq, hash: this.prev, lastBytes: this.lastBytes };
+  }
+
+  private async writeEntry(record: JournalRecord): Promise<JournalEntry> {
+    const handle = await open(this.file, 'a').catch((error: unknown) => {
+      throw new JournalWriteError(this.file, describeRecord(record), error);
+    });
+    try {
+      await this.catchUpWith((await handle.stat()).size);
+      const entry = this.nextEntry(record);
+      await this.writeLine(handle, entry, record);
+      await this.recordHead(record);
+      return entry;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Another writer (which should have held the lock) appended since our last look: chain onto its lines. */
+  private async catchUpWith(onDisk: number): Promise<void> {
+    if (onDisk === this.size) return;
+    if (onDisk > this.size) await this.readTail(this.size, this.lines);
+    else await this.readTail(0, 0);
+  }
+
+  private nextEntry(record: JournalRecord): JournalEntry {
+    return {
+      seq: this.seq + 1,
+      at: this.clock.now().toISOString(),
+      run: this.ctx.run,
+      operator: this.ctx.operator,
+      command: this.ctx.command,
+      ...withoutUndefined({
+        difusor: record.difusor,
+        cut: record.cut,
+      }),
+      phase: record.phase,
+      result: record.result,
+      ...withoutUndefined({
+        bytes: record.bytes,
+        seconds: record.seconds,
+        error: record.error,
+        clock: this.clock.fromEnv ? this.clock.setting : undefined,
+        detail: record.detail,
+      }),
+      prev: this.prev,
+    };
+  }
+
+  private async writeLine(handle: FileHandle, entry: JournalEntry, record: JournalRecord): Promise<void> {
+    const line = JSON.stringify(entry);
+    const bytes = Buffer.from(line + '\n', 'utf8');
+    try {
+      await handle.write(bytes);
+      await handle.sync();
+    } catch (error) {
+      // A half-written line would break the chain for every later entry; take it back.
+      await handle.truncate(this.size).catch(() => undefined);
+      throw new JournalWriteError(this.file, describeRecord(record), error);
+    }
+    this.size += bytes.length;
+    this.lines += 1;
+    this.seq = entry.seq;
+    this.prev = sha256(line);
+    this.lastBytes = bytes.length;
+  }
+
+  private async recordHead(record: JournalRecord): Promise<void> {
+    const head: JournalHead = { seq: this.seq, hash: this.prev, ...(this.checkpoint ? { checked: this.checkpoint } : {}) };
+    await writeHead(this.headFile, head).catch((error: unknown) => {
+      // The entry is on disk and chained; only the tamper check of the journal's end waits for the next head.
+      throw new JournalWriteError(this.headFile, `recording the journal's head after ${describeRecord(record)} (the entry itself is written)`, error);
+    });
+  }
 }
 
 /** The checkpoint in journal.head, when the journal still holds that line at that place. */
@@ -446,84 +487,115 @@ async function checkChain(stateDir: string): Promise<JournalVerification> {
  * Walks consecutive lines of the journal: `first` says which line, seq and prev the first one must be (a walk
  * from a checkpoint knows the line and seq, not the hash before it). Then the recorded head must be one of them.
  */
-function checkLines(lines: Buffer[], first: { line: number; seq: number; prev?: string }, head: JournalHead | undefined): JournalVerification {
+function checkLines(lines: Buffer[], first: WalkStart, head: JournalHead | undefined): JournalVerification {
   const entries = lines.map(parseEntry);
+  const walk: Walk = { lines, entries, first, lineOfSeq: lineOfEachSeq(entries, first.line) };
+  for (let index = 0; index < lines.length; index++) {
+    const problem = lineProblem(walk, index);
+    if (problem) return problem;
+  }
+  const headMissing = head && head.seq > 0 ? headProblem(walk, head) : undefined;
+  return headMissing ?? { ok: true, entries: first.line + lines.length - 1 };
+}
+
+interface WalkStart {
+  line: number;
+  seq: number;
+  prev?: string;
+}
+
+/** The lines of one walk, as entries where they parse, and the line where each seq first appears. */
+interface Walk {
+  lines: Buffer[];
+  entries: (JournalEntry | undefined)[];
+  first: WalkStart;
+  lineOfSeq: Map<number, number>;
+}
+
+function lineOfEachSeq(entries: (JournalEntry | undefined)[], firstLine: number): Map<number, number> {
   const lineOfSeq = new Map<number, number>();
   entries.forEach((entry, index) => {
-    if (entry && !lineOfSeq.has(entry.seq)) lineOfSeq.set(entry.seq, first.line + index);
+    if (entry && !lineOfSeq.has(entry.seq)) lineOfSeq.set(entry.seq, firstLine + index);
   });
-  const at = (lineNumber: number): number => lineNumber - first.line;
+  return lineOfSeq;
+}
 
-  for (let index = 0; index < lines.length; index++) {
-    const lineNumber = first.line + index;
-    const entry = entries[index];
-    const expectedSeq = index === 0 ? first.seq : entries[index - 1]!.seq + 1;
-    if (!entry) {
-      return {
-        ok: false,
-        line: lineNumber,
-        seq: expectedSeq,
-        problem: `line ${lineNumber} is not a journal entry: it was edited or damaged`,
-      };
-    }
-    if (entry.seq !== expectedSeq) {
-      const elsewhere = lineOfSeq.get(expectedSeq);
-      const nextFollowsExpected = entries[index + 1]?.seq === expectedSeq + 1;
-      return {
-        ok: false,
-        line: lineNumber,
-        seq: expectedSeq,
-        problem: nextFollowsExpected
-          ? `line ${lineNumber} was edited: it holds seq ${entry.seq} where seq ${expectedSeq} belongs (the next line is seq ${expectedSeq + 1})`
-          : elsewhere !== undefined && elsewhere > lineNumber
-            ? `entries were reordered: line ${lineNumber} holds seq ${entry.seq} where seq ${expectedSeq} belongs; seq ${expectedSeq} is on line ${elsewhere}`
-            : entry.seq > expectedSeq
-              ? `entries were removed: seq ${expectedSeq}${entry.seq - 1 > expectedSeq ? ` to ${entry.seq - 1}` : ''} should come before line ${lineNumber} (seq ${entry.seq})`
-              : `line ${lineNumber} holds seq ${entry.seq} where seq ${expectedSeq} belongs: an entry was duplicated or reordered`,
-      };
-    }
-    const expectedPrev = index === 0 ? first.prev : sha256(lines[index - 1]!);
-    if (expectedPrev !== undefined && entry.prev !== expectedPrev) {
-      if (lineNumber === 1) {
-        return {
-          ok: false,
-          line: 1,
-          seq: entry.seq,
-          problem: 'line 1 does not start the chain (its prev is not 64 zeros): earlier entries were removed or line 1 was edited',
-        };
-      }
-      return {
-        ok: false,
-        line: lineNumber - 1,
-        seq: entries[index - 1]?.seq ?? entry.seq - 1,
-        problem: `line ${lineNumber - 1} (seq ${entry.seq - 1}) was edited: its bytes no longer hash to the prev recorded on line ${lineNumber}`,
-      };
-    }
+/** The line at `index` must be an entry, with the seq that follows the one before, chained to that one's bytes. */
+function lineProblem(walk: Walk, index: number): JournalProblem | undefined {
+  const { lines, entries, first } = walk;
+  const lineNumber = first.line + index;
+  const entry = entries[index];
+  const expectedSeq = index === 0 ? first.seq : entries[index - 1]!.seq + 1;
+  if (!entry) {
+    return { ok: false, line: lineNumber, seq: expectedSeq, problem: `line ${lineNumber} is not a journal entry: it was edited or damaged` };
   }
+  if (entry.seq !== expectedSeq) {
+    return { ok: false, line: lineNumber, seq: expectedSeq, problem: seqOutOfPlace(walk, index, entry.seq, expectedSeq) };
+  }
+  const expectedPrev = index === 0 ? first.prev : sha256(lines[index - 1]!);
+  if (expectedPrev !== undefined && entry.prev !== expectedPrev) return brokenLink(walk, index, entry);
+  return undefined;
+}
 
-  if (head && head.seq > 0) {
-    const headLine = lineOfSeq.get(head.seq);
-    const lastSeq = entries.at(-1)?.seq ?? 0;
-    const lastLine = first.line + lines.length - 1;
-    if (headLine === undefined) {
-      return {
-        ok: false,
-        line: lastLine + 1,
-        seq: lastSeq + 1,
-        problem:
-          head.seq > lastSeq
-            ? `entries were removed from the end: the journal ends at seq ${lastSeq} but seq ${head.seq} was written`
-            : `the recorded head (seq ${head.seq}) is not among the lines walked`,
-      };
-    }
-    if (sha256(lines[at(headLine)]!) !== head.hash) {
-      return {
-        ok: false,
-        line: headLine,
-        seq: head.seq,
-        problem: `line ${headLine} (seq ${head.seq}) was edited: it no longer matches the hash recorded when it was written`,
-      };
-    }
+/** Why a line holds another seq than the one that belongs there: an edit, a reordering, a removal or a duplicate. */
+function seqOutOfPlace(walk: Walk, index: number, seq: number, expectedSeq: number): string {
+  const lineNumber = walk.first.line + index;
+  const elsewhere = walk.lineOfSeq.get(expectedSeq);
+  if (walk.entries[index + 1]?.seq === expectedSeq + 1) {
+    return `line ${lineNumber} was edited: it holds seq ${seq} where seq ${expectedSeq} belongs (the next line is seq ${expectedSeq + 1})`;
   }
-  return { ok: true, entries: first.line + lines.length - 1 };
+  if (elsewhere !== undefined && elsewhere > lineNumber) {
+    return `entries were reordered: line ${lineNumber} holds seq ${seq} where seq ${expectedSeq} belongs; seq ${expectedSeq} is on line ${elsewhere}`;
+  }
+  if (seq > expectedSeq) {
+    return `entries were removed: seq ${expectedSeq}${seq - 1 > expectedSeq ? ` to ${seq - 1}` : ''} should come before line ${lineNumber} (seq ${seq})`;
+  }
+  return `line ${lineNumber} holds seq ${seq} where seq ${expectedSeq} belongs: an entry was duplicated or reordered`;
+}
+
+/** A prev that is not the hash of the line before: that line was edited (or, on line 1, the chain's start is gone). */
+function brokenLink(walk: Walk, index: number, entry: JournalEntry): JournalProblem {
+  const lineNumber = walk.first.line + index;
+  if (lineNumber === 1) {
+    return {
+      ok: false,
+      line: 1,
+      seq: entry.seq,
+      problem: 'line 1 does not start the chain (its prev is not 64 zeros): earlier entries were removed or line 1 was edited',
+    };
+  }
+  return {
+    ok: false,
+    line: lineNumber - 1,
+    seq: walk.entries[index - 1]?.seq ?? entry.seq - 1,
+    problem: `line ${lineNumber - 1} (seq ${entry.seq - 1}) was edited: its bytes no longer hash to the prev recorded on line ${lineNumber}`,
+  };
+}
+
+/** The head recorded at the last append must be among the lines walked, with the bytes it had then. */
+function headProblem(walk: Walk, head: JournalHead): JournalProblem | undefined {
+  const { lines, entries, first, lineOfSeq } = walk;
+  const headLine = lineOfSeq.get(head.seq);
+  const lastSeq = entries.at(-1)?.seq ?? 0;
+  const lastLine = first.line + lines.length - 1;
+  if (headLine === undefined) {
+    return {
+      ok: false,
+      line: lastLine + 1,
+      seq: lastSeq + 1,
+      problem:
+        head.seq > lastSeq
+          ? `entries were removed from the end: the journal ends at seq ${lastSeq} but seq ${head.seq} was written`
+          : `the recorded head (seq ${head.seq}) is not among the lines walked`,
+    };
+  }
+  if (sha256(lines[headLine - first.line]!) !== head.hash) {
+    return {
+      ok: false,
+      line: headLine,
+      seq: head.seq,
+      problem: `line ${headLine} (seq ${head.seq}) was edited: it no longer matches the hash recorded when it was written`,
+    };
+  }
+  return undefined;
 }
