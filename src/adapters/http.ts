@@ -42,7 +42,7 @@ export interface ProbeHttpOptions {
   totalTimeoutMs: number;
   /** Keep-alive connections per difusor. */
   connectionsPerOrigin: number;
-  /** Redirects followed for one request (within the rules of src/core/probe/egress.ts) before it counts as a loop. */
+  /** Redirects followed for one request (within the rules of src/core/shared/egress.ts) before it counts as a loop. */
   maxRedirects?: number;
   /** DNS as the system answers it, unless a test injects its own; every answer passes the address rule. */
   lookup?: LookupFunction;
@@ -121,7 +121,7 @@ interface OneRequest {
  * The probe's HTTP client: undici with keep-alive and a bounded number of connections per difusor,
  * timeouts per phase, real certificate checks (Node's CA store, plus NODE_EXTRA_CA_CERTS), and the
  * peer certificate of each connection captured at the handshake for its expiry. Redirects are followed
- * by hand, only where src/core/probe/egress.ts allows; DNS answers pass its address rule.
+ * by hand, only where src/core/shared/egress.ts allows; DNS answers pass its address rule.
  */
 export function createProbeHttp(opts: ProbeHttpOptions): ProbeHttp & { close(): Promise<void> } {
   const certificates = new Map<string, PeerCertificate>();

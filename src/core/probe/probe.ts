@@ -26,7 +26,7 @@ export type { PeerCertificate, ProbeFailureKind, ProbeRow } from '../records/pro
  * 4. A suspended difusor must show the notice: /aviso.json names it, every other path answers 503 with
  *    the notice's page and `Cache-Control: no-store`.
  * A difusor fails on lag beyond the limit, a differing file, no answer, a bad certificate, a manifest
- * this host never published, a missing notice, or a redirect away from itself (src/core/probe/egress.ts: only its
+ * this host never published, a missing notice, or a redirect away from itself (src/core/shared/egress.ts: only its
  * own origin, http to https on its host, and the registry's redirect_hosts are followed). The command
  * journals failures with their detail for the operator and keeps the result; what is shown to the public
  * is the state and PUBLIC_WORDING, never an error text, address or port.

@@ -61,7 +61,7 @@ export interface PreflightReport {
 
 export interface PreflightPorts {
   connector: DifusorConnector;
-  /** Redirects followed only within `scope` (src/core/probe/egress.ts), as the probe follows them. */
+  /** Redirects followed only within `scope` (src/core/shared/egress.ts), as the probe follows them. */
   httpGet(url: string, timeoutMs: number, scope: RedirectScope): Promise<HttpResult>;
   /** A monotonic clock in ms (performance.now by default). */
   now?: () => number;

@@ -24,7 +24,7 @@ export interface Difusor {
   /** Absolute, normalised. Releases live below it. */
   path: string;
   public_url: string;
-  /** Hosts this difusor may redirect visitors to (a CDN in front of it); see src/core/probe/egress.ts. */
+  /** Hosts this difusor may redirect visitors to (a CDN in front of it); see src/core/shared/egress.ts. */
   redirect_hosts?: string[];
   contact?: Contact;
   status: DifusorStatus;
