@@ -1,16 +1,42 @@
-import { Flags } from '@oclif/core';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Flags, type Interfaces } from '@oclif/core';
 import { currentOperator, newRunId, readJournal } from '../core/records/journal.js';
 import { failureSignature, keepProbe, probeDifusores, wentLiveTimes, type ProbeReport } from '../core/probe/probe.js';
-import { StateStore } from '../core/records/state.js';
+import { StateStore, writeAtomically } from '../core/records/state.js';
+import { ProbeHistory } from '../core/records/probe-history.js';
+import { foldRound, roundOf, type BoardSummary } from '../core/probe/board.js';
+import { writeBoardDir } from '../core/probe/board-files.js';
+import type { Difusor, Registry } from '../core/registry/types.js';
 import { systemClock, type Clock } from '../adapters/clock.js';
 import { createProbeHttp } from '../adapters/http.js';
 import { onlyFlag, registryFlag } from '../ui/flags.js';
 import { DifusionCommand } from '../ui/command.js';
 import { chooseRenderer } from '../ui/render.js';
 import { probeLines, probeTable } from '../ui/probe-view.js';
+import { publicBoardFiles } from '../ui/board-html.js';
+import { boardMetrics } from '../ui/board-metrics.js';
 
 const SAMPLE_SIZE = 8;
 const LOCK_WAIT_MS = 30_000;
+const ROSTER_TEMPLATE = new URL('../../templates/roster.html', import.meta.url);
+
+type ProbeFlags = Interfaces.InferredFlags<typeof Probe.flags>;
+
+/** What every round of one probe command shares. */
+interface Night {
+  registry: Registry;
+  targets: Difusor[];
+  clock: Clock;
+  renderer: ReturnType<typeof chooseRenderer>;
+  state: StateStore;
+  history: ProbeHistory<BoardSummary>;
+  http: ReturnType<typeof createProbeHttp>;
+  run: string;
+  command: string;
+  /** The last journaled round's failures, so a watch journals only news. */
+  lastSignature?: string;
+}
 
 export default class Probe extends DifusionCommand {
   static override summary = "Fetch each difusor's public URL over HTTP(S): which cut it serves, its lag, and whether sample files are intact.";
@@ -27,6 +53,7 @@ export default class Probe extends DifusionCommand {
     '<%= config.bin %> <%= command.id %> --full --only ujed',
     '<%= config.bin %> <%= command.id %> --watch 15',
     '<%= config.bin %> <%= command.id %> --max-lag 60 --json',
+    '<%= config.bin %> <%= command.id %> --watch 60 --roster /srv/prep/sitio/difusores --metrics /var/lib/node_exporter/textfile/difusion.prom',
   ];
   static override enableJsonFlag = true;
   static override flags = {
@@ -35,116 +62,154 @@ export default class Probe extends DifusionCommand {
     full: Flags.boolean({ description: 'fetch and hash every file of the served cut, not a sample', default: false }),
     'max-lag': Flags.integer({ description: 'seconds a difusor may stay behind the newest live cut', default: 60, min: 0, helpValue: 'SECONDS' }),
     watch: Flags.integer({ description: 'probe again every SECONDS, redrawing the table (Ctrl-C to stop)', min: 1, helpValue: 'SECONDS' }),
+    roster: Flags.string({ description: 'after each round, rewrite the public board in DIR (index.html, board.json, rounds.csv, rounds.jsonl, roster.json, logos/)', helpValue: 'DIR' }),
+    metrics: Flags.string({ description: "after each round, write the Prometheus textfile FILE (node_exporter's textfile collector)", helpValue: 'FILE' }),
   };
 
   async run(): Promise<ProbeReport> {
     const { flags } = await this.parse(Probe);
-    const registry = await this.requireRegistry(flags.registry);
-    const publication = registry.publication;
-    // Suspended difusores are probed too: they must be showing the notice.
-    const targets = this.lookAt(registry, flags.only);
-    let clock: Clock;
-    try {
-      clock = systemClock(process.env, { timezone: publication.timezone });
-    } catch (error) {
-      this.error(error instanceof Error ? error.message : String(error), { exit: 2 });
-    }
-    if (clock.fromEnv && !this.jsonEnabled()) this.logToStderr(`note: the clock is set by ${clock.setting}`);
-
-    const renderer = chooseRenderer({
-      isTTY: Boolean(process.stdout.isTTY),
-      json: this.jsonEnabled(),
-      noColor: Boolean(process.env.NO_COLOR),
-      ci: Boolean(process.env.CI),
-    });
-    const state = new StateStore(publication.state_dir);
-    const http = createProbeHttp({ connectTimeoutMs: 10_000, headersTimeoutMs: 20_000, bodyTimeoutMs: 30_000, totalTimeoutMs: 300_000, connectionsPerOrigin: 4 });
-    const run = newRunId(clock.now());
-    const command = `probe${flags.full ? ' --full' : ''} --max-lag ${flags['max-lag']}${flags.watch ? ` --watch ${flags.watch}` : ''}`;
-    let previous: string | undefined;
-
-    const round = async (): Promise<ProbeReport> => {
-      const journal = await readJournal(publication.state_dir);
-      const wentLive = new Map(targets.map((d) => [d.id, wentLiveTimes(journal, d.id)]));
-      const report = await probeDifusores(
-        targets,
-        {
-          maxLagSeconds: flags['max-lag'],
-          full: flags.full,
-          sampleSize: SAMPLE_SIZE,
-          concurrency: publication.concurrency,
-          filesPerDifusor: 4,
-          now: clock.now(),
-          certificateNow: new Date(),
-          token: `${run}-${Date.now().toString(36)}`,
-        },
-        {
-          http,
-          knowledge: {
-            cutOfManifest: (digest, bytes) => state.cutWithManifest(digest, bytes),
-            manifestHashes: (cut, digest) => state.manifestHashes(cut, digest),
-            wentLive: (id) => wentLive.get(id) ?? new Map(),
-            fileSizes: (cut) => state.sizesOf(cut),
-          },
-        },
-      );
-      // A watch journals a round only when its failures changed: an incident is news once, not every N seconds.
-      const signature = failureSignature(report);
-      const kept = await keepProbe(report, {
-        state,
-        journal: { run, operator: currentOperator(), command, clock },
-        journalThisRun: flags.watch === undefined || signature !== previous,
-        lockWaitMs: LOCK_WAIT_MS,
-      });
-      previous = signature;
-      if (kept.deferredBy) this.logToStderr(`note: the journal is locked by ${kept.deferredBy}; this probe's incidents will be journaled by the next one`);
-      return report;
-    };
-
-    const show = (report: ProbeReport): void => {
-      if (renderer === 'silent') {
-        if (flags.watch !== undefined) this.log(JSON.stringify(report));
-      } else if (renderer === 'live') {
-        this.log(`${flags.watch !== undefined ? '\x1b[2J\x1b[H' : ''}${probeTable(report, publication.timezone)}`);
-      } else {
-        for (const line of probeLines(report, publication.timezone)) this.log(line);
-      }
-    };
-
+    const night = await this.prepare(flags);
     try {
       if (flags.watch === undefined) {
-        const report = await round();
-        show(report);
+        const report = await this.probeRound(night, flags);
+        this.show(night, report, flags.watch);
         this.finish(report.exitCode);
         return report;
       }
-      let stopped = false;
-      let pause: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
-      const stop = (): void => {
-        stopped = true;
-        if (pause) {
-          clearTimeout(pause.timer);
-          pause.resolve();
-        }
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-      let report = await round();
-      show(report);
-      while (!stopped) {
-        await new Promise<void>((resolve) => {
-          pause = { timer: setTimeout(resolve, (flags.watch as number) * 1000), resolve };
-        });
-        if (stopped) break;
-        report = await round();
-        show(report);
-      }
+      const report = await this.watchRounds(night, flags, flags.watch);
       // Under --json every round was printed as a line already: only the last round's verdict remains to give.
       if (this.jsonEnabled()) this.exit(report.exitCode);
       this.finish(report.exitCode);
       return report;
     } finally {
-      await http.close();
+      await night.http.close();
     }
+  }
+
+  /** Registry, targets (suspended ones too: they must show the notice), clock, renderer, state, history, HTTP. */
+  private async prepare(flags: ProbeFlags): Promise<Night> {
+    const registry = await this.requireRegistry(flags.registry);
+    const publication = registry.publication;
+    const clock = this.clockFor(registry, systemClock);
+    const run = newRunId(clock.now());
+    return {
+      registry,
+      targets: this.lookAt(registry, flags.only),
+      clock,
+      renderer: chooseRenderer({ isTTY: Boolean(process.stdout.isTTY), json: this.jsonEnabled(), noColor: Boolean(process.env.NO_COLOR), ci: Boolean(process.env.CI) }),
+      state: new StateStore(publication.state_dir),
+      history: new ProbeHistory(publication.state_dir, foldRound),
+      http: createProbeHttp({ connectTimeoutMs: 10_000, headersTimeoutMs: 20_000, bodyTimeoutMs: 30_000, totalTimeoutMs: 300_000, connectionsPerOrigin: 4 }),
+      run,
+      command: `probe${flags.full ? ' --full' : ''} --max-lag ${flags['max-lag']}${flags.watch ? ` --watch ${flags.watch}` : ''}`,
+    };
+  }
+
+  /** One round: probe, journal and keep the result, add it to the history, then the board and the metrics. */
+  private async probeRound(night: Night, flags: ProbeFlags): Promise<ProbeReport> {
+    const started = performance.now();
+    const report = await this.probeEach(night, flags);
+    const tookMs = performance.now() - started;
+    await this.keepRound(night, report, flags.watch !== undefined);
+    const { summary } = await night.history.append(roundOf(report, tookMs));
+    if (flags.roster || flags.metrics) await this.writeBoard(night, summary, flags);
+    return report;
+  }
+
+  private async probeEach(night: Night, flags: ProbeFlags): Promise<ProbeReport> {
+    const { state, clock, targets } = night;
+    const journal = await readJournal(night.registry.publication.state_dir);
+    const wentLive = new Map(targets.map((d) => [d.id, wentLiveTimes(journal, d.id)]));
+    return probeDifusores(
+      targets,
+      {
+        maxLagSeconds: flags['max-lag'],
+        full: flags.full,
+        sampleSize: SAMPLE_SIZE,
+        concurrency: night.registry.publication.concurrency,
+        filesPerDifusor: 4,
+        now: clock.now(),
+        certificateNow: new Date(),
+        token: `${night.run}-${Date.now().toString(36)}`,
+      },
+      {
+        http: night.http,
+        knowledge: {
+          cutOfManifest: (digest, bytes) => state.cutWithManifest(digest, bytes),
+          manifestHashes: (cut, digest) => state.manifestHashes(cut, digest),
+          wentLive: (id) => wentLive.get(id) ?? new Map(),
+          fileSizes: (cut) => state.sizesOf(cut),
+        },
+      },
+    );
+  }
+
+  /** A watch journals a round only when its failures changed: an incident is news once, not every N seconds. */
+  private async keepRound(night: Night, report: ProbeReport, watching: boolean): Promise<void> {
+    const signature = failureSignature(report);
+    const kept = await keepProbe(report, {
+      state: night.state,
+      journal: { run: night.run, operator: currentOperator(), command: night.command, clock: night.clock },
+      journalThisRun: !watching || signature !== night.lastSignature,
+      lockWaitMs: LOCK_WAIT_MS,
+    });
+    night.lastSignature = signature;
+    if (kept.deferredBy) this.logToStderr(`note: the journal is locked by ${kept.deferredBy}; this probe's incidents will be journaled by the next one`);
+  }
+
+  /** The public board in --roster DIR and the Prometheus textfile, from the history's summary (never the whole log). */
+  private async writeBoard(night: Night, summary: BoardSummary, flags: ProbeFlags): Promise<void> {
+    let made;
+    try {
+      made = await publicBoardFiles({
+        registry: night.registry,
+        summary,
+        at: night.clock.now(),
+        maxLagSeconds: flags['max-lag'],
+        rosterTemplate: await readFile(ROSTER_TEMPLATE, 'utf8'),
+        readLogo: (file) => readFile(file),
+      });
+    } catch (error) {
+      this.refuse(error);
+    }
+    if (flags.roster) await writeBoardDir(path.resolve(flags.roster), made.files, night.history);
+    if (flags.metrics) await writeAtomically(path.resolve(flags.metrics), boardMetrics(made.board));
+  }
+
+  private show(night: Night, report: ProbeReport, watch: number | undefined): void {
+    const tz = night.registry.publication.timezone;
+    if (night.renderer === 'silent') {
+      if (watch !== undefined) this.log(JSON.stringify(report));
+    } else if (night.renderer === 'live') {
+      this.log(`${watch !== undefined ? '\x1b[2J\x1b[H' : ''}${probeTable(report, tz)}`);
+    } else {
+      for (const line of probeLines(report, tz)) this.log(line);
+    }
+  }
+
+  /** Round after round every `seconds` until SIGINT or SIGTERM; the last round's report. */
+  private async watchRounds(night: Night, flags: ProbeFlags, seconds: number): Promise<ProbeReport> {
+    let stopped = false;
+    let pause: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
+    const stop = (): void => {
+      stopped = true;
+      if (pause) {
+        clearTimeout(pause.timer);
+        pause.resolve();
+      }
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    let report = await this.probeRound(night, flags);
+    this.show(night, report, seconds);
+    while (!stopped) {
+      await new Promise<void>((resolve) => {
+        pause = { timer: setTimeout(resolve, seconds * 1000), resolve };
+      });
+      if (stopped) break;
+      report = await this.probeRound(night, flags);
+      this.show(night, report, seconds);
+    }
+    return report;
   }
 }
