@@ -9,7 +9,16 @@ import { HashCache, buildManifest, type Manifest } from '../shared/manifest.js';
 import { parseCutId, newestCut } from '../shared/cut-id.js';
 import { checkPublication, formatLocal, type PublicationMode } from '../registry/window.js';
 import { acquireLock, currentUser, describeHolder, isLockHeld } from '../records/lock.js';
-import { openAhead, openOptions, publishCut, type LastLive, type PublishObserver, type PublishReport } from './publish.js';
+import {
+  openAhead,
+  openOptions,
+  publishCut,
+  type LastLive,
+  type PublishObserver,
+  type PublishJournalPort,
+  type PublishReport,
+  type PublishRequest,
+} from './publish.js';
 import { StateStore } from '../records/state.js';
 import { SigningKeyError, loadSigningKey, signManifest } from './signing.js';
 import type { DifusorConnector } from '../difusor-port.js';
@@ -145,8 +154,75 @@ export async function resolveCut(cutArg: string, latest: boolean): Promise<{ cut
 export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts): Promise<PublishRunResult> {
   const { registry } = opts;
   const publication = registry.publication;
+  const { cut, cutDir, hold, held, heldIds } = await cutToPublish(opts);
+  const { selected, targets, skipped, missingNotice } = await chooseTargets(opts, hold, heldIds);
+  const now = ports.clock.now();
+  const decision = refuseOutsideWindow(opts, cut, now);
+  const wouldRefuse = 'wouldRefuse' in decision ? decision.wouldRefuse : undefined;
+  // Before the lock: a key others can read, or none at all, refuses the run before anything is sent.
+  const signingKey = await loadSigningKeyOrRefuse(publication.signing_key);
+
+  const run = ports.newRunId();
+  const command = commandLine(opts);
+  const operator = `${currentUser()}@${hostname()}`;
+  const lock = await lockOrRefuse(publication.state_dir, run, command);
+  try {
+    const journal = await ports.openJournal(publication.state_dir, { run, operator, command, clock: ports.clock });
+    await journalStart(journal, lock, { cut, mode: decision.mode, at: formatLocal(now, publication.timezone), targets, held });
+    const state = new StateStore(publication.state_dir);
+    const { likelyLive, lastLive } = await lastSeenLive(state, targets, cut);
+    // The first sessions connect while the cut is scanned and hashed; a cut refused below closes them unused.
+    const connector = openAhead(await ports.connect(registry, targets), targets.slice(0, publication.concurrency), (d) =>
+      openOptions({ dryRun: opts.dryRun, likelyLive }, d),
+    );
+    const { manifest, signature } = await closingOnFailure(connector, () =>
+      signedManifest(state, cut, cutDir, signingKey, opts.dryRun, ports),
+    );
+    const files = manifest.entries.length;
+    ports.onStart?.({ cut, cutDir, targets, mode: decision.mode, wouldRefuse, files, bytes: manifest.totalBytes, held });
+
+    // The notices go alongside the cut, so a suspended difusor that is still down delays no one's switch.
+    const restoring = restoreMissingNotices(opts, ports, missingNotice, journal);
+    let report: PublishReport;
+    let restored: RestoredNotice[];
+    try {
+      const request = publishRequest(opts, run, { cut, cutDir, manifest, signature, targets, likelyLive, lastLive });
+      report = await publishThenClose(connector, request, { state, observer: ports.observer, journal });
+      // What the difusores serve is recorded before waiting on a notice: a kill meanwhile loses neither.
+      if (!opts.dryRun) await recordOutcomes(state, cut, report);
+    } finally {
+      // Never left running behind the lock's release, whatever happened above.
+      restored = await restoring;
+    }
+    sayWhatBecameOfNotices(skipped, selected.skipped, restored);
+    const holdLifted = await liftHoldWhenMovingForward(opts, hold, report, journal, cut);
+    await journal.append({ cut, phase: 'end', result: report.exitCode === 0 ? 'ok' : 'failed', detail: { exitCode: report.exitCode } });
+    return {
+      ...report,
+      run,
+      mode: decision.mode,
+      clock: ports.clock.fromEnv ? ports.clock.setting : undefined,
+      wouldRefuse,
+      targets: targets.map((d) => d.id),
+      skipped,
+      ...(held ? { held } : holdLifted ? { held: hold, holdLifted } : {}),
+    };
+  } finally {
+    await lock.release();
+  }
+}
+
+/** The run as the journal and the lock name it. */
+function commandLine(opts: PublishRunOptions): string {
+  return `publish ${opts.latest ? '--latest ' : ''}${opts.cutArg}${opts.dryRun ? ' --dry-run' : ''}${opts.simulacro ? ' --simulacro' : ''}`;
+}
+
+/** The cut named, or the newest; after a rollback, --latest stays on the rolled-back-to cut. */
+async function cutToPublish(
+  opts: PublishRunOptions,
+): Promise<{ cut: string; cutDir: string; hold?: RollbackHold; held?: RollbackHold; heldIds?: Set<string> }> {
   let { cut, cutDir } = await resolveCut(opts.cutArg, opts.latest);
-  const hold = await readHold(publication.state_dir);
+  const hold = await readHold(opts.registry.publication.state_dir);
   // After a rollback, cron must not publish the newer cut again behind the operator's back.
   // A rollback of some difusores (--only) holds only those; the others go on to the newest cut.
   const heldIds = opts.latest && hold?.difusores ? new Set(hold.difusores) : undefined;
@@ -159,19 +235,25 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
       ]);
     }
   }
-  const held = opts.latest && hold ? hold : undefined;
-  const selected = selectTargets(registry, opts.only);
+  return { cut, cutDir, hold, held: opts.latest && hold ? hold : undefined, heldIds };
+}
+
+/** The active difusores asked for and not held by a rollback; the others skipped, saying why. */
+async function chooseTargets(opts: PublishRunOptions, hold: RollbackHold | undefined, heldIds: Set<string> | undefined) {
+  const selected = selectTargets(opts.registry, opts.only);
   const targets = selected.targets.filter((d) => !heldIds?.has(d.id));
   const missingNotice = new Set<string>();
-  for (const s of selected.skipped) if (await noticeMissing(publication.state_dir, s)) missingNotice.add(s.id);
+  for (const s of selected.skipped) if (await noticeMissing(opts.registry.publication.state_dir, s)) missingNotice.add(s.id);
   const skipped = [
     ...selected.skipped.map((s): Skipped => (missingNotice.has(s.id) ? noticeNotInPlace(s, { dryRun: opts.dryRun }) : s)),
     ...selected.targets.filter((d) => heldIds?.has(d.id)).map((d) => ({ id: d.id, reason: `rollback hold on ${hold!.cut}` })),
   ];
+  return { selected, targets, skipped, missingNotice };
+}
 
-  const now = ports.clock.now();
+function refuseOutsideWindow(opts: PublishRunOptions, cut: string, now: Date) {
   const decision = checkPublication({
-    publication,
+    publication: opts.registry.publication,
     now,
     cutWall: (parseCutId(cut) as { wall: string }).wall,
     simulacro: opts.simulacro,
@@ -180,165 +262,183 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
   if (!decision.allowed) {
     throw new RunRefusal(decision.reason, 4, ['a rehearsal can always run with --dry-run']);
   }
+  return decision;
+}
 
-  // Before the lock: a key others can read, or none at all, refuses the run before anything is sent.
-  let signingKey: KeyObject | undefined;
-  if (publication.signing_key) {
-    signingKey = await loadSigningKey(publication.signing_key).catch((error: unknown) => {
-      if (error instanceof SigningKeyError) throw new RunRefusal(error.message, 2, ['publication.signing_key names it in the registry']);
-      throw error;
-    });
-  }
+async function loadSigningKeyOrRefuse(keyPath: string | undefined): Promise<KeyObject | undefined> {
+  if (!keyPath) return undefined;
+  return loadSigningKey(keyPath).catch((error: unknown) => {
+    if (error instanceof SigningKeyError) throw new RunRefusal(error.message, 2, ['publication.signing_key names it in the registry']);
+    throw error;
+  });
+}
 
-  const run = ports.newRunId();
-  const operator = `${currentUser()}@${hostname()}`;
-  const command = `publish ${opts.latest ? '--latest ' : ''}${opts.cutArg}${opts.dryRun ? ' --dry-run' : ''}${opts.simulacro ? ' --simulacro' : ''}`;
-  const lock = await acquireLock(publication.state_dir, { runId: run, command });
+async function lockOrRefuse(stateDir: string, runId: string, command: string) {
+  const lock = await acquireLock(stateDir, { runId, command });
   if (isLockHeld(lock)) {
     throw new RunRefusal(`another run holds the lock: ${describeHolder(lock.held)}`, 5, [
       'wait for it to finish; a lock whose holder died is taken over automatically',
     ]);
   }
+  return lock;
+}
+
+async function journalStart(
+  journal: Journal,
+  lock: { tookOverFrom?: unknown; takeoverReason?: unknown },
+  start: { cut: string; mode: PublicationMode; at: string; targets: Difusor[]; held?: RollbackHold },
+): Promise<void> {
+  if (lock.tookOverFrom || lock.takeoverReason) {
+    await journal.append({ phase: 'lock', result: 'info', detail: { tookOverFrom: lock.tookOverFrom, reason: lock.takeoverReason } });
+  }
+  await journal.append({
+    cut: start.cut,
+    phase: 'start',
+    result: 'info',
+    detail: {
+      mode: start.mode,
+      at: start.at,
+      targets: start.targets.map((d) => d.id),
+      ...(start.held ? { rollbackHold: start.held.cut } : {}),
+    },
+  });
+}
+
+/** Per target, the cut this host last saw it serve: the same one is likely a no-op; another's hashes guide an early send. */
+async function lastSeenLive(
+  state: StateStore,
+  targets: Difusor[],
+  cut: string,
+): Promise<{ likelyLive: Set<string>; lastLive: Map<string, LastLive> }> {
+  const likelyLive = new Set<string>();
+  const lastLive = new Map<string, LastLive>();
+  for (const d of targets) {
+    const live = (await state.readRecord(d.id)).live;
+    if (live === cut) likelyLive.add(d.id);
+    const hashes = live && live !== cut ? await state.publishedHashes(live) : undefined;
+    if (live && hashes) lastLive.set(d.id, { cut: live, hashes });
+  }
+  return { likelyLive, lastLive };
+}
+
+/** Disposes of the connector when fn fails: the sessions opened ahead are closed unused. */
+async function closingOnFailure<T>(connector: DifusorConnector, fn: () => Promise<T>): Promise<T> {
   try {
-    const journal = await ports.openJournal(publication.state_dir, { run, operator, command, clock: ports.clock });
-    if (lock.tookOverFrom || lock.takeoverReason) {
-      await journal.append({ phase: 'lock', result: 'info', detail: { tookOverFrom: lock.tookOverFrom, reason: lock.takeoverReason } });
-    }
-    await journal.append({
-      cut,
-      phase: 'start',
-      result: 'info',
-      detail: {
-        mode: decision.mode,
-        at: formatLocal(now, publication.timezone),
-        targets: targets.map((d) => d.id),
-        ...(held ? { rollbackHold: held.cut } : {}),
-      },
-    });
-
-    const state = new StateStore(publication.state_dir);
-    const likelyLive = new Set<string>();
-    const lastLive = new Map<string, LastLive>();
-    for (const d of targets) {
-      const live = (await state.readRecord(d.id)).live;
-      if (live === cut) likelyLive.add(d.id);
-      const hashes = live && live !== cut ? await state.publishedHashes(live) : undefined;
-      if (live && hashes) lastLive.set(d.id, { cut: live, hashes });
-    }
-    // The first sessions connect while the cut is scanned and hashed; a cut refused below closes them unused.
-    const connector = openAhead(await ports.connect(registry, targets), targets.slice(0, publication.concurrency), (d) =>
-      openOptions({ dryRun: opts.dryRun, likelyLive }, d),
-    );
-    let manifest: Manifest;
-    let signature: string | undefined;
-    try {
-      const files = await scanCut(cutDir);
-      const cache = new HashCache(state.hashCacheFile());
-      await cache.load();
-      manifest = await buildManifest(cutDir, files, cache, ports.onManifestProgress);
-      await cache.save();
-      signature = signingKey ? signManifest(manifest.text, signingKey) : undefined;
-      if (!opts.dryRun) {
-        await state.saveManifest(cut, manifest.text, signature);
-        await state.saveSizes(cut, manifest.entries);
-        await state.saveSource(cut, cutDir);
-      }
-    } catch (error) {
-      await connector.dispose();
-      throw error;
-    }
-
-    ports.onStart?.({
-      cut,
-      cutDir,
-      targets,
-      mode: decision.mode,
-      wouldRefuse: 'wouldRefuse' in decision ? decision.wouldRefuse : undefined,
-      files: manifest.entries.length,
-      bytes: manifest.totalBytes,
-      held,
-    });
-
-    // The notices go alongside the cut, so a suspended difusor that is still down delays no one's switch.
-    const restoring =
-      missingNotice.size > 0 && !opts.dryRun && ports.restoreNotices
-        ? ports.restoreNotices(registry, [...missingNotice], journal).catch((error: unknown) => {
-            const message = error instanceof Error ? error.message : String(error);
-            return [...missingNotice].map((id) => ({ id, notice: '', error: message }));
-          })
-        : Promise.resolve([]);
-    let report: PublishReport;
-    let restored: Awaited<typeof restoring>;
-    try {
-      try {
-        report = await publishCut(
-          {
-            cut,
-            cutDir,
-            manifest,
-            signature,
-            targets,
-            concurrency: publication.concurrency,
-            keepReleases: publication.keep_releases,
-            dryRun: opts.dryRun,
-            switchDeadlineMs: publication.switch_deadline_s * 1000,
-            likelyLive,
-            lastLive,
-            // Letters and digits of the run's id: unique to this run, so nothing a killed run left behind is merged.
-            incoming: run.replace(/[^A-Za-z0-9]/g, '').slice(-40),
-          },
-          {
-            connector,
-            state,
-            observer: ports.observer,
-            journal: { record: async (entry) => void (await journal.append(entry)) },
-          },
-        );
-      } finally {
-        await connector.dispose();
-      }
-      // What the difusores serve is recorded before waiting on a notice: a kill meanwhile loses neither.
-      if (!opts.dryRun) {
-        const at = new Date().toISOString();
-        for (const o of report.outcomes) {
-          await state.recordResult(o.id, {
-            at,
-            cut,
-            result: o.result,
-            error: o.error,
-            live: o.result === 'live' || o.result === 'up-to-date' ? cut : o.previous,
-          });
-        }
-      }
-    } finally {
-      // Never left running behind the lock's release, whatever happened above.
-      restored = await restoring;
-    }
-    for (const r of restored) {
-      const i = skipped.findIndex((s) => s.id === r.id);
-      const base = selected.skipped.find((s) => s.id === r.id) ?? { id: r.id, reason: 'suspended' };
-      skipped[i] = r.error
-        ? noticeNotInPlace(base, { tried: r.error })
-        : { ...base, reason: `${base.reason}; its missing notice is now in place (notices/${r.notice})`, notice: 'restored' as const };
-    }
-    // An operator publishing a cut by name is moving forward from a rollback.
-    const holdLifted = Boolean(hold && !opts.latest && !opts.dryRun && report.exitCode !== 1);
-    if (hold && holdLifted) {
-      await clearHold(publication.state_dir);
-      await journal.append({ cut, phase: 'rollback-hold', result: 'info', detail: { lifted: hold.cut } });
-    }
-    await journal.append({ cut, phase: 'end', result: report.exitCode === 0 ? 'ok' : 'failed', detail: { exitCode: report.exitCode } });
-    return {
-      ...report,
-      run,
-      mode: decision.mode,
-      clock: ports.clock.fromEnv ? ports.clock.setting : undefined,
-      wouldRefuse: 'wouldRefuse' in decision ? decision.wouldRefuse : undefined,
-      targets: targets.map((d) => d.id),
-      skipped,
-      ...(held ? { held } : holdLifted ? { held: hold, holdLifted } : {}),
-    };
-  } finally {
-    await lock.release();
+    return await fn();
+  } catch (error) {
+    await connector.dispose();
+    throw error;
   }
 }
+
+/** What publish.ts is asked: this cut, to these targets, under the registry's publication settings. */
+function publishRequest(
+  opts: PublishRunOptions,
+  run: string,
+  what: Pick<PublishRequest, 'cut' | 'cutDir' | 'manifest' | 'signature' | 'targets' | 'likelyLive' | 'lastLive'>,
+): PublishRequest {
+  const { publication } = opts.registry;
+  return {
+    ...what,
+    concurrency: publication.concurrency,
+    keepReleases: publication.keep_releases,
+    dryRun: opts.dryRun,
+    switchDeadlineMs: publication.switch_deadline_s * 1000,
+    // Letters and digits of the run's id: unique to this run, so nothing a killed run left behind is merged.
+    incoming: run.replace(/[^A-Za-z0-9]/g, '').slice(-40),
+  };
+}
+
+/** The publish itself (publish.ts), its journal entries in the run's journal; the connector closed after, whatever happened. */
+async function publishThenClose(
+  connector: DifusorConnector,
+  req: PublishRequest,
+  ports: { state: StateStore; observer?: PublishObserver; journal: Journal },
+): Promise<PublishReport> {
+  const { journal } = ports;
+  try {
+    const record: PublishJournalPort['record'] = async (entry) => void (await journal.append(entry));
+    return await publishCut(req, { connector, state: ports.state, observer: ports.observer, journal: { record } });
+  } finally {
+    await connector.dispose();
+  }
+}
+
+/** Scans and hashes the cut, signs its manifest, and (in a real run) keeps manifest, sizes and source in the state. */
+async function signedManifest(
+  state: StateStore,
+  cut: string,
+  cutDir: string,
+  signingKey: KeyObject | undefined,
+  dryRun: boolean,
+  ports: Pick<PublishRunPorts, 'onManifestProgress'>,
+): Promise<{ manifest: Manifest; signature?: string }> {
+  const files = await scanCut(cutDir);
+  const cache = new HashCache(state.hashCacheFile());
+  await cache.load();
+  const manifest = await buildManifest(cutDir, files, cache, ports.onManifestProgress);
+  await cache.save();
+  const signature = signingKey ? signManifest(manifest.text, signingKey) : undefined;
+  if (!dryRun) {
+    await state.saveManifest(cut, manifest.text, signature);
+    await state.saveSizes(cut, manifest.entries);
+    await state.saveSource(cut, cutDir);
+  }
+  return { manifest, signature };
+}
+
+/** Starts putting back the notices a cutoff could not deliver; settles with each one's result, never rejects. */
+function restoreMissingNotices(
+  opts: PublishRunOptions,
+  ports: PublishRunPorts,
+  missingNotice: Set<string>,
+  journal: Journal,
+): Promise<RestoredNotice[]> {
+  if (missingNotice.size === 0 || opts.dryRun || !ports.restoreNotices) return Promise.resolve([]);
+  return ports.restoreNotices(opts.registry, [...missingNotice], journal).catch((error: unknown) => {
+    const message = error instanceof Error ? error.message : String(error);
+    return [...missingNotice].map((id) => ({ id, notice: '', error: message }));
+  });
+}
+
+/** What each difusor serves now. */
+async function recordOutcomes(state: StateStore, cut: string, report: PublishReport): Promise<void> {
+  const at = new Date().toISOString();
+  for (const o of report.outcomes) {
+    await state.recordResult(o.id, {
+      at,
+      cut,
+      result: o.result,
+      error: o.error,
+      live: o.result === 'live' || o.result === 'up-to-date' ? cut : o.previous,
+    });
+  }
+}
+
+/** Each skipped suspended difusor whose notice was tried again says whether it is now in place. */
+function sayWhatBecameOfNotices(skipped: Skipped[], suspended: Skipped[], restored: RestoredNotice[]): void {
+  for (const r of restored) {
+    const i = skipped.findIndex((s) => s.id === r.id);
+    const base = suspended.find((s) => s.id === r.id) ?? { id: r.id, reason: 'suspended' };
+    skipped[i] = r.error
+      ? noticeNotInPlace(base, { tried: r.error })
+      : { ...base, reason: `${base.reason}; its missing notice is now in place (notices/${r.notice})`, notice: 'restored' as const };
+  }
+}
+
+/** An operator publishing a cut by name is moving forward from a rollback: its hold is lifted. */
+async function liftHoldWhenMovingForward(
+  opts: PublishRunOptions,
+  hold: RollbackHold | undefined,
+  report: PublishReport,
+  journal: Journal,
+  cut: string,
+): Promise<boolean> {
+  const holdLifted = Boolean(hold && !opts.latest && !opts.dryRun && report.exitCode !== 1);
+  if (hold && holdLifted) {
+    await clearHold(opts.registry.publication.state_dir);
+    await journal.append({ cut, phase: 'rollback-hold', result: 'info', detail: { lifted: hold.cut } });
+  }
+  return holdLifted;
+}
+

@@ -10,6 +10,7 @@ import {
   planTransfer,
   strangersInStaging,
   type PlanKind,
+  type PrepareReport,
   type TransferPlan,
 } from './plan.js';
 import type { DifusorConnector, DifusorSession, HelperOutput, OpenOptions } from '../difusor-port.js';
@@ -264,188 +265,270 @@ export function openAhead(
 
 /** Stage one difusor up to "ready to switch". Never throws: a failure becomes the outcome. */
 async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): Promise<Staged | DifusorOutcome> {
-  const now = ports.now ?? Date.now;
-  const observe = (phase: Phase, detail?: string): void => ports.observer?.phase(d.id, phase, detail);
-  const startedAt = now();
-  const outcome = blankOutcome(d, req.cut);
-  let phase: Phase = 'connecting';
-  let session: DifusorSession | undefined;
-  let early: EarlyTransfer | undefined;
-  // Whether this run may have written into the difusor's staging: then a failure discards it before the session closes.
-  let wrote = false;
-  const progress = ports.observer?.progress ? (bytes: number, percent: number) => ports.observer?.progress?.(d.id, bytes, percent) : undefined;
-  const signed = req.signature !== undefined;
+  const a = beginAttempt(req, ports, d);
   try {
-    observe('connecting');
-    const { expectTransfer } = openOptions(req, d);
-    session = await ports.connector.open(d, { expectTransfer }).catch((error: Error) => {
-      throw new StepError('connecting', error.message);
-    });
-
-    phase = 'preparing';
-    observe(phase);
-    // The transfer need not wait for prepare's answer: what changed since the cut last seen live there is most
-    // likely what the staging will lack. A wrong guess only sends correct files for nothing (and the rest after).
-    const guessed = expectTransfer && req.incoming !== undefined ? guessSend(req.manifest, req.lastLive?.get(d.id)) : [];
-    if (guessed.length > 0) {
-      wrote = true;
-      early = sendEarly(session, req, guessed, progress);
-    }
-    // prepare --stage builds the new release's staging; one that fails may have built part of it.
-    if (!req.dryRun && expectTransfer) wrote = true;
-    // A real run hands prepare the new manifest, so a new release's staging is linked in the same round trip;
-    // not where the cut is likely live already (cron's no-op), which would carry the manifest for nothing.
-    const prepared = req.dryRun
-      ? await step(session, phase, 'inspect', [req.cut])
-      : expectTransfer
-        ? await step(session, phase, 'prepare', [req.cut, '--stage', ...(early ? ['--incoming', req.incoming as string] : [])], {
-            stdin: manifestInput(req),
-          })
-        : await step(session, phase, 'prepare', [req.cut]);
-    const report = parsePrepare(prepared.stdout);
-    outcome.previous = report.live;
-    wrote = early !== undefined || report.staged === req.cut;
-    const baseHashes = report.base ? await ports.state.manifestHashes(report.base, report.baseManifestDigest) : undefined;
-    const plan: TransferPlan = planTransfer({ cut: req.cut, manifest: req.manifest, report, baseHashes, signed });
-    outcome.plan = plan.kind;
-    outcome.filesToSend = plan.send.length;
-    outcome.bytesToSend = plan.bytesToSend;
-    outcome.filesLinked = plan.linked;
-
-    if (req.dryRun) {
-      outcome.result = 'planned';
-      outcome.seconds = (now() - startedAt) / 1000;
-      observe('planned', describePlan(plan));
-      await ports.journal?.record({
-        difusor: d.id,
-        cut: req.cut,
-        phase: 'plan',
-        result: 'info',
-        detail: { plan: plan.kind, filesToSend: plan.send.length, bytesToSend: plan.bytesToSend, filesLinked: plan.linked },
-      });
-      session.close();
-      return outcome;
-    }
+    const session = await connect(a);
+    const { report, plan } = await prepareAndPlan(a, session);
+    if (req.dryRun) return await endPlanned(a, session, plan);
     // Sent on a guess the plan makes useless: stopped; the prune after the switch (or below, when there is no
     // switch) clears what it left.
-    if (early && (plan.kind !== 'new-release' || report.staged !== req.cut)) await early.stop();
-    if (plan.kind === 'up-to-date') {
-      outcome.result = 'up-to-date';
-      outcome.seconds = (now() - startedAt) / 1000;
-      observe('up-to-date');
-      await ports.journal?.record({ difusor: d.id, cut: req.cut, phase: 'check', result: 'skipped', detail: { reason: 'already live' } });
-      // An early transfer stopped here left its incoming directory: not for the next run to find.
-      if (early) await prune(session, d, req, ports);
-      session.close();
-      return outcome;
-    }
+    if (a.early && (plan.kind !== 'new-release' || report.staged !== req.cut)) await a.early.stop();
+    if (plan.kind === 'up-to-date') return await endUpToDate(a, session);
     if (plan.kind === 'switch-only') {
-      observe('ready', 'already staged');
-      return { difusor: d, session, outcome, startedAt, needsSwitch: true, stoppedEarly: early !== undefined };
+      observe(a, 'ready', 'already staged');
+      return { difusor: d, session, outcome: a.outcome, startedAt: a.startedAt, needsSwitch: true, stoppedEarly: a.early !== undefined };
     }
-    // What the guess sends may already be on disk when prepare reads the free space: only the rest must fit
-    // for sure. If the guess does not fit after all, rsync fails on the full disk and the difusor keeps its cut.
-    const stillToLand = early?.running ? beyondGuess(plan.send, early.files).reduce((n, e) => n + e.size, 0) : plan.bytesToSend;
-    if (report.freeKb !== undefined && stillToLand > report.freeKb * 1024) {
-      throw new StepError(
-        'preparing',
-        `not enough free disk: ${Math.ceil(stillToLand / 1024)} KB to send, ${report.freeKb} KB free under ${d.path}`,
-      );
-    }
-
-    if (report.staged === req.cut) {
-      const strangers = strangersInStaging(req.manifest, report, signed);
-      if (strangers.length > 0) {
-        throw new StepError('preparing', `the staging prepare built holds what the cut does not: ${strangers.slice(0, 5).join('; ')}`);
-      }
-    } else {
-      // A release repaired in place (or a helper that does not stage): the staging is linked from it first.
-      phase = 'linking';
-      observe(phase, `${plan.linked} unchanged files`);
-      wrote = true;
-      await step(session, phase, 'link', [req.cut, plan.base ?? '-'], { stdin: linkInput(plan, req) });
-    }
-    // rsync writes straight into the staging (or this run's incoming directory, when it started early): each file it
-    // sends replaces, by a rename, whatever linked file was there, so the live release's inodes are never written.
-    phase = 'staging';
-    observe(phase, `${plan.send.length} files`);
-    wrote = true;
-    const sent = await sendMissing(session, req, plan, early?.running ? early : undefined, progress);
-    outcome.filesSent = sent.filesSent;
-    outcome.bytesSent = sent.bytesSent;
-
-    phase = 'verifying';
-    observe(phase);
-    // Every file sent is checked: those sent early on the guess too, which the merge puts over linked ones.
-    const checks = manifestText(sent.files) + manifestText([{ path: MANIFEST_NAME, sha256: sha256Hex(req.manifest.text) }]);
-    const verifyArgs = sent.onGuess > 0 ? [req.cut, '--incoming', req.incoming as string] : [req.cut];
-    const verified = parseVerify((await step(session, phase, 'verify', verifyArgs, { stdin: checks })).stdout);
-    if (verified.checkExit !== 0) {
-      const failed = verified.failures.slice(0, 5).join('; ');
-      throw new StepError(phase, `sha256sum found ${verified.failures.length} bad file(s) in staging: ${failed}`);
-    }
-    if (verified.signature === 'bad' || verified.signature === 'missing') {
-      throw new StepError(phase, `the difusor's check of MANIFEST.sha256.sig says ${verified.signature}: the manifest is not signed by the key it trusts`);
-    }
-    outcome.signatureCheck = verified.signature;
-    const problems = checkInventory(req.manifest, verified, signed);
-    if (problems.length > 0) {
-      throw new StepError(phase, `staging differs from the manifest: ${problems.slice(0, 5).join('; ')}`);
-    }
-
-    const keep = new Set([...req.manifest.entries.map((e) => e.path), MANIFEST_NAME, ...(signed ? [SIGNATURE_NAME] : [])]);
-    const promoteLines =
-      plan.kind === 'repair'
-        ? [
-            ...[...plan.send.map((e) => e.path), MANIFEST_NAME, ...(signed ? [SIGNATURE_NAME] : [])].map((p) => `M ${p}\n`),
-            ...[...report.files.keys(), ...report.others].filter((p) => !keep.has(p)).map((p) => `D ${p}\n`),
-          ]
-        : [];
-    await step(session, phase, 'promote', [req.cut], { stdin: promoteLines.join('') });
-
-    observe('ready');
-    await ports.journal?.record({
-      difusor: d.id,
-      cut: req.cut,
-      phase: 'stage',
-      result: 'ok',
-      bytes: outcome.bytesSent,
-      seconds: round(now() - startedAt),
-      detail: {
-        plan: plan.kind,
-        base: plan.base,
-        filesSent: outcome.filesSent,
-        filesLinked: plan.linked,
-        previous: report.live,
-        // Sent while prepare ran, on the guess of what changed since the cut last seen live there.
-        ...(sent.onGuess > 0 ? { sentOnGuess: sent.onGuess, guessedFrom: req.lastLive?.get(d.id)?.cut } : {}),
-        ...(outcome.signatureCheck ? { signatureCheck: outcome.signatureCheck } : {}),
-      },
-    });
-    return { difusor: d, session, outcome, startedAt, needsSwitch: report.live !== req.cut, stoppedEarly: false };
+    checkFreeDisk(a, plan, report);
+    await readyStaging(a, session, plan, report);
+    const sent = await sendToStaging(a, session, plan);
+    await verifyStaging(a, session, sent);
+    await promote(a, session, plan, report);
+    observe(a, 'ready');
+    await recordStaged(a, plan, report, sent);
+    return { difusor: d, session, outcome: a.outcome, startedAt: a.startedAt, needsSwitch: report.live !== req.cut, stoppedEarly: false };
   } catch (error) {
-    // Never a transfer left running behind a failure: stopped and settled before the session closes.
-    await early?.stop();
-    const message = error instanceof Error ? error.message : String(error);
-    const discarded = wrote ? await discardFailed(ports, d, session, discardArgs(req, early !== undefined), message, outcome) : {};
-    session?.close();
-    outcome.result = 'failed';
-    outcome.failedPhase = error instanceof StepError ? error.phase : phase;
-    outcome.error = withHelperHint(d, message);
-    outcome.seconds = (now() - startedAt) / 1000;
-    observe('failed', outcome.error);
-    await ports.journal?.record({
-      difusor: d.id,
-      cut: req.cut,
-      phase: outcome.failedPhase,
-      result: 'failed',
-      bytes: outcome.bytesSent,
-      seconds: outcome.seconds,
-      error: outcome.error,
-      detail: { previous: outcome.previous, ...discarded },
-    });
-    return outcome;
+    return await endFailed(a, error);
   }
+}
+
+/** One difusor's staging as it goes: where it stands, and what a failure must know to clean up and say where it stopped. */
+interface Attempt {
+  req: PublishRequest;
+  ports: PublishPorts;
+  d: Difusor;
+  now: () => number;
+  startedAt: number;
+  outcome: DifusorOutcome;
+  phase: Phase;
+  session?: DifusorSession;
+  early?: EarlyTransfer;
+  /** Whether this run may have written into the difusor's staging: then a failure discards it before the session closes. */
+  wrote: boolean;
+  expectTransfer: boolean;
+  signed: boolean;
+  progress?: (bytes: number, percent: number) => void;
+}
+
+function beginAttempt(req: PublishRequest, ports: PublishPorts, d: Difusor): Attempt {
+  const now = ports.now ?? Date.now;
+  return {
+    req,
+    ports,
+    d,
+    now,
+    startedAt: now(),
+    outcome: blankOutcome(d, req.cut),
+    phase: 'connecting',
+    wrote: false,
+    expectTransfer: openOptions(req, d).expectTransfer,
+    signed: req.signature !== undefined,
+    progress: ports.observer?.progress ? (bytes: number, percent: number) => ports.observer?.progress?.(d.id, bytes, percent) : undefined,
+  };
+}
+
+function observe(a: Attempt, phase: Phase, detail?: string): void {
+  a.ports.observer?.phase(a.d.id, phase, detail);
+}
+
+function enter(a: Attempt, phase: Phase, detail?: string): void {
+  a.phase = phase;
+  observe(a, phase, detail);
+}
+
+function secondsSinceStart(a: Attempt): number {
+  return (a.now() - a.startedAt) / 1000;
+}
+
+async function connect(a: Attempt): Promise<DifusorSession> {
+  observe(a, 'connecting');
+  a.session = await a.ports.connector.open(a.d, { expectTransfer: a.expectTransfer }).catch((error: Error) => {
+    throw new StepError('connecting', error.message);
+  });
+  return a.session;
+}
+
+/** Asks the difusor what it serves and holds (a real run also has it build the staging), and plans the transfer. */
+async function prepareAndPlan(a: Attempt, session: DifusorSession): Promise<{ report: PrepareReport; plan: TransferPlan }> {
+  const { req, outcome } = a;
+  enter(a, 'preparing');
+  // The transfer need not wait for prepare's answer: what changed since the cut last seen live there is most
+  // likely what the staging will lack. A wrong guess only sends correct files for nothing (and the rest after).
+  const guessed = a.expectTransfer && req.incoming !== undefined ? guessSend(req.manifest, req.lastLive?.get(a.d.id)) : [];
+  if (guessed.length > 0) {
+    a.wrote = true;
+    a.early = sendEarly(session, req, guessed, a.progress);
+  }
+  // prepare --stage builds the new release's staging; one that fails may have built part of it.
+  if (!req.dryRun && a.expectTransfer) a.wrote = true;
+  // A real run hands prepare the new manifest, so a new release's staging is linked in the same round trip;
+  // not where the cut is likely live already (cron's no-op), which would carry the manifest for nothing.
+  const prepared = req.dryRun
+    ? await step(session, a.phase, 'inspect', [req.cut])
+    : a.expectTransfer
+      ? await step(session, a.phase, 'prepare', [req.cut, '--stage', ...(a.early ? ['--incoming', req.incoming as string] : [])], {
+          stdin: manifestInput(req),
+        })
+      : await step(session, a.phase, 'prepare', [req.cut]);
+  const report = parsePrepare(prepared.stdout);
+  outcome.previous = report.live;
+  a.wrote = a.early !== undefined || report.staged === req.cut;
+  const baseHashes = report.base ? await a.ports.state.manifestHashes(report.base, report.baseManifestDigest) : undefined;
+  const plan: TransferPlan = planTransfer({ cut: req.cut, manifest: req.manifest, report, baseHashes, signed: a.signed });
+  outcome.plan = plan.kind;
+  outcome.filesToSend = plan.send.length;
+  outcome.bytesToSend = plan.bytesToSend;
+  outcome.filesLinked = plan.linked;
+  return { report, plan };
+}
+
+/** A rehearsal ends at the plan. */
+async function endPlanned(a: Attempt, session: DifusorSession, plan: TransferPlan): Promise<DifusorOutcome> {
+  a.outcome.result = 'planned';
+  a.outcome.seconds = secondsSinceStart(a);
+  observe(a, 'planned', describePlan(plan));
+  await a.ports.journal?.record({
+    difusor: a.d.id,
+    cut: a.req.cut,
+    phase: 'plan',
+    result: 'info',
+    detail: { plan: plan.kind, filesToSend: plan.send.length, bytesToSend: plan.bytesToSend, filesLinked: plan.linked },
+  });
+  session.close();
+  return a.outcome;
+}
+
+async function endUpToDate(a: Attempt, session: DifusorSession): Promise<DifusorOutcome> {
+  a.outcome.result = 'up-to-date';
+  a.outcome.seconds = secondsSinceStart(a);
+  observe(a, 'up-to-date');
+  await a.ports.journal?.record({ difusor: a.d.id, cut: a.req.cut, phase: 'check', result: 'skipped', detail: { reason: 'already live' } });
+  // An early transfer stopped here left its incoming directory: not for the next run to find.
+  if (a.early) await prune(session, a.d, a.req, a.ports);
+  session.close();
+  return a.outcome;
+}
+
+function checkFreeDisk(a: Attempt, plan: TransferPlan, report: PrepareReport): void {
+  // What the guess sends may already be on disk when prepare reads the free space: only the rest must fit
+  // for sure. If the guess does not fit after all, rsync fails on the full disk and the difusor keeps its cut.
+  const stillToLand = a.early?.running ? beyondGuess(plan.send, a.early.files).reduce((n, e) => n + e.size, 0) : plan.bytesToSend;
+  if (report.freeKb !== undefined && stillToLand > report.freeKb * 1024) {
+    throw new StepError(
+      'preparing',
+      `not enough free disk: ${Math.ceil(stillToLand / 1024)} KB to send, ${report.freeKb} KB free under ${a.d.path}`,
+    );
+  }
+}
+
+/** The staging prepare built holds nothing the cut does not; or, where it built none, one is linked now. */
+async function readyStaging(a: Attempt, session: DifusorSession, plan: TransferPlan, report: PrepareReport): Promise<void> {
+  const { req } = a;
+  if (report.staged === req.cut) {
+    const strangers = strangersInStaging(req.manifest, report, a.signed);
+    if (strangers.length > 0) {
+      throw new StepError('preparing', `the staging prepare built holds what the cut does not: ${strangers.slice(0, 5).join('; ')}`);
+    }
+    return;
+  }
+  // A release repaired in place (or a helper that does not stage): the staging is linked from it first.
+  enter(a, 'linking', `${plan.linked} unchanged files`);
+  a.wrote = true;
+  await step(session, a.phase, 'link', [req.cut, plan.base ?? '-'], { stdin: linkInput(plan, req) });
+}
+
+async function sendToStaging(a: Attempt, session: DifusorSession, plan: TransferPlan): Promise<Sent> {
+  // rsync writes straight into the staging (or this run's incoming directory, when it started early): each file it
+  // sends replaces, by a rename, whatever linked file was there, so the live release's inodes are never written.
+  enter(a, 'staging', `${plan.send.length} files`);
+  a.wrote = true;
+  const sent = await sendMissing(session, a.req, plan, a.early?.running ? a.early : undefined, a.progress);
+  a.outcome.filesSent = sent.filesSent;
+  a.outcome.bytesSent = sent.bytesSent;
+  return sent;
+}
+
+/** sha256sum on the difusor over every file sent, the signature's check there, and the staging's inventory against the manifest. */
+async function verifyStaging(a: Attempt, session: DifusorSession, sent: Sent): Promise<void> {
+  const { req } = a;
+  enter(a, 'verifying');
+  // Every file sent is checked: those sent early on the guess too, which the merge puts over linked ones.
+  const checks = manifestText(sent.files) + manifestText([{ path: MANIFEST_NAME, sha256: sha256Hex(req.manifest.text) }]);
+  const verifyArgs = sent.onGuess > 0 ? [req.cut, '--incoming', req.incoming as string] : [req.cut];
+  const verified = parseVerify((await step(session, a.phase, 'verify', verifyArgs, { stdin: checks })).stdout);
+  if (verified.checkExit !== 0) {
+    const failed = verified.failures.slice(0, 5).join('; ');
+    throw new StepError(a.phase, `sha256sum found ${verified.failures.length} bad file(s) in staging: ${failed}`);
+  }
+  if (verified.signature === 'bad' || verified.signature === 'missing') {
+    throw new StepError(a.phase, `the difusor's check of MANIFEST.sha256.sig says ${verified.signature}: the manifest is not signed by the key it trusts`);
+  }
+  a.outcome.signatureCheck = verified.signature;
+  const problems = checkInventory(req.manifest, verified, a.signed);
+  if (problems.length > 0) {
+    throw new StepError(a.phase, `staging differs from the manifest: ${problems.slice(0, 5).join('; ')}`);
+  }
+}
+
+/** Moves the verified staging to releases/<cut>; a repair in place names what it changes and what it deletes. */
+async function promote(a: Attempt, session: DifusorSession, plan: TransferPlan, report: PrepareReport): Promise<void> {
+  const { req, signed } = a;
+  const keep = new Set([...req.manifest.entries.map((e) => e.path), MANIFEST_NAME, ...(signed ? [SIGNATURE_NAME] : [])]);
+  const promoteLines =
+    plan.kind === 'repair'
+      ? [
+          ...[...plan.send.map((e) => e.path), MANIFEST_NAME, ...(signed ? [SIGNATURE_NAME] : [])].map((p) => `M ${p}\n`),
+          ...[...report.files.keys(), ...report.others].filter((p) => !keep.has(p)).map((p) => `D ${p}\n`),
+        ]
+      : [];
+  await step(session, a.phase, 'promote', [req.cut], { stdin: promoteLines.join('') });
+}
+
+async function recordStaged(a: Attempt, plan: TransferPlan, report: PrepareReport, sent: Sent): Promise<void> {
+  const { req, outcome } = a;
+  await a.ports.journal?.record({
+    difusor: a.d.id,
+    cut: req.cut,
+    phase: 'stage',
+    result: 'ok',
+    bytes: outcome.bytesSent,
+    seconds: round(a.now() - a.startedAt),
+    detail: {
+      plan: plan.kind,
+      base: plan.base,
+      filesSent: outcome.filesSent,
+      filesLinked: plan.linked,
+      previous: report.live,
+      // Sent while prepare ran, on the guess of what changed since the cut last seen live there.
+      ...(sent.onGuess > 0 ? { sentOnGuess: sent.onGuess, guessedFrom: req.lastLive?.get(a.d.id)?.cut } : {}),
+      ...(outcome.signatureCheck ? { signatureCheck: outcome.signatureCheck } : {}),
+    },
+  });
+}
+
+/** A failure: what this run wrote into the staging is discarded, the session closed, and the outcome says where it stopped. */
+async function endFailed(a: Attempt, error: unknown): Promise<DifusorOutcome> {
+  const { req, ports, d, outcome } = a;
+  // Never a transfer left running behind a failure: stopped and settled before the session closes.
+  await a.early?.stop();
+  const message = error instanceof Error ? error.message : String(error);
+  const discarded = a.wrote ? await discardFailed(ports, d, a.session, discardArgs(req, a.early !== undefined), message, outcome) : {};
+  a.session?.close();
+  outcome.result = 'failed';
+  outcome.failedPhase = error instanceof StepError ? error.phase : a.phase;
+  outcome.error = withHelperHint(d, message);
+  outcome.seconds = secondsSinceStart(a);
+  observe(a, 'failed', outcome.error);
+  await ports.journal?.record({
+    difusor: d.id,
+    cut: req.cut,
+    phase: outcome.failedPhase,
+    result: 'failed',
+    bytes: outcome.bytesSent,
+    seconds: outcome.seconds,
+    error: outcome.error,
+    detail: { previous: outcome.previous, ...discarded },
+  });
+  return outcome;
 }
 
 /**
