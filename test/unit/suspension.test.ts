@@ -186,14 +186,17 @@ describe('rollback hold', () => {
   const A = '20220605_2015';
   const B = '20220605_2030';
   const status = ok(`live ${B}\nrelease ${A}\nrelease ${B}\n`);
+  /** The lease every switch is made under (the alternate site): taken, then released. */
+  const lease = (args: string[]): HelperOutput => ok(`now 1\n${args[0] === 'release' ? 'released' : 'taken 1 121'}\n`);
 
   test('is on disk before the switch: a rollback killed right after switching still keeps cron off the newer cut', async () => {
     let holdAtSwitch: unknown;
     const s = setup((verb) => (verb === 'status' ? status : verb === 'switch' ? new Error('switch seen') : ok()));
     s.ports.connect = async () => ({
       open: async () => ({
-        helper: async (verb: string) => {
+        helper: async (verb: string, args: string[]) => {
           if (verb === 'status') return status;
+          if (verb === 'lease') return lease(args);
           holdAtSwitch = await readHold(stateDir);
           return ok(`live releases/${A}\n`);
         },
@@ -210,7 +213,9 @@ describe('rollback hold', () => {
   });
 
   test('a rollback whose every switch fails leaves no hold of its own behind', async () => {
-    const s = setup((verb) => (verb === 'status' ? status : verb === 'switch' ? { code: 2, stdout: '', stderr: 'difusion-helper: cannot switch current\n' } : ok()));
+    const s = setup((verb, args) =>
+      verb === 'status' ? status : verb === 'lease' ? lease(args) : verb === 'switch' ? { code: 2, stdout: '', stderr: 'difusion-helper: cannot switch current\n' } : ok(),
+    );
     const result = await rollback({ registry: s.registry, only: [] }, s.ports);
     expect(result).toMatchObject({ exitCode: 1, hold: undefined });
     expect(await readHold(stateDir)).toBeUndefined();

@@ -7,6 +7,7 @@ import { clearHold, readHold, writeHold, type RollbackHold } from '../records/ho
 import { manifestText, sha256Hex } from '../shared/manifest.js';
 import { MANIFEST_NAME, parseVerify } from '../publish/plan.js';
 import { compareRelease } from '../publish/verify.js';
+import { DEFAULT_LEASE_S, takeLease, takeoverDetail, thisHost } from '../publish/lease.js';
 import { exitCodeFor } from '../publish/publish.js';
 import { CANCELLED, askServing, errorText, helperStep, underLock, type Cancelled, type OperationPorts, type Serving } from '../publish/operation.js';
 
@@ -128,6 +129,7 @@ export async function rollback(opts: { registry: Registry; to?: string; only: st
 
     const command = `rollback${opts.to ? ` --to ${opts.to}` : ''}${opts.only.map((id) => ` --only ${id}`).join('')}`;
     return await underLock(registry, command, ports, async (journal, run) => {
+      const host = thisHost();
       const state = new StateStore(stateDir);
       const published = await state.manifestText(to);
       const sizes = await state.sizesOf(to);
@@ -157,14 +159,22 @@ export async function rollback(opts: { registry: Registry; to?: string; only: st
             try {
               const session = await connector.open(d);
               try {
-                // Back to bytes this host published, not just to a directory of that name.
-                if (published !== undefined) {
-                  const lines = manifestText([{ path: MANIFEST_NAME, sha256: sha256Hex(published) }]);
-                  const differences = compareRelease(published, parseVerify((await helperStep(session, 'audit', [to], lines)).stdout), sizes);
-                  if (differences.length > 0) throw new Error(`releases/${to} differs from what was published: ${differences.slice(0, 5).join('; ')}`);
+                // One run at a time on a difusor, whichever host: another host's publish is not switched over.
+                const lease = await takeLease(session, { host, run, seconds: registry.publication.lease_s ?? DEFAULT_LEASE_S });
+                try {
+                  if (lease.takenOver) await journal.append({ phase: 'lease-takeover', result: 'info', difusor: d.id, cut: to, detail: takeoverDetail(host, lease.takenOver) });
+                  // Back to bytes this host published, not just to a directory of that name.
+                  if (published !== undefined) {
+                    const lines = manifestText([{ path: MANIFEST_NAME, sha256: sha256Hex(published) }]);
+                    const differences = compareRelease(published, parseVerify((await helperStep(session, 'audit', [to], lines)).stdout), sizes);
+                    if (differences.length > 0) throw new Error(`releases/${to} differs from what was published: ${differences.slice(0, 5).join('; ')}`);
+                  }
+                  await lease.confirm();
+                  const out = await helperStep(session, 'switch', [to]);
+                  if (out.stdout.trim() !== `live releases/${to}`) throw new Error(`current points to ${out.stdout.trim().replace(/^live /, '') || 'nothing'} after the switch`);
+                } finally {
+                  await lease.release();
                 }
-                const out = await helperStep(session, 'switch', [to]);
-                if (out.stdout.trim() !== `live releases/${to}`) throw new Error(`current points to ${out.stdout.trim().replace(/^live /, '') || 'nothing'} after the switch`);
               } finally {
                 session.close();
               }

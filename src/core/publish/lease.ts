@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { DifusorSession } from '../difusor-port.js';
 
 /**
@@ -59,6 +60,11 @@ export function leaseHostName(env: { DIFUSION_HOST?: string }, machineHostname: 
   }
   const cleaned = machineHostname.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^-+/, '').slice(0, 64);
   return cleaned || 'unnamed-host';
+}
+
+/** This host's name as the environment and the machine give it (see leaseHostName). */
+export function thisHost(): string {
+  return leaseHostName(process.env, hostname());
 }
 
 export function leaseArgs(verb: 'take' | 'renew', claim: LeaseClaim): string[];
@@ -236,3 +242,11 @@ export async function takeLease(session: DifusorSession, claim: LeaseClaim, port
   };
 }
 
+
+/** What the journal keeps of an expired lease taken over: whose it was, and until when. */
+export function takeoverDetail(host: string, previous: LeaseHolder): Record<string, unknown> {
+  return {
+    host,
+    tookOverFrom: { host: previous.host, run: previous.run, since: new Date(previous.since * 1000).toISOString(), expiredAt: new Date(previous.expiry * 1000).toISOString() },
+  };
+}
