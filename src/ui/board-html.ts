@@ -197,7 +197,7 @@ export function renderBoardHtml(board: Board, extras: BoardPageExtras): string {
   .sin-logo { border-radius: 50%; background: #e6e3de; color: #444; display: flex; align-items: center; justify-content: center; font-weight: 700; }
   .datos { min-width: 0; }
   .nombre { overflow-wrap: anywhere; }
-  .estado { display: inline-block; padding: .1rem .55rem; border-radius: 3px; color: #fff; font-weight: 700; font-size: .9rem; }
+  .estado { display: inline-block; white-space: nowrap; padding: .1rem .55rem; border-radius: 3px; color: #fff; font-weight: 700; font-size: .9rem; }
   .marca { display: inline-block; padding: .05rem .45rem; border-radius: 3px; background: #6d2233; color: #fff; font-size: .78rem; font-weight: 700; text-transform: uppercase; }
   .motivos { margin: .3rem 0; padding-left: 1.2rem; }
   dl { display: grid; grid-template-columns: minmax(0, 11rem) minmax(0, 1fr); gap: .15rem .75rem; margin: .5rem 0; font-size: .95rem; }
