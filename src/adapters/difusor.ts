@@ -185,7 +185,8 @@ function localSession(difusor: Difusor, transferTimeoutMs: number, source: Sourc
     helper: async (verb, args, opts = {}) => {
       // A local mirror is a directory of ours: create it when publishing, where a remote one is the
       // difusor's to provide; a dry run sees a missing one as a fresh difusor and creates nothing.
-      if (verb === 'prepare') await mkdir(difusor.path, { recursive: true });
+      // The lease is taken before prepare: the first thing a publish writes there.
+      if (verb === 'prepare' || (verb === 'lease' && args[0] === 'take')) await mkdir(difusor.path, { recursive: true });
       else if (verb === 'inspect' && !existsSync(difusor.path)) return { code: 0, stdout: '', stderr: '' };
       const r = await execa('sh', ['-c', helperScript(), 'difusion-helper', difusor.path, verb, ...args], {
         input: opts.stdin ?? '',

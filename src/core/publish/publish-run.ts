@@ -25,6 +25,7 @@ import type { DifusorConnector } from '../difusor-port.js';
 import type { Clock } from '../clock-port.js';
 import type { Journal, JournalContext } from '../records/journal.js';
 import { clearHold, readHold, type RollbackHold } from '../records/hold.js';
+import { DEFAULT_LEASE_S, thisHost } from './lease.js';
 
 /**
  * A publish run around the core: which cut, which difusores, the legal window, the lock, the
@@ -51,6 +52,10 @@ export interface PublishRunOptions {
   only: string[];
   dryRun: boolean;
   simulacro: boolean;
+  /** This publication host's name in leases and the journal; DIFUSION_HOST, else the hostname (lease.ts thisHost). */
+  host?: string;
+  /** Set by runPublish when --latest stays on a rollback's cut. */
+  followsHold?: boolean;
 }
 
 export interface PublishRunPorts {
@@ -165,10 +170,11 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
   const run = ports.newRunId();
   const command = commandLine(opts);
   const operator = `${currentUser()}@${hostname()}`;
+  const host = opts.host ?? hostOrRefuse();
   const lock = await lockOrRefuse(publication.state_dir, run, command);
   try {
     const journal = await ports.openJournal(publication.state_dir, { run, operator, command, clock: ports.clock });
-    await journalStart(journal, lock, { cut, mode: decision.mode, at: formatLocal(now, publication.timezone), targets, held });
+    await journalStart(journal, lock, { cut, mode: decision.mode, at: formatLocal(now, publication.timezone), targets, held, host });
     const state = new StateStore(publication.state_dir);
     const { likelyLive, lastLive } = await lastSeenLive(state, targets, cut);
     // The first sessions connect while the cut is scanned and hashed; a cut refused below closes them unused.
@@ -186,7 +192,7 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
     let report: PublishReport;
     let restored: RestoredNotice[];
     try {
-      const request = publishRequest(opts, run, { cut, cutDir, manifest, signature, targets, likelyLive, lastLive });
+      const request = publishRequest({ ...opts, host, followsHold: held !== undefined && !held.difusores }, run, { cut, cutDir, manifest, signature, targets, likelyLive, lastLive });
       report = await publishThenClose(connector, request, { state, observer: ports.observer, journal });
       // What the difusores serve is recorded before waiting on a notice: a kill meanwhile loses neither.
       if (!opts.dryRun) await recordOutcomes(state, cut, report);
@@ -209,6 +215,15 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
     };
   } finally {
     await lock.release();
+  }
+}
+
+/** A DIFUSION_HOST the helper would refuse is refused before anything is sent. */
+function hostOrRefuse(): string {
+  try {
+    return thisHost();
+  } catch (error) {
+    throw new RunRefusal((error as Error).message, 2, ['set DIFUSION_HOST to a plain name such as primario or alterno, or unset it to use the hostname']);
   }
 }
 
@@ -286,7 +301,7 @@ async function lockOrRefuse(stateDir: string, runId: string, command: string) {
 async function journalStart(
   journal: Journal,
   lock: { tookOverFrom?: unknown; takeoverReason?: unknown },
-  start: { cut: string; mode: PublicationMode; at: string; targets: Difusor[]; held?: RollbackHold },
+  start: { cut: string; mode: PublicationMode; at: string; targets: Difusor[]; held?: RollbackHold; host: string },
 ): Promise<void> {
   if (lock.tookOverFrom || lock.takeoverReason) {
     await journal.append({ phase: 'lock', result: 'info', detail: { tookOverFrom: lock.tookOverFrom, reason: lock.takeoverReason } });
@@ -299,6 +314,8 @@ async function journalStart(
       mode: start.mode,
       at: start.at,
       targets: start.targets.map((d) => d.id),
+      // The publication host this run is on (the alternate site's journals are told apart by it).
+      host: start.host,
       ...(start.held ? { rollbackHold: start.held.cut } : {}),
     },
   });
@@ -346,6 +363,10 @@ function publishRequest(
     switchDeadlineMs: publication.switch_deadline_s * 1000,
     // Letters and digits of the run's id: unique to this run, so nothing a killed run left behind is merged.
     incoming: run.replace(/[^A-Za-z0-9]/g, '').slice(-40),
+    // One run at a time on each difusor, whichever publication host: this host's name and this run hold its lease.
+    lease: { host: opts.host ?? thisHost(), run, seconds: publication.lease_s ?? DEFAULT_LEASE_S },
+    // A rollback's hold names the cut to stay on: following it is the one publish that may move a difusor back.
+    allowBackwards: opts.followsHold === true,
   };
 }
 

@@ -14,6 +14,8 @@ import {
   type TransferPlan,
 } from './plan.js';
 import type { DifusorConnector, DifusorSession, HelperOutput, OpenOptions } from '../difusor-port.js';
+import { LeaseHeldError, takeLease, takeoverDetail, type HeldLease, type LeaseClaim } from './lease.js';
+import { newerCutLive } from './forward.js';
 
 /**
  * What happens on publish, for every targeted difusor:
@@ -71,6 +73,11 @@ export interface DifusorOutcome {
   lateSeconds?: number;
   /** A failed difusor whose staging could not be freed before the run ended: why (the next run's prepare clears it). */
   stagingLeft?: string;
+  /**
+   * Left alone rather than failed: another run (of this host or the other) holds its lease, or it serves a newer
+   * cut than this run's. The error says which and whose; the run exits 3 even when every difusor is left alone.
+   */
+  leftAlone?: 'held' | 'newer-live';
 }
 
 export interface PublishReport {
@@ -134,6 +141,13 @@ export interface PublishRequest {
    */
   incoming?: string;
   lastLive?: ReadonlyMap<string, LastLive>;
+  /**
+   * This host and run: each difusor's lease is taken for them after connecting and held (renewed) until after the
+   * switch (lease.ts). Without it no lease is asked for (a rehearsal; tests of the steps alone).
+   */
+  lease?: LeaseClaim;
+  /** Only a run following a rollback's hold may switch a difusor to a cut older than the one it serves. */
+  allowBackwards?: boolean;
 }
 
 /** The cut this host last saw live on a difusor, and that cut's hashes by path (from the manifest it published). */
@@ -165,6 +179,7 @@ export class StepError extends Error {
   constructor(
     readonly phase: Phase,
     message: string,
+    readonly leftAlone?: DifusorOutcome['leftAlone'],
   ) {
     super(message);
   }
@@ -199,6 +214,8 @@ interface Staged {
   needsSwitch: boolean;
   /** An early transfer was stopped for this one: its incoming directory may be left until the prune. */
   stoppedEarly: boolean;
+  /** This run's lease on the difusor, released once the switch and the prune are done. */
+  lease?: HeldLease;
 }
 
 export async function runPool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -268,7 +285,9 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
   const a = beginAttempt(req, ports, d);
   try {
     const session = await connect(a);
+    await holdLease(a, session);
     const { report, plan } = await prepareAndPlan(a, session);
+    refuseBackwards(a, report);
     if (req.dryRun) return await endPlanned(a, session, plan);
     // Sent on a guess the plan makes useless: stopped; the prune after the switch (or below, when there is no
     // switch) clears what it left.
@@ -276,7 +295,7 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
     if (plan.kind === 'up-to-date') return await endUpToDate(a, session);
     if (plan.kind === 'switch-only') {
       observe(a, 'ready', 'already staged');
-      return { difusor: d, session, outcome: a.outcome, startedAt: a.startedAt, needsSwitch: true, stoppedEarly: a.early !== undefined };
+      return { difusor: d, session, outcome: a.outcome, startedAt: a.startedAt, needsSwitch: true, stoppedEarly: a.early !== undefined, lease: a.lease };
     }
     checkFreeDisk(a, plan, report);
     await readyStaging(a, session, plan, report);
@@ -285,7 +304,7 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
     await promote(a, session, plan, report);
     observe(a, 'ready');
     await recordStaged(a, plan, report, sent);
-    return { difusor: d, session, outcome: a.outcome, startedAt: a.startedAt, needsSwitch: report.live !== req.cut, stoppedEarly: false };
+    return { difusor: d, session, outcome: a.outcome, startedAt: a.startedAt, needsSwitch: report.live !== req.cut, stoppedEarly: false, lease: a.lease };
   } catch (error) {
     return await endFailed(a, error);
   }
@@ -301,6 +320,7 @@ interface Attempt {
   outcome: DifusorOutcome;
   phase: Phase;
   session?: DifusorSession;
+  lease?: HeldLease;
   early?: EarlyTransfer;
   /** Whether this run may have written into the difusor's staging: then a failure discards it before the session closes. */
   wrote: boolean;
@@ -345,6 +365,31 @@ async function connect(a: Attempt): Promise<DifusorSession> {
     throw new StepError('connecting', error.message);
   });
   return a.session;
+}
+
+/**
+ * One run at a time on a difusor, whichever host: its lease before anything is written there. Another run's live
+ * lease leaves the difusor alone, naming the holder; an expired one taken over is journaled.
+ */
+async function holdLease(a: Attempt, session: DifusorSession): Promise<void> {
+  const claim = a.req.lease;
+  if (!claim || a.req.dryRun) return;
+  try {
+    a.lease = await takeLease(session, claim);
+  } catch (error) {
+    if (error instanceof LeaseHeldError) throw new StepError('connecting', error.message, 'held');
+    throw new StepError('connecting', (error as Error).message);
+  }
+  if (a.lease.takenOver) {
+    await a.ports.journal?.record({ difusor: a.d.id, cut: a.req.cut, phase: 'lease-takeover', result: 'info', detail: takeoverDetail(claim.host, a.lease.takenOver) });
+  }
+}
+
+/** Never backwards by accident: prepare said what is live, and the lease keeps it so until this run's switch. */
+function refuseBackwards(a: Attempt, report: PrepareReport): void {
+  if (a.req.allowBackwards) return;
+  const newer = newerCutLive(a.req.cut, report.live);
+  if (newer) throw new StepError('preparing', newer, 'newer-live');
 }
 
 /** Asks the difusor what it serves and holds (a real run also has it build the staging), and plans the transfer. */
@@ -393,6 +438,7 @@ async function endPlanned(a: Attempt, session: DifusorSession, plan: TransferPla
     result: 'info',
     detail: { plan: plan.kind, filesToSend: plan.send.length, bytesToSend: plan.bytesToSend, filesLinked: plan.linked },
   });
+  await a.lease?.release();
   session.close();
   return a.outcome;
 }
@@ -404,6 +450,7 @@ async function endUpToDate(a: Attempt, session: DifusorSession): Promise<Difusor
   await a.ports.journal?.record({ difusor: a.d.id, cut: a.req.cut, phase: 'check', result: 'skipped', detail: { reason: 'already live' } });
   // An early transfer stopped here left its incoming directory: not for the next run to find.
   if (a.early) await prune(session, a.d, a.req, a.ports);
+  await a.lease?.release();
   session.close();
   return a.outcome;
 }
@@ -512,8 +559,10 @@ async function endFailed(a: Attempt, error: unknown): Promise<DifusorOutcome> {
   await a.early?.stop();
   const message = error instanceof Error ? error.message : String(error);
   const discarded = a.wrote ? await discardFailed(ports, d, a.session, discardArgs(req, a.early !== undefined), message, outcome) : {};
+  await a.lease?.release();
   a.session?.close();
   outcome.result = 'failed';
+  if (error instanceof StepError && error.leftAlone) outcome.leftAlone = error.leftAlone;
   outcome.failedPhase = error instanceof StepError ? error.phase : a.phase;
   outcome.error = withHelperHint(d, message);
   outcome.seconds = secondsSinceStart(a);
@@ -526,7 +575,7 @@ async function endFailed(a: Attempt, error: unknown): Promise<DifusorOutcome> {
     bytes: outcome.bytesSent,
     seconds: outcome.seconds,
     error: outcome.error,
-    detail: { previous: outcome.previous, ...discarded },
+    detail: { previous: outcome.previous, ...discarded, ...(outcome.leftAlone ? { leftAlone: outcome.leftAlone, host: req.lease?.host } : {}) },
   });
   return outcome;
 }
@@ -669,6 +718,10 @@ async function switchOne(staged: Staged, req: PublishRequest, ports: PublishPort
   try {
     if (staged.needsSwitch) {
       ports.observer?.phase(d.id, 'switching', groupAt === undefined ? undefined : `alone, ${lateBy(now()).toFixed(1)} s after the others`);
+      // A lease lost meanwhile (a renewal that found another holder) never switches.
+      await staged.lease?.confirm().catch((error: Error) => {
+        throw new StepError('switching', error.message, 'held');
+      });
       const out = await step(session, 'switching', 'switch', [req.cut, ...(req.liftNotice ? ['--lift-notice'] : [])]);
       outcome.switchedAt = now();
       // Confirm with readlink what Apache will now serve.
@@ -697,6 +750,7 @@ async function switchOne(staged: Staged, req: PublishRequest, ports: PublishPort
     outcome.result = 'failed';
     outcome.failedPhase = 'switching';
     outcome.error = error instanceof Error ? error.message : String(error);
+    if (error instanceof StepError && error.leftAlone) outcome.leftAlone = error.leftAlone;
     // The release stays (a rerun switches to it at once); only what a stopped early transfer left in staging goes.
     const discarded = staged.stoppedEarly ? await discardFailed(ports, d, session, discardArgs(req, true), outcome.error, outcome) : {};
     outcome.seconds = (now() - staged.startedAt) / 1000;
@@ -817,13 +871,16 @@ async function prune(session: DifusorSession, d: Difusor, req: PublishRequest, p
 /** Then the session is done. */
 async function pruneAndClose(s: Staged, req: PublishRequest, ports: PublishPorts): Promise<void> {
   if (s.outcome.result === 'live') await prune(s.session, s.difusor, req, ports);
+  // After the prune: it clears incoming directories in .staging, which another host's run must not have yet.
+  await s.lease?.release();
   s.session.close();
 }
 
-export function exitCodeFor(outcomes: Array<Pick<DifusorOutcome, 'result'>>): 0 | 1 | 3 {
-  const failed = outcomes.filter((o) => o.result === 'failed').length;
-  if (failed === 0) return 0;
-  return failed === outcomes.length ? 1 : 3;
+/** A difusor left alone (another run's lease, a newer cut live) is partial, never the run's failure: exit 3. */
+export function exitCodeFor(outcomes: Array<Pick<DifusorOutcome, 'result' | 'leftAlone'>>): 0 | 1 | 3 {
+  const failed = outcomes.filter((o) => o.result === 'failed');
+  if (failed.length === 0) return 0;
+  return failed.length === outcomes.length && failed.some((o) => !o.leftAlone) ? 1 : 3;
 }
 
 export async function publishCut(req: PublishRequest, ports: PublishPorts): Promise<PublishReport> {
