@@ -195,7 +195,7 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
       const request = publishRequest({ ...opts, host, followsHold: held !== undefined && !held.difusores }, run, { cut, cutDir, manifest, signature, targets, likelyLive, lastLive });
       report = await publishThenClose(connector, request, { state, observer: ports.observer, journal });
       // What the difusores serve is recorded before waiting on a notice: a kill meanwhile loses neither.
-      if (!opts.dryRun) await recordOutcomes(state, cut, report);
+      if (!opts.dryRun) await recordOutcomes(state, cut, report, ports.clock);
     } finally {
       // Never left running behind the lock's release, whatever happened above.
       restored = await restoring;
@@ -422,9 +422,9 @@ function restoreMissingNotices(
   });
 }
 
-/** What each difusor serves now. */
-async function recordOutcomes(state: StateStore, cut: string, report: PublishReport): Promise<void> {
-  const at = new Date().toISOString();
+/** What each difusor serves now, stamped by the run's clock (DIFUSION_NOW's instant when it is set). */
+async function recordOutcomes(state: StateStore, cut: string, report: PublishReport, clock: Clock): Promise<void> {
+  const at = clock.now().toISOString();
   for (const o of report.outcomes) {
     await state.recordResult(o.id, {
       at,

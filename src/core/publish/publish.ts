@@ -67,7 +67,11 @@ export interface DifusorOutcome {
   error?: string;
   /** The difusor's own check of the signature, when it holds the institute's public key. */
   signatureCheck?: 'ok' | 'unchecked';
-  /** Epoch ms at which `current` was switched. */
+  /**
+   * Epoch ms at which `current` was switched, on PublishPorts.now, the run's timer (the machine's clock, never
+   * DIFUSION_NOW's fixed instant): the switch spread, the lateness and the journal's switchedAt are measured
+   * moments, which a clock that does not advance would make all the same.
+   */
   switchedAt?: number;
   /** Seconds after the on-time group's switch that this difusor went live (0 for the group itself). */
   lateSeconds?: number;
@@ -171,6 +175,7 @@ export interface PublishPorts {
   state: PublishStatePort;
   journal?: PublishJournalPort;
   observer?: PublishObserver;
+  /** The timer durations and switch moments are measured on (Date.now): it must advance, so never the run's Clock. */
   now?: () => number;
   after?: After;
 }
