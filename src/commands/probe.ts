@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Flags, type Interfaces } from '@oclif/core';
-import { currentOperator, newRunId, readJournal } from '../core/records/journal.js';
-import { failureSignature, keepProbe, probeDifusores, wentLiveTimes, type ProbeReport } from '../core/probe/probe.js';
+import { currentOperator, newRunId } from '../core/records/journal.js';
+import { failureSignature, keepProbe, probeDifusores, type ProbeReport } from '../core/probe/probe.js';
+import { readWentLive, wentLiveFor } from '../core/probe/went-live.js';
 import { StateStore, writeAtomically } from '../core/records/state.js';
 import { ProbeHistory } from '../core/records/probe-history.js';
 import { foldRound, roundOf, type BoardSummary } from '../core/probe/board.js';
@@ -118,8 +119,9 @@ export default class Probe extends DifusionCommand {
 
   private async probeEach(night: Night, flags: ProbeFlags): Promise<ProbeReport> {
     const { state, clock, targets } = night;
-    const journal = await readJournal(night.registry.publication.state_dir);
-    const wentLive = new Map(targets.map((d) => [d.id, wentLiveTimes(journal, d.id)]));
+    // Only the journal's entries since the last round are read: the fold so far is kept in the state dir.
+    const fold = await readWentLive(night.registry.publication.state_dir);
+    const wentLive = new Map(targets.map((d) => [d.id, wentLiveFor(fold, d.id)]));
     return probeDifusores(
       targets,
       {
