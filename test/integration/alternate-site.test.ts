@@ -1,0 +1,207 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { startLab, type Lab } from './lab/sshd.js';
+import { writeCut } from '../../bench/prep-cut.js';
+import { IN_WINDOW, checkLive, liveCut } from './support/publish.js';
+import { show, spawnCli } from './support/cli.js';
+import { loadRegistry } from '../../src/core/registry/registry.js';
+import { runPublish, type PublishRunResult } from '../../src/core/publish/publish-run.js';
+import { openJournal, newRunId, type JournalEntry } from '../../src/core/records/journal.js';
+import { createConnector } from '../../src/adapters/difusor.js';
+import { fixedClock } from '../../src/adapters/clock.js';
+
+/**
+ * The alternate site on the lab: two state directories and two registries on this machine stand for the two
+ * publication hosts (a and b), with the same difusores (real sshd, rsync and helper). One run at a time on each
+ * difusor by its lease, never a cut backwards, and a host killed holding leases taken over after their expiry.
+ */
+
+const T = 300_000;
+const SHAPE = { casillas: 300, counted: 150, imageBytes: 20_000, seed: 'alternate' };
+// Bounded for CI; each round is both hosts publishing one new cut at the same moment, give or take.
+const ROUNDS = Number(process.env.ALTERNATE_ROUNDS ?? 5);
+const LEASE_S = 8;
+const CUTS = Array.from({ length: ROUNDS + 2 }, (_, i) => `20220605_${String(20 + Math.floor((15 + 15 * i) / 60)).padStart(2, '0')}${String((15 + 15 * i) % 60).padStart(2, '0')}_PREP`);
+
+let lab: Lab;
+let cuts: string;
+const registryOf: Record<string, string> = {};
+const stateOf: Record<string, string> = {};
+
+beforeAll(async () => {
+  lab = await startLab({ difusores: 3 });
+  cuts = await mkdtemp(path.join(os.tmpdir(), 'difusion-alternate-'));
+  for (const host of ['a', 'b']) {
+    stateOf[host] = path.join(lab.dir, `state-${host}`);
+    registryOf[host] = await lab.writeRegistry({ publication: { state_dir: stateOf[host], lease_s: LEASE_S } }, path.join(lab.dir, `difusores-${host}.yaml`));
+  }
+  let previous: string | undefined;
+  for (const [i, cut] of CUTS.entries()) {
+    await writeCut(path.join(cuts, cut), cut, { ...SHAPE, counted: 150 + 10 * i }, previous);
+    previous = path.join(cuts, cut);
+  }
+}, T);
+
+afterAll(async () => {
+  await lab?.stop();
+  if (cuts) await rm(cuts, { recursive: true, force: true });
+}, T);
+
+/** A publish by host `host` in this process: its own registry and state directory, its own name in the leases. */
+async function publishAs(host: string, cut: string): Promise<PublishRunResult> {
+  const loaded = await loadRegistry(registryOf[host] as string);
+  if (!loaded.ok) throw new Error(`registry invalid: ${JSON.stringify(loaded.problems)}`);
+  return runPublish(
+    { registry: loaded.registry, cutArg: path.join(cuts, cut), latest: false, only: [], dryRun: false, simulacro: false, host },
+    { clock: fixedClock(IN_WINDOW), connect: (reg, targets) => createConnector(reg, targets), openJournal, newRunId: () => newRunId() },
+  );
+}
+
+async function journalOf(host: string): Promise<JournalEntry[]> {
+  const text = await readFile(path.join(stateOf[host] as string, 'journal.jsonl'), 'utf8');
+  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as JournalEntry);
+}
+
+/** A small seeded generator: a failure names its seed, and ALTERNATE_SEED replays it. */
+function random(seed: number): () => number {
+  let x = seed || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 2 ** 32;
+  };
+}
+
+async function holderOf(root: string): Promise<{ host: string; run: string; since: number; expiry: number } | undefined> {
+  const text = await readFile(path.join(root, '.lease', 'holder'), 'utf8').catch(() => undefined);
+  if (!text) return undefined;
+  const [host, run, since, expiry] = text.trim().split(' ');
+  return { host: host as string, run: run as string, since: Number(since), expiry: Number(expiry) };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('two publication hosts on the same difusores', () => {
+  test(`${ROUNDS} rounds of both hosts publishing the same cut at once: every difusor whole, one host did each, the other names it`, async () => {
+    const seed = Number(process.env.ALTERNATE_SEED ?? Date.now() % 100_000);
+    const next = random(seed);
+    let namedHolder = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      const cut = CUTS[round] as string;
+      const offsets = { a: Math.floor(next() * 300), b: Math.floor(next() * 300) };
+      const [ra, rb] = await Promise.all(
+        (['a', 'b'] as const).map(async (host) => {
+          await sleep(offsets[host]);
+          return publishAs(host, cut);
+        }),
+      );
+      const results = { a: ra as PublishRunResult, b: rb as PublishRunResult };
+      const context = { seed, round, offsets };
+      expect({ ...context, codes: [results.a.exitCode, results.b.exitCode].map((c) => c === 0 || c === 3) }).toEqual({ ...context, codes: [true, true] });
+      for (const d of lab.difusores) {
+        expect({ ...context, d: d.id, live: await liveCut(d.path) }).toEqual({ ...context, d: d.id, live: `releases/${cut}` });
+        expect(await checkLive(d.path)).toEqual({ ok: true, output: '' });
+        const by = (host: 'a' | 'b') => results[host].outcomes.find((o) => o.id === d.id);
+        const switched = (['a', 'b'] as const).filter((h) => by(h)?.result === 'live');
+        // Exactly one host switched it; the other found it live already, or found the first one's lease and named it.
+        expect({ ...context, d: d.id, switched: switched.length }).toEqual({ ...context, d: d.id, switched: 1 });
+        const other = switched[0] === 'a' ? 'b' : 'a';
+        const theirs = by(other);
+        if (theirs?.result === 'failed') {
+          namedHolder++;
+          expect({ ...context, leftAlone: theirs.leftAlone, error: theirs.error }).toEqual({
+            ...context,
+            leftAlone: 'held',
+            error: expect.stringMatching(new RegExp(`^held by ${switched[0]} \\(run \\S+\\) since \\d{4}-\\d\\d-\\d\\dT`)),
+          });
+        } else {
+          expect({ ...context, result: theirs?.result }).toEqual({ ...context, result: 'up-to-date' });
+        }
+        // Nothing left behind: the lease is free once both runs ended.
+        expect(await holderOf(d.path)).toBeUndefined();
+      }
+    }
+    // Runs started within 300 ms of each other overlap for most of a publish: the leases did meet.
+    expect({ seed, namedHolder: namedHolder > 0 }).toEqual({ seed, namedHolder: true });
+  }, T * 2);
+
+  test('a host with an older cut moves nothing backwards: each difusor is named with the newer cut it serves, exit 3', async () => {
+    const newest = CUTS[ROUNDS - 1] as string;
+    const older = CUTS[0] as string;
+    const result = await publishAs('b', older);
+    expect(result.exitCode).toBe(3);
+    for (const d of lab.difusores) {
+      expect(await liveCut(d.path)).toBe(`releases/${newest}`);
+      const o = result.outcomes.find((x) => x.id === d.id);
+      expect({ result: o?.result, leftAlone: o?.leftAlone, error: o?.error }).toEqual({
+        result: 'failed',
+        leftAlone: 'newer-live',
+        error: expect.stringMatching(new RegExp(`^a newer cut is live: ${newest} `)),
+      });
+    }
+  }, T);
+
+  test('host a killed -9 holding leases: b leaves those difusores alone until the leases expire, then takes them over', async () => {
+    const cut = CUTS[ROUNDS] as string;
+    const run = spawnCli(['publish', path.join(cuts, cut), '--registry', registryOf.a as string], {
+      DIFUSION_HOST: 'a',
+      DIFUSION_NOW: IN_WINDOW.toISOString(),
+    });
+    // Killed as soon as it holds a difusor's lease (taken right after connecting, before anything is staged).
+    let held: string[] = [];
+    try {
+      while (held.length === 0) {
+        if (run.child.exitCode !== null) throw new Error(`host a ended before it was killed\n${show(await run.exited)}`);
+        const holders = await Promise.all(lab.difusores.map((d) => holderOf(d.path)));
+        held = lab.difusores.filter((_, i) => holders[i]?.host === 'a').map((d) => d.id);
+        if (held.length === 0) await sleep(10);
+      }
+    } finally {
+      run.signal('SIGKILL');
+    }
+    await run.exited;
+    // After the kill some more may have been taken between the look and the signal: read them again.
+    const leases = new Map<string, { expiry: number }>();
+    for (const d of lab.difusores) {
+      const h = await holderOf(d.path);
+      if (h?.host === 'a') leases.set(d.id, h);
+    }
+    expect(leases.size).toBeGreaterThan(0);
+
+    // Before the expiry: b leaves each held difusor alone and says who holds it.
+    const early = await publishAs('b', cut);
+    const finishedAt = Date.now() / 1000;
+    for (const [id, lease] of leases) {
+      // Only meaningful while the lease was surely live (a very slow machine may have run b past it).
+      if (finishedAt >= lease.expiry - 1) continue;
+      const o = early.outcomes.find((x) => x.id === id);
+      expect({ id, result: o?.result, leftAlone: o?.leftAlone, error: o?.error }).toEqual({
+        id,
+        result: 'failed',
+        leftAlone: 'held',
+        error: expect.stringMatching(/^held by a \(run \S+\) since /),
+      });
+    }
+    expect(early.exitCode).toBe(3);
+    for (const d of lab.difusores) expect(await checkLive(d.path)).toEqual({ ok: true, output: '' });
+
+    // After the expiry (the difusor's clock is this machine's here): b takes each over, and its journal says so.
+    const last = Math.max(...[...leases.values()].map((l) => l.expiry));
+    while (Date.now() / 1000 <= last) await sleep(200);
+    const late = await publishAs('b', cut);
+    expect({ code: late.exitCode, outcomes: late.outcomes.map((o) => [o.id, o.result, o.error]) }).toEqual({
+      code: 0,
+      outcomes: lab.difusores.map((d) => [d.id, expect.stringMatching(/^(live|up-to-date)$/), undefined]),
+    });
+    for (const d of lab.difusores) {
+      expect(await liveCut(d.path)).toBe(`releases/${cut}`);
+      expect(await checkLive(d.path)).toEqual({ ok: true, output: '' });
+      expect(await holderOf(d.path)).toBeUndefined();
+    }
+    const takeovers = (await journalOf('b')).filter((e) => e.phase === 'lease-takeover' && e.run === late.run);
+    expect(takeovers.map((e) => e.difusor).sort()).toEqual([...leases.keys()].sort());
+    for (const e of takeovers) expect(e.detail).toMatchObject({ host: 'b', tookOverFrom: { host: 'a' } });
+  }, T);
+});
