@@ -152,6 +152,6 @@ test('roster --out draws the same board from the history without a round; the lo
   const board = JSON.parse(await readFile(path.join(again, 'board.json'), 'utf8')) as Board;
   expect(board.checker.rounds).toBe(4);
   expect(board.difusores.map((d) => d.state)).toEqual(['current', 'stale', 'altered', 'unreachable', 'suspended', 'notice-missing']);
-  expect(await readFile(path.join(again, 'rounds.jsonl'), 'utf8')).toBe(await readFile(path.join(lab.stateDir, 'probe', 'rounds.jsonl'), 'utf8'));
+  expect(await readFile(path.join(again, 'rounds.jsonl'), 'utf8')).toBe(await readFile(path.join(lab.stateDir, 'rounds', 'rounds.jsonl'), 'utf8'));
   expect(JSON.parse(await readFile(path.join(again, 'roster.json'), 'utf8')).difusores).toHaveLength(6);
 }, T);

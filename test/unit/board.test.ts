@@ -214,7 +214,7 @@ describe('the history store', () => {
     await again.append(newRound(3));
     expect(verifyRoundsLog(await readFile(history.logFile, 'utf8'))).toMatchObject({ ok: true, lines: 4 });
     // A summary that does not parse is rebuilt from the log as well.
-    await writeFile(path.join(dir, 'probe', 'board.json'), '{');
+    await writeFile(path.join(dir, 'rounds', 'summary.json'), '{');
     expect((await new ProbeHistory(dir, foldRound).summary())?.totalRounds).toBe(4);
   });
 });

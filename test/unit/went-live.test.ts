@@ -39,7 +39,7 @@ describe('read from the journal file, only what was appended since', () => {
   let dir: string;
   beforeEach(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'difusion-went-live-'));
-    await mkdir(path.join(dir, 'probe'));
+    await mkdir(path.join(dir, 'rounds'));
   });
   afterEach(() => rm(dir, { recursive: true, force: true }));
   const line = (e: JournalEntry): string => `${JSON.stringify(e)}\n`;

@@ -8,7 +8,7 @@ import { writeAtomically } from '../records/state-file.js';
 /**
  * When each cut went live, as it counts for each difusor's lag (`wentLiveTimes` in probe.ts says the rule),
  * read from the journal in bounded cost: the fold's result and the journal offset it reached are kept in
- * `<state_dir>/probe/went-live.json`, so a round reads only the entries appended since the last one, not
+ * `<state_dir>/rounds/went-live.json`, so a round reads only the entries appended since the last one, not
  * the whole night's journal. A journal that shrank or whose first line changed is read again from the start.
  */
 
@@ -68,7 +68,7 @@ const FIRST_LINE_BYTES = 4096;
 /** The fold up to the journal's last whole line, reading only what was appended since the kept offset. */
 export async function readWentLive(stateDir: string): Promise<WentLiveFold> {
   const journalFile = path.join(stateDir, JOURNAL_FILE);
-  const keptFile = path.join(stateDir, 'probe', 'went-live.json');
+  const keptFile = path.join(stateDir, 'rounds', 'went-live.json');
   const info = await stat(journalFile).catch(() => undefined);
   if (!info) return EMPTY.fold;
   let kept = await readFile(keptFile, 'utf8')

@@ -5,13 +5,14 @@ import type { ProbeFailureKind } from './probe-row.js';
 import { writeAtomically } from './state-file.js';
 
 /**
- * Every probe round, kept on the publication host in `<state_dir>/probe/`:
+ * Every probe round, kept on the publication host in `<state_dir>/rounds/` (apart from probe/<id>.json, so no
+ * difusor id can collide with these names):
  *   rounds.jsonl   one line per round, append-only, public data only (states, cuts, lags, failure kinds,
  *                  timings: never an address, port or error text, which stay in the journal). Each line
  *                  carries `prev`, the SHA-256 of the line before it (64 zeros for the first), so whoever
  *                  holds a copy can tell no line was edited, removed or inserted (`verifyRoundsLog`).
  *   rounds.csv     the same rounds, one row per difusor and round, for a spreadsheet.
- *   board.json     a small rolling summary the caller folds each round into, so drawing the board or
+ *   summary.json   a small rolling summary the caller folds each round into, so drawing the board or
  *                  the metrics never reads the whole history: a round costs one append and one rewrite
  *                  of the summary, whatever the night's length.
  * The summary remembers the log's and the CSV's sizes; when they disagree (a crash between the append and
@@ -123,10 +124,10 @@ export class ProbeHistory<S> {
     stateDir: string,
     private readonly fold: (summary: S | undefined, round: RoundRecord) => S,
   ) {
-    const dir = path.join(stateDir, 'probe');
+    const dir = path.join(stateDir, 'rounds');
     this.logFile = path.join(dir, 'rounds.jsonl');
     this.csvFile = path.join(dir, 'rounds.csv');
-    this.summaryFile = path.join(dir, 'board.json');
+    this.summaryFile = path.join(dir, 'summary.json');
     this.lockFile = path.join(dir, 'rounds.lock');
   }
 
