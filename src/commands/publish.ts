@@ -77,6 +77,7 @@ export default class Publish extends DifusionCommand {
               connect: (r, targets) => createConnector(r, targets, { rsyncAlongside: false }),
               journal,
               noticeTemplate,
+              clock,
             });
           },
           openJournal,

@@ -221,7 +221,7 @@ const RESTORE_STEP_TIMEOUT_MS = 20_000;
 export async function restoreNotices(
   registry: Registry,
   ids: string[],
-  ports: { connect: OperationPorts['connect']; journal: Journal; noticeTemplate: string },
+  ports: { connect: OperationPorts['connect']; journal: Journal; noticeTemplate: string; clock: OperationPorts['clock'] },
 ): Promise<RestoredNotice[]> {
   const current = await loadRegistry(registry.file);
   if (!current.ok) return [];
@@ -245,7 +245,7 @@ async function restoreOne(
   registry: Registry,
   state: StateStore,
   connector: DifusorConnector,
-  ports: { journal: Journal; noticeTemplate: string },
+  ports: { journal: Journal; noticeTemplate: string; clock: OperationPorts['clock'] },
 ): Promise<RestoredNotice> {
   const at = new Date(difusor.suspended_at as string);
   let notice = renderNotice({
@@ -272,11 +272,11 @@ async function restoreOne(
     }
   } catch (error) {
     const message = errorText(error);
-    await state.recordResult(difusor.id, { at: new Date().toISOString(), cut: notice.stamp, result: NOTICE_FAILED, error: message });
+    await state.recordResult(difusor.id, { at: ports.clock.now().toISOString(), cut: notice.stamp, result: NOTICE_FAILED, error: message });
     await ports.journal.append({ phase: 'cutoff', result: 'failed', difusor: difusor.id, error: message, detail });
     return { id: difusor.id, notice: notice.stamp, error: message };
   }
-  await state.recordResult(difusor.id, { at: new Date().toISOString(), cut: notice.stamp, result: 'notice' });
+  await state.recordResult(difusor.id, { at: ports.clock.now().toISOString(), cut: notice.stamp, result: 'notice' });
   await ports.journal.append({ phase: 'cutoff', result: 'ok', difusor: difusor.id, detail: { ...detail, notice: notice.stamp } });
   return { id: difusor.id, notice: notice.stamp };
 }
@@ -365,7 +365,7 @@ export async function reinstate(opts: { registry: Registry; id: string }, ports:
         await journal.append({ phase: 'reinstate', result: 'failed', difusor: difusor.id, cut: newest.cut, error, detail });
         return { difusor: difusor.id, cut: newest.cut, outcome, exitCode: 1 as const, error, clock: clockNote(ports) };
       }
-      await state.recordResult(difusor.id, { at: new Date().toISOString(), cut: newest.cut, result: 'live', live: newest.cut });
+      await state.recordResult(difusor.id, { at: ports.clock.now().toISOString(), cut: newest.cut, result: 'live', live: newest.cut });
       try {
         await changeDifusorStatus(ports.registry, difusor.id, { status: 'active' });
       } catch (error) {
