@@ -19,18 +19,17 @@
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { chmod, cp, mkdir, mkdtemp, readdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { buildCli } from './build-cli.js';
 import { writeCut } from './prep-cut.js';
 import { startLab, type Lab } from '../test/integration/lab/sshd.js';
 import { startVhost } from '../test/integration/lab/vhost.js';
 import type { Apache } from '../test/integration/lab/apache.js';
 
 const exec = promisify(execFile);
-const ROOT = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
 const CUTS = Number(process.env.BENCH_CUTS ?? 100);
 const CASILLAS = Number(process.env.BENCH_CASILLAS ?? 240);
 const IMAGE_KB = Number(process.env.BENCH_IMAGE_KB ?? 16);
@@ -93,23 +92,6 @@ async function sizeOf(p: string): Promise<number> {
   return total;
 }
 
-/** The CLI as `npm run build` makes it, in a directory of the bench's own. */
-async function buildCli(dir: string): Promise<string> {
-  const pkg = path.join(dir, 'pkg');
-  await mkdir(path.join(pkg, 'scripts'), { recursive: true });
-  for (const part of ['package.json', 'bin', 'templates', 'schema']) await cp(path.join(ROOT, part), path.join(pkg, part), { recursive: true });
-  await cp(path.join(ROOT, 'scripts', 'build-dist.mjs'), path.join(pkg, 'scripts', 'build-dist.mjs'));
-  await symlink(path.join(ROOT, 'node_modules'), path.join(pkg, 'node_modules'));
-  try {
-    await exec(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.json'), '--outDir', path.join(pkg, 'dist')], { maxBuffer: 16 << 20 });
-  } catch (error) {
-    // A type error elsewhere in a shared checkout still emits; only a missing CLI stops the bench.
-    progress(`tsc: ${String((error as { stdout?: string }).stdout ?? error).split('\n').slice(0, 3).join(' | ')}`);
-  }
-  await exec(process.execPath, [path.join(pkg, 'scripts', 'build-dist.mjs')], { cwd: pkg });
-  return path.join(pkg, 'bin', 'run.js');
-}
-
 const ratio = (a: number, b: number): string => (b > 0 ? `${(a / b).toFixed(2)}×` : '-');
 const kb = (bytes: number): string => `${(bytes / 1024).toFixed(1)} KB`;
 
@@ -127,7 +109,7 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => void cleanup().finally(() => process.exit(130)));
   try {
     progress('building the CLI into the bench directory');
-    const cli = await buildCli(tmp);
+    const cli = await buildCli(tmp, progress);
     progress(`starting ${DIFUSORES} sshd difusores and their Apaches`);
     lab = await startLab({ difusores: DIFUSORES, baseDir: tmp });
     await chmod(lab.dir, 0o755).catch(() => undefined);

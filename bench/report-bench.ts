@@ -16,11 +16,12 @@
  */
 import { execFile } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
-import { cp, link, mkdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { buildCli } from './build-cli.js';
 import { generateLog } from '../test/support/logs.js';
 
 const exec = promisify(execFile);
@@ -76,24 +77,6 @@ async function ensureLog(name: string, spec: LogSpec): Promise<string> {
   await new Promise<void>((r) => out.once('finish', () => r()));
   await rename(partial, file);
   return file;
-}
-
-/** The CLI as `npm run build` makes it, in a directory of the bench's own. */
-async function buildCli(): Promise<string> {
-  const pkg = path.join(WORK, 'pkg');
-  await rm(pkg, { recursive: true, force: true });
-  await mkdir(path.join(pkg, 'scripts'), { recursive: true });
-  for (const part of ['package.json', 'bin', 'templates', 'schema']) await cp(path.join(ROOT, part), path.join(pkg, part), { recursive: true });
-  await cp(path.join(ROOT, 'scripts', 'build-dist.mjs'), path.join(pkg, 'scripts', 'build-dist.mjs'));
-  await symlink(path.join(ROOT, 'node_modules'), path.join(pkg, 'node_modules'));
-  try {
-    await exec(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.json'), '--outDir', path.join(pkg, 'dist')], { maxBuffer: 16 << 20 });
-  } catch (error) {
-    // A type error elsewhere in a shared checkout still emits; only a missing CLI stops the bench.
-    progress(`tsc: ${String((error as { stdout?: string }).stdout ?? error).split('\n').slice(0, 3).join(' | ')}`);
-  }
-  await exec(process.execPath, [path.join(pkg, 'scripts', 'build-dist.mjs')], { cwd: pkg });
-  return path.join(pkg, 'bin', 'run.js');
 }
 
 interface Measured {
@@ -205,7 +188,7 @@ async function main(): Promise<void> {
   const distinct200k = await ensureLog('week-1m-200k-addresses.log', { lines: MILLION, distinct: 200_000 });
   const distinct1m = await ensureLog('week-1m-1m-addresses.log', { lines: MILLION, distinct: MILLION });
   progress('building the CLI into .bench/report/pkg');
-  const cli = await buildCli();
+  const cli = await buildCli(WORK, progress);
   const version = await timed(process.execPath, [cli, '--version']);
 
   const rows: Row[] = [];
