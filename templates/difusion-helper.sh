@@ -839,7 +839,8 @@ prune)
 
 lease)
 	# One run at a time on this difusor, whichever publication host it comes from (the alternate site):
-	#   lease take HOST RUN SECONDS     hold it for SECONDS more; free, expired or already ours
+	#   lease take HOST RUN SECONDS [DEAD]   hold it for SECONDS more; free, expired or already ours, or held by
+	#                                   DEAD, a run of the same HOST that host knows died (its lock said so)
 	#   lease renew HOST RUN SECONDS    only while HOST RUN still holds it
 	#   lease release HOST RUN          only by its holder
 	#   lease show [SECONDS]            who holds it (a claim counted as at most SECONDS ahead); writes nothing
@@ -850,7 +851,8 @@ lease)
 	case $sub in
 	show) no_more_than 2 "$@" ;;
 	release) no_more_than 3 "$@" ;;
-	take | renew) no_more_than 4 "$@" ;;
+	take) no_more_than 5 "$@" ;;
+	renew) no_more_than 4 "$@" ;;
 	*) die "refused: lease ${sub:-(none)}" ;;
 	esac
 	if [ "$sub" != show ]; then
@@ -862,6 +864,8 @@ lease)
 		need_count seconds "${4:-}"
 		[ "$4" -ge 1 ] && [ "$4" -le "$LEASE_MAX_S" ] || die "lease seconds must be 1 to $LEASE_MAX_S: $4"
 		lease_s=$4
+		dead_run=
+		if [ -n "${5:-}" ]; then need_lease_name run "$5" && dead_run=$5; fi
 	elif [ "$sub" = show ] && [ -n "${2:-}" ]; then
 		need_count seconds "$2"
 		lease_s=$2
@@ -884,6 +888,8 @@ lease)
 		since=$now
 		if [ -n "$l_host" ] && [ "$l_host" = "$holder_host" ] && [ "$l_run" = "$holder_run" ]; then
 			since=$l_since
+		elif [ -n "$l_host" ] && [ -n "$dead_run" ] && [ "$l_host" = "$holder_host" ] && [ "$l_run" = "$dead_run" ]; then
+			echo "takeover $l_host $l_run $l_since $l_expiry"
 		elif [ -n "$l_host" ]; then
 			lease_unlock
 			echo "held $l_host $l_run $l_since $l_expiry"

@@ -81,6 +81,44 @@ async function holderOf(root: string): Promise<{ host: string; run: string; sinc
   return { host: host as string, run: run as string, since: Number(since), expiry: Number(expiry) };
 }
 
+/** Host a's CLI publishing `cut`, killed with SIGKILL (its process group) once it holds a difusor's lease. */
+async function killHoldingLeases(cut: string): Promise<{ killedRun: string; leases: Map<string, { run: string; expiry: number }> }> {
+  const run = spawnCli(['publish', path.join(cuts, cut), '--registry', registryOf.a as string], {
+    DIFUSION_HOST: 'a',
+    DIFUSION_NOW: IN_WINDOW.toISOString(),
+  });
+  // Killed as soon as it holds a difusor's lease (taken right after connecting, before anything is staged).
+  let held: string[] = [];
+  try {
+    while (held.length === 0) {
+      if (run.child.exitCode !== null) throw new Error(`host a ended before it was killed\n${show(await run.exited)}`);
+      const holders = await Promise.all(lab.difusores.map((d) => holderOf(d.path)));
+      held = lab.difusores.filter((_, i) => holders[i]?.host === 'a').map((d) => d.id);
+      if (held.length === 0) await sleep(10);
+    }
+  } finally {
+    run.signal('SIGKILL');
+  }
+  await run.exited;
+  // After the kill some more may have been taken between the look and the signal: read them again.
+  const leases = new Map<string, { run: string; expiry: number }>();
+  for (const d of lab.difusores) {
+    const h = await holderOf(d.path);
+    if (h?.host === 'a') leases.set(d.id, h);
+  }
+  expect(leases.size).toBeGreaterThan(0);
+  return { killedRun: [...leases.values()][0]?.run as string, leases };
+}
+
+/** Every difusor serves one whole cut (or, on a lab run alone, nothing yet). */
+async function expectWhole(): Promise<void> {
+  for (const d of lab.difusores) {
+    const live = await liveCut(d.path).catch(() => undefined);
+    if (live === undefined) continue;
+    expect({ id: d.id, live, check: await checkLive(d.path) }).toEqual({ id: d.id, live, check: { ok: true, output: '' } });
+  }
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('two publication hosts on the same difusores', () => {
@@ -143,32 +181,20 @@ describe('two publication hosts on the same difusores', () => {
     }
   }, T);
 
-  test('host a killed -9 holding leases: b leaves those difusores alone until the leases expire, then takes them over', async () => {
+  test('host a killed -9 holding leases and run again at once: it takes over its dead run\'s leases without waiting', async () => {
     const cut = CUTS[ROUNDS] as string;
-    const run = spawnCli(['publish', path.join(cuts, cut), '--registry', registryOf.a as string], {
-      DIFUSION_HOST: 'a',
-      DIFUSION_NOW: IN_WINDOW.toISOString(),
-    });
-    // Killed as soon as it holds a difusor's lease (taken right after connecting, before anything is staged).
-    let held: string[] = [];
-    try {
-      while (held.length === 0) {
-        if (run.child.exitCode !== null) throw new Error(`host a ended before it was killed\n${show(await run.exited)}`);
-        const holders = await Promise.all(lab.difusores.map((d) => holderOf(d.path)));
-        held = lab.difusores.filter((_, i) => holders[i]?.host === 'a').map((d) => d.id);
-        if (held.length === 0) await sleep(10);
-      }
-    } finally {
-      run.signal('SIGKILL');
-    }
-    await run.exited;
-    // After the kill some more may have been taken between the look and the signal: read them again.
-    const leases = new Map<string, { expiry: number }>();
-    for (const d of lab.difusores) {
-      const h = await holderOf(d.path);
-      if (h?.host === 'a') leases.set(d.id, h);
-    }
-    expect(leases.size).toBeGreaterThan(0);
+    const { killedRun, leases } = await killHoldingLeases(cut);
+    const rerun = await publishAs('a', cut);
+    expect({ code: rerun.exitCode, errors: rerun.outcomes.map((o) => o.error) }).toEqual({ code: 0, errors: lab.difusores.map(() => undefined) });
+    const takeovers = (await journalOf('a')).filter((e) => e.phase === 'lease-takeover' && e.run === rerun.run);
+    expect(takeovers.map((e) => e.difusor).sort()).toEqual([...leases.keys()].sort());
+    for (const e of takeovers) expect(e.detail).toMatchObject({ host: 'a', tookOverFrom: { host: 'a', run: killedRun } });
+    await expectWhole();
+  }, T);
+
+  test('host a killed -9 holding leases: b leaves those difusores alone until the leases expire, then takes them over', async () => {
+    const cut = CUTS[ROUNDS + 1] as string;
+    const { leases } = await killHoldingLeases(cut);
 
     // Before the expiry: b leaves each held difusor alone and says who holds it.
     const early = await publishAs('b', cut);
@@ -185,7 +211,7 @@ describe('two publication hosts on the same difusores', () => {
       });
     }
     expect(early.exitCode).toBe(3);
-    for (const d of lab.difusores) expect(await checkLive(d.path)).toEqual({ ok: true, output: '' });
+    await expectWhole();
 
     // After the expiry (the difusor's clock is this machine's here): b takes each over, and its journal says so.
     const last = Math.max(...[...leases.values()].map((l) => l.expiry));

@@ -849,6 +849,17 @@ describe('difusion-helper: lease (one run at a time on a difusor, across publica
     expect(expiry - nowOf(held)).toBeGreaterThan(100);
   }, T);
 
+  it('a run of the same host that host knows died is taken over at once; another host\'s never', () => {
+    ok(helper('lease', ['take', 'sitio-a', 'run1', '120']));
+    expect(answer(ok(helper('lease', ['take', 'sitio-b', 'run2', '120', 'run1'])))[0]).toMatch(/^held sitio-a run1 /);
+    const out = answer(ok(helper('lease', ['take', 'sitio-a', 'run3', '120', 'run1'])));
+    expect(out[0]).toMatch(/^takeover sitio-a run1 \d+ \d+$/);
+    expect(out[1]).toMatch(/^taken /);
+    // Naming a dead run that does not hold it changes nothing.
+    expect(answer(ok(helper('lease', ['take', 'sitio-a', 'run4', '120', 'run1'])))[0]).toMatch(/^held sitio-a run3 /);
+    expect(helper('lease', ['take', 'sitio-a', 'run4', '120', '-x']).code).toBe(2);
+  }, T);
+
   it('an unreadable holder file is an unknown holder\'s lease, for lease_s from its writing', () => {
     put('.lease/holder', 'rm -rf /; garbage\n');
     expect(answer(ok(helper('lease', ['take', 'sitio-b', 'run2', '60'])))[0]).toMatch(/^held unknown unknown \d+ \d+$/);
@@ -869,7 +880,8 @@ describe('difusion-helper: lease (one run at a time on a difusor, across publica
     [['take', 'sitio-a', 'run1', '1e9'], 'seconds must be a number: 1e9'],
     [['take', 'sitio-a', 'run1', '0'], 'lease seconds must be 1 to 86400: 0'],
     [['take', 'sitio-a', 'run1', '86401'], 'lease seconds must be 1 to 86400: 86401'],
-    [['take', 'sitio-a', 'run1', '60', 'more'], 'refused: lease takes at most 4 arguments, not: take sitio-a run1 60 more'],
+    [['take', 'sitio-a', 'run1', '60', 'dead', 'more'], 'refused: lease takes at most 5 arguments, not: take sitio-a run1 60 dead more'],
+    [['renew', 'sitio-a', 'run1', '60', 'more'], 'refused: lease takes at most 4 arguments, not: renew sitio-a run1 60 more'],
     [['release', 'sitio-a', 'run1', '60'], 'refused: lease takes at most 3 arguments, not: release sitio-a run1 60'],
     [['steal'], 'refused: lease steal'],
     [[], 'refused: lease (none)'],

@@ -90,6 +90,8 @@ describe('lease arguments and host name', () => {
     expect(leaseArgs('take', claim)).toEqual(['take', 'sitio-a', '20220605T201502Z-ab12cd', '120']);
     expect(leaseArgs('renew', { ...claim, seconds: 5 })).toEqual(['renew', 'sitio-a', '20220605T201502Z-ab12cd', '5']);
     expect(leaseArgs('release', claim)).toEqual(['release', 'sitio-a', '20220605T201502Z-ab12cd']);
+    expect(leaseArgs('take', { ...claim, replaces: 'dead-run' })).toEqual(['take', 'sitio-a', '20220605T201502Z-ab12cd', '120', 'dead-run']);
+    expect(leaseArgs('renew', { ...claim, replaces: 'dead-run' })).toEqual(['renew', 'sitio-a', '20220605T201502Z-ab12cd', '120']);
   });
 
   it('refuses what the helper would', () => {

@@ -37,6 +37,11 @@ export interface LeaseClaim {
   host: string;
   run: string;
   seconds: number;
+  /**
+   * A run of this same host that this run knows died (it took over that run's lock in the state directory): its
+   * leases are taken over at once, not after their expiry, so a rerun after a kill never waits on itself.
+   */
+  replaces?: string;
 }
 
 const NAME = /^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}$/;
@@ -69,17 +74,19 @@ export function thisHost(): string {
 
 export function leaseArgs(verb: 'take' | 'renew', claim: LeaseClaim): string[];
 export function leaseArgs(verb: 'release', claim: Pick<LeaseClaim, 'host' | 'run'>): string[];
-export function leaseArgs(verb: 'take' | 'renew' | 'release', claim: Pick<LeaseClaim, 'host' | 'run'> & { seconds?: number }): string[] {
+export function leaseArgs(verb: 'take' | 'renew' | 'release', claim: Pick<LeaseClaim, 'host' | 'run' | 'replaces'> & { seconds?: number }): string[] {
   for (const [what, name] of [
     ['host', claim.host],
     ['run', claim.run],
+    ...(claim.replaces !== undefined ? [['run', claim.replaces] as const] : []),
   ] as const) {
     if (!isLeaseName(name)) throw new Error(`not a lease ${what} name: ${JSON.stringify(name)}`);
   }
   if (verb === 'release') return [verb, claim.host, claim.run];
   const seconds = claim.seconds ?? DEFAULT_LEASE_S;
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > 86_400) throw new Error(`lease seconds must be 1 to 86400: ${seconds}`);
-  return [verb, claim.host, claim.run, String(seconds)];
+  const replaces = verb === 'take' && claim.replaces !== undefined && claim.replaces !== claim.run ? [claim.replaces] : [];
+  return [verb, claim.host, claim.run, String(seconds), ...replaces];
 }
 
 function holderFrom(words: string[], where: string): LeaseHolder {

@@ -25,7 +25,7 @@ import type { DifusorConnector } from '../difusor-port.js';
 import type { Clock } from '../clock-port.js';
 import type { Journal, JournalContext } from '../records/journal.js';
 import { clearHold, readHold, type RollbackHold } from '../records/hold.js';
-import { DEFAULT_LEASE_S, thisHost } from './lease.js';
+import { DEFAULT_LEASE_S, isLeaseName, thisHost } from './lease.js';
 
 /**
  * A publish run around the core: which cut, which difusores, the legal window, the lock, the
@@ -56,6 +56,8 @@ export interface PublishRunOptions {
   host?: string;
   /** Set by runPublish when --latest stays on a rollback's cut. */
   followsHold?: boolean;
+  /** Set by runPublish: the run of this host whose lock it took over (dead), whose leases it takes over at once. */
+  replacesRun?: string;
 }
 
 export interface PublishRunPorts {
@@ -192,7 +194,7 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
     let report: PublishReport;
     let restored: RestoredNotice[];
     try {
-      const request = publishRequest({ ...opts, host, followsHold: held !== undefined && !held.difusores }, run, { cut, cutDir, manifest, signature, targets, likelyLive, lastLive });
+      const request = publishRequest({ ...opts, host, followsHold: held !== undefined && !held.difusores, replacesRun: deadRunOf(lock) }, run, { cut, cutDir, manifest, signature, targets, likelyLive, lastLive });
       report = await publishThenClose(connector, request, { state, observer: ports.observer, journal });
       // What the difusores serve is recorded before waiting on a notice: a kill meanwhile loses neither.
       if (!opts.dryRun) await recordOutcomes(state, cut, report, ports.clock);
@@ -216,6 +218,12 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
   } finally {
     await lock.release();
   }
+}
+
+/** The run of this host whose lock this one took over: dead, so its leases are this host's to take over at once. */
+function deadRunOf(lock: { tookOverFrom?: { runId: string } }): string | undefined {
+  const runId = lock.tookOverFrom?.runId;
+  return runId !== undefined && isLeaseName(runId) ? runId : undefined;
 }
 
 /** A DIFUSION_HOST the helper would refuse is refused before anything is sent. */
@@ -364,7 +372,7 @@ function publishRequest(
     // Letters and digits of the run's id: unique to this run, so nothing a killed run left behind is merged.
     incoming: run.replace(/[^A-Za-z0-9]/g, '').slice(-40),
     // One run at a time on each difusor, whichever publication host: this host's name and this run hold its lease.
-    lease: { host: opts.host ?? thisHost(), run, seconds: publication.lease_s ?? DEFAULT_LEASE_S },
+    lease: { host: opts.host ?? thisHost(), run, seconds: publication.lease_s ?? DEFAULT_LEASE_S, ...(opts.replacesRun ? { replaces: opts.replacesRun } : {}) },
     // A rollback's hold names the cut to stay on: following it is the one publish that may move a difusor back.
     allowBackwards: opts.followsHold === true,
   };
