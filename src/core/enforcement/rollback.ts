@@ -7,7 +7,7 @@ import { clearHold, readHold, writeHold, type RollbackHold } from '../records/ho
 import { manifestText, sha256Hex } from '../shared/manifest.js';
 import { MANIFEST_NAME, parseVerify } from '../publish/plan.js';
 import { compareRelease } from '../publish/verify.js';
-import { DEFAULT_LEASE_S, takeLease, takeoverDetail, thisHost } from '../publish/lease.js';
+import { DEFAULT_LEASE_S, isLeaseName, takeLease, takeoverDetail, thisHost } from '../publish/lease.js';
 import { exitCodeFor } from '../publish/publish.js';
 import { CANCELLED, askServing, errorText, helperStep, underLock, type Cancelled, type OperationPorts, type Serving } from '../publish/operation.js';
 
@@ -128,8 +128,9 @@ export async function rollback(opts: { registry: Registry; to?: string; only: st
     if (!(await ports.confirm(plan))) return CANCELLED;
 
     const command = `rollback${opts.to ? ` --to ${opts.to}` : ''}${opts.only.map((id) => ` --only ${id}`).join('')}`;
-    return await underLock(registry, command, ports, async (journal, run) => {
+    return await underLock(registry, command, ports, async (journal, run, deadRun) => {
       const host = thisHost();
+      const claim = { host, run, seconds: registry.publication.lease_s ?? DEFAULT_LEASE_S, ...(deadRun && isLeaseName(deadRun) ? { replaces: deadRun } : {}) };
       const state = new StateStore(stateDir);
       const published = await state.manifestText(to);
       const sizes = await state.sizesOf(to);
@@ -160,7 +161,7 @@ export async function rollback(opts: { registry: Registry; to?: string; only: st
               const session = await connector.open(d);
               try {
                 // One run at a time on a difusor, whichever host: another host's publish is not switched over.
-                const lease = await takeLease(session, { host, run, seconds: registry.publication.lease_s ?? DEFAULT_LEASE_S });
+                const lease = await takeLease(session, claim);
                 try {
                   if (lease.takenOver) await journal.append({ phase: 'lease-takeover', result: 'info', difusor: d.id, cut: to, detail: takeoverDetail(host, lease.takenOver) });
                   // Back to bytes this host published, not just to a directory of that name.

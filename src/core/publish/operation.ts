@@ -46,7 +46,8 @@ export async function underLock<T>(
   registry: Registry,
   command: string,
   ports: OperationPorts,
-  fn: (journal: Journal, run: string) => Promise<T>,
+  /** deadRun: the run of this host whose stale lock this one took over (its leases are this run's to take over). */
+  fn: (journal: Journal, run: string, deadRun?: string) => Promise<T>,
 ): Promise<T> {
   const stateDir = registry.publication.state_dir;
   const run = ports.newRunId();
@@ -61,7 +62,7 @@ export async function underLock<T>(
     if (lock.tookOverFrom || lock.takeoverReason) {
       await journal.append({ phase: 'lock', result: 'info', detail: { tookOverFrom: lock.tookOverFrom, reason: lock.takeoverReason } });
     }
-    return await fn(journal, run);
+    return await fn(journal, run, lock.tookOverFrom?.runId);
   } finally {
     await lock.release();
   }
