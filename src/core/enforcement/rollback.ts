@@ -7,9 +7,10 @@ import { clearHold, readHold, writeHold, type RollbackHold } from '../records/ho
 import { manifestText, sha256Hex } from '../shared/manifest.js';
 import { MANIFEST_NAME, parseVerify } from '../publish/plan.js';
 import { compareRelease } from '../publish/verify.js';
-import { DEFAULT_LEASE_S, isLeaseName, takeLease, takeoverDetail, thisHost } from '../publish/lease.js';
+import { DEFAULT_LEASE_S, isLeaseName, takeLease, takeoverDetail, thisHost, type LeaseClaim } from '../publish/lease.js';
 import { exitCodeFor } from '../publish/publish.js';
 import { CANCELLED, askServing, errorText, helperStep, underLock, type Cancelled, type OperationPorts, type Serving } from '../publish/operation.js';
+import type { DifusorConnector } from '../difusor-port.js';
 
 /**
  * Rollback: point `current` back to a release the difusores still hold.
@@ -111,6 +112,23 @@ function actionFor(serving: Serving, to: string): RollbackAction {
   return serving.releases.includes(to) ? 'switch' : 'lacking';
 }
 
+/**
+ * A rollback killed after switching a difusor left its lease there; the rerun finds that difusor already back and
+ * would not touch it, so the dead run's lease is taken over and freed here, or the next publish waits out lease_s.
+ */
+async function freeDeadLease(connector: DifusorConnector, d: Difusor, claim: LeaseClaim): Promise<void> {
+  try {
+    const session = await connector.open(d);
+    try {
+      await (await takeLease(session, claim)).release();
+    } finally {
+      session.close();
+    }
+  } catch {
+    // Another run's live lease, or an unreachable difusor: nothing of ours to free.
+  }
+}
+
 export async function rollback(opts: { registry: Registry; to?: string; only: string[] }, ports: RollbackPorts): Promise<RollbackResult | Cancelled> {
   const { registry } = opts;
   const stateDir = registry.publication.state_dir;
@@ -156,6 +174,7 @@ export async function rollback(opts: { registry: Registry; to?: string; only: st
           };
           if (action === 'unreachable') return fail(serving.error ?? 'unreachable');
           if (action === 'lacking') return fail(`releases/${to} is not on the difusor (pruned, or never delivered)`);
+          if (action === 'already' && claim.replaces) await freeDeadLease(connector, d, claim);
           if (action === 'switch') {
             try {
               const session = await connector.open(d);
