@@ -56,7 +56,7 @@ async function main(): Promise<void> {
   const history = new ProbeHistory<BoardSummary>(path.join(dir, 'state'), foldRound);
   const draw = async (summary: BoardSummary | undefined, at: string): Promise<void> => {
     const board = buildBoard({ summary, difusores: listing, generatedAt: at, timezone: 'America/Mexico_City' });
-    const files = { page: { name: BOARD_FILES.page, text: renderBoardHtml(board, { logos: new Map() }) }, data: { name: BOARD_FILES.data, text: JSON.stringify(board) }, log: BOARD_FILES.log, csv: BOARD_FILES.csv };
+    const files = { page: { name: BOARD_FILES.page, render: (dataDir: string) => renderBoardHtml(board, { logos: new Map(), dataDir }) }, data: { name: BOARD_FILES.data, text: JSON.stringify(board) }, log: BOARD_FILES.log, csv: BOARD_FILES.csv };
     await writeBoardDir(out, files, history);
     await writeAtomically(path.join(dir, 'difusion.prom'), boardMetrics(board));
   };

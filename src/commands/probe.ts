@@ -63,7 +63,7 @@ export default class Probe extends DifusionCommand {
     full: Flags.boolean({ description: 'fetch and hash every file of the served cut, not a sample', default: false }),
     'max-lag': Flags.integer({ description: 'seconds a difusor may stay behind the newest live cut', default: 60, min: 0, helpValue: 'SECONDS' }),
     watch: Flags.integer({ description: 'probe again every SECONDS, redrawing the table (Ctrl-C to stop)', min: 1, helpValue: 'SECONDS' }),
-    roster: Flags.string({ description: 'after each round, rewrite the public board in DIR (index.html, board.json, rounds.csv, rounds.jsonl, roster.json, logos/)', helpValue: 'DIR' }),
+    roster: Flags.string({ description: 'after each round, rewrite the public board in DIR (index.html, board.json, rounds.csv, rounds.jsonl, roster.json, logos/, data/<n>/)', helpValue: 'DIR' }),
     metrics: Flags.string({ description: "after each round, write the Prometheus textfile FILE (node_exporter's textfile collector)", helpValue: 'FILE' }),
   };
 

@@ -18,14 +18,15 @@ export default class Roster extends DifusionCommand {
     'Writes DIR/index.html (Spanish, self-contained: CSS inline and every logo as a data: URI, refreshing itself), ' +
     'DIR/board.json (schema/board.schema.json), DIR/rounds.csv, DIR/rounds.jsonl (the probe rounds, each line ' +
     'chained to the one before by SHA-256), DIR/roster.json and DIR/logos/<id>.<ext>, from the registry and the ' +
-    'probe history in the state directory. An active difusor links to its public_url; a suspended one stays listed, ' +
+    'probe history in the state directory. Each drawing\'s data is also written whole to DIR/data/<n>/ (the page links ' +
+    'there, so page and data are always one round\'s; the last 3 kept). An active difusor links to its public_url; a suspended one stays listed, ' +
     'marked "Suspendido", without a link. Publish DIR on the institute\'s site; `probe --roster DIR` rewrites it ' +
     'after every round. Contacts nobody.';
   static override examples = ['<%= config.bin %> <%= command.id %> --out /srv/prep/sitio/difusores'];
   static override enableJsonFlag = true;
   static override flags = {
     registry: registryFlag,
-    out: Flags.string({ description: 'directory to write the board into (index.html, board.json, rounds.csv, rounds.jsonl, roster.json, logos/)', required: true, helpValue: 'DIR' }),
+    out: Flags.string({ description: 'directory to write the board into (index.html, board.json, rounds.csv, rounds.jsonl, roster.json, logos/, data/<n>/)', required: true, helpValue: 'DIR' }),
   };
 
   async run(): Promise<{ out: string; difusores: Array<RosterEntry & Pick<BoardDifusor, 'state' | 'cut' | 'since'>> }> {

@@ -45,6 +45,8 @@ export interface BoardPageExtras {
   /** id → data: URI of its logo. */
   logos: Map<string, string>;
   officialUrl?: string;
+  /** Where this round's open data lies, relative to the page (e.g. "data/12"); the page's own directory when absent. */
+  dataDir?: string;
 }
 
 function when(iso: string | null, tz: string): string {
@@ -165,6 +167,7 @@ export function renderBoardHtml(board: Board, extras: BoardPageExtras): string {
     .map((s) => `<tr><th scope="row">${badge(s.code, s.label)}</th><td>${escapeHtml(s.meaning)}${thresholds[s.code] ? ` <span class="nota">(${escapeHtml(thresholds[s.code] as string)})</span>` : ''}</td></tr>`)
     .join('\n');
   const c = board.checker;
+  const data = (name: string): string => escapeHtml(extras.dataDir ? `${extras.dataDir}/${name}` : name);
   const official = extras.officialUrl
     ? ` Los resultados también se consultan en el sitio del instituto: <a href="${escapeHtml(extras.officialUrl)}">${escapeHtml(extras.officialUrl)}</a>.`
     : '';
@@ -236,10 +239,11 @@ ${legend}
   </table>
   <p class="nota">«Rondas al día»: parte de las rondas (sin contar las que están en duda) en que el difusor mostraba el corte más reciente. El retraso se mide desde que el instituto puso en línea un corte más nuevo. Cada tira muestra las últimas ${STRIP_ROUNDS} rondas, de la más antigua (izquierda) a la más reciente.</p>
   <h2>Datos abiertos</h2>
+  <p>De esta misma ronda:</p>
   <ul>
-    <li><a href="${BOARD_FILES.data}">${BOARD_FILES.data}</a>: este tablero para programas.</li>
-    <li><a href="${BOARD_FILES.csv}">${BOARD_FILES.csv}</a>: cada ronda y difusor.</li>
-    <li><a href="${BOARD_FILES.log}">${BOARD_FILES.log}</a>: la bitácora de revisión; cada línea lleva la huella SHA-256 de la anterior, de modo que cualquiera puede comprobar que no se editó.</li>
+    <li><a href="${data(BOARD_FILES.data)}">${BOARD_FILES.data}</a>: este tablero para programas.</li>
+    <li><a href="${data(BOARD_FILES.csv)}">${BOARD_FILES.csv}</a>: cada ronda y difusor.</li>
+    <li><a href="${data(BOARD_FILES.log)}">${BOARD_FILES.log}</a>: la bitácora de revisión; cada línea lleva la huella SHA-256 de la anterior, de modo que cualquiera puede comprobar que no se editó.</li>
     <li><a href="${BOARD_FILES.roster}">${BOARD_FILES.roster}</a>: la lista de difusores.</li>
   </ul>
   <footer>Tablero generado el ${escapeHtml(when(board.generatedAt, tz))}; se actualiza cada ${REFRESH_SECONDS} s.</footer>
@@ -276,7 +280,7 @@ export async function publicBoardFiles(input: {
   return {
     board,
     files: {
-      page: { name: BOARD_FILES.page, text: renderBoardHtml(board, { logos, officialUrl }) },
+      page: { name: BOARD_FILES.page, render: (dataDir) => renderBoardHtml(board, { logos, officialUrl, dataDir }) },
       data: { name: BOARD_FILES.data, text: safeJson(board) },
       roster: { name: BOARD_FILES.roster, text: roster.json, logos: roster.logos },
       log: BOARD_FILES.log,

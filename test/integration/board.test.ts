@@ -1,4 +1,5 @@
-import { appendFile, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -14,6 +15,14 @@ import { wentLiveTimes } from '../../src/core/probe/probe.js';
 import { verifyRoundsLog } from '../../src/core/records/probe-history.js';
 import type { Board } from '../../src/core/probe/board.js';
 import { boardValidator, parsePrometheusText } from '../support/board-check.js';
+import { checkBoardDir } from './support/board-dir.js';
+
+interface PromFamily {
+  name: string;
+  type: string;
+  metrics: Array<{ labels?: Record<string, string>; value: string }>;
+}
+const parsePrometheusTextFormat = createRequire(import.meta.url)('parse-prometheus-text-format') as (text: string) => PromFamily[];
 
 /**
  * A night of probe rounds on the lab (real sshd, rsync and Apache with the project's vhost), six difusores:
@@ -117,7 +126,15 @@ test('a night of rounds: the board, its data, the chained log and the metrics te
   expect(csv).toHaveLength(1 + 4 * 6);
   expect(csv.filter((l) => /^2,.*,false,d2,stale,/.test(l))).toHaveLength(1);
 
-  const { types, samples } = parsePrometheusText(await readFile(metrics, 'utf8'));
+  const exposition = await readFile(metrics, 'utf8');
+  const { types, samples } = parsePrometheusText(exposition);
+  // The same file read by a kept parser (prom2json's shape): the same families, types and samples.
+  const families = parsePrometheusTextFormat(exposition);
+  expect(new Map(families.map((f) => [f.name, f.type.toLowerCase()]))).toEqual(types);
+  const kept = families.flatMap((f) => f.metrics.map((m) => ({ name: f.name, labels: m.labels ?? {}, value: Number(m.value) })));
+  const byKey = (x: { name: string; labels: Record<string, string> }): string => `${x.name}${JSON.stringify(Object.entries(x.labels).sort())}`;
+  expect(kept.sort((a, b) => byKey(a).localeCompare(byKey(b)))).toEqual([...samples].sort((a, b) => byKey(a).localeCompare(byKey(b))));
+  expect(kept.find((s) => s.name === 'difusion_difusor_lag_seconds' && s.labels.difusor === 'd2')?.value).toBe(245);
   expect(types.get('difusion_difusor_lag_seconds')).toBe('gauge');
   expect(samples.find((s) => s.name === 'difusion_difusor_lag_seconds' && s.labels.difusor === 'd2')?.value).toBe(245);
   expect(samples.filter((s) => s.name === 'difusion_difusor_state' && s.value === 1).map((s) => `${s.labels.difusor}=${s.labels.state}`)).toEqual([
@@ -139,6 +156,11 @@ test('a night of rounds: the board, its data, the chained log and the metrics te
     }
     expect(view.text).not.toMatch(/ECONNREFUSED/);
   }
+  // The page links to its own round's data, whole, beside the last rounds'; DIR/board.json is that round's.
+  const dir = await checkBoardDir(out);
+  expect(dir).toMatchObject({ problems: [], leftovers: [], pageData: 'data/4', pageRounds: 4 });
+  expect((await readdir(path.join(out, 'data'))).sort()).toEqual(['2', '3', '4']);
+  expect(await readFile(path.join(out, 'data', '4', 'board.json'), 'utf8')).toBe(await readFile(path.join(out, 'board.json'), 'utf8'));
   const html = await readFile(path.join(out, 'index.html'), 'utf8');
   expect(html).not.toContain('<script>');
   expect(html).toContain('<meta http-equiv="refresh"');
@@ -154,4 +176,5 @@ test('roster --out draws the same board from the history without a round; the lo
   expect(board.difusores.map((d) => d.state)).toEqual(['current', 'stale', 'altered', 'unreachable', 'suspended', 'notice-missing']);
   expect(await readFile(path.join(again, 'rounds.jsonl'), 'utf8')).toBe(await readFile(path.join(lab.stateDir, 'rounds', 'rounds.jsonl'), 'utf8'));
   expect(JSON.parse(await readFile(path.join(again, 'roster.json'), 'utf8')).difusores).toHaveLength(6);
+  expect(await checkBoardDir(again)).toMatchObject({ problems: [], leftovers: [], pageData: 'data/1', pageRounds: 4 });
 }, T);
