@@ -188,6 +188,7 @@ describe('a valid registry', () => {
       keep_releases: publication.keep_releases.default,
       concurrency: publication.concurrency.default,
       switch_deadline_s: publication.switch_deadline_s.default,
+      lease_s: publication.lease_s.default,
       connect_timeout_s: publication.ssh.properties.connect_timeout_s.default,
       state_dir: publication.state_dir.default,
     }).toEqual(DEFAULTS);
