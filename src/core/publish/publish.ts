@@ -290,6 +290,9 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
   const a = beginAttempt(req, ports, d);
   try {
     const session = await connect(a);
+    // Where this host last saw the cut live (cron's no-op), a read-only look first: nothing to write, no lease.
+    const alreadyLive = await lookBeforeLease(a, session);
+    if (alreadyLive) return alreadyLive;
     await holdLease(a, session);
     const { report, plan } = await prepareAndPlan(a, session);
     refuseBackwards(a, report);
@@ -388,6 +391,26 @@ async function holdLease(a: Attempt, session: DifusorSession): Promise<void> {
   if (a.lease.takenOver) {
     await a.ports.journal?.record({ difusor: a.d.id, cut: a.req.cut, phase: 'lease-takeover', result: 'info', detail: takeoverDetail(claim.host, a.lease.takenOver) });
   }
+}
+
+/**
+ * cron's no-op asks `inspect` (which writes nothing) rather than taking the lease and preparing: a difusor already
+ * serving the cut whole is up to date, and another host's run there is not disturbed. Anything else (a file to
+ * repair, another cut live) goes on to the lease and prepare.
+ */
+async function lookBeforeLease(a: Attempt, session: DifusorSession): Promise<DifusorOutcome | undefined> {
+  const { req } = a;
+  if (!req.lease || req.dryRun || a.expectTransfer) return undefined;
+  enter(a, 'preparing');
+  const report = parsePrepare((await step(session, a.phase, 'inspect', [req.cut])).stdout);
+  if (report.live !== req.cut) return undefined;
+  const baseHashes = report.base ? await a.ports.state.manifestHashes(report.base, report.baseManifestDigest) : undefined;
+  const plan = planTransfer({ cut: req.cut, manifest: req.manifest, report, baseHashes, signed: a.signed });
+  if (plan.kind !== 'up-to-date') return undefined;
+  a.outcome.previous = report.live;
+  a.outcome.plan = plan.kind;
+  a.outcome.filesLinked = plan.linked;
+  return await endUpToDate(a, session);
 }
 
 /** Never backwards by accident: prepare said what is live, and the lease keeps it so until this run's switch. */
