@@ -7,6 +7,7 @@
  *   `npm run build` leaves it, and as baseline a copy of it without what scripts/build-dist.mjs adds for
  *   start-up (dist/ as oclif root with a manifest, the precompiled registry validator): that copy runs as the
  *   CLI did before, oclif importing every command (ssh2, execa, listr2…) and ajv compiling the schema.
+ * - the same default probe with `--roster DIR --metrics FILE`, as a ratio to the one without (target: under 1.10).
  * - `--full` throughput of one difusor (every file fetched, streamed and hashed) in MB/s, next to `curl`
  *   fetching the same files with the same parallelism (4 connections, keep-alive) into /dev/null.
  *
@@ -26,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { listFiles, writeCut } from './prep-cut.js';
+import { buildCli } from './build-cli.js';
 import { publish } from '../test/integration/support/publish.js';
 import { startVhost } from '../test/integration/lab/vhost.js';
 import type { Apache } from '../test/integration/lab/apache.js';
@@ -67,7 +69,8 @@ async function main(): Promise<void> {
   const apaches: Apache[] = [];
   try {
     process.stdout.write(`building the CLI and a cut of ${CASILLAS} casillas (${IMAGE_KB} KB images)…\n`);
-    await exec('npm', ['run', 'build'], { cwd: ROOT });
+    const built = await buildCli(dir, (line) => process.stdout.write(`${line}\n`));
+    const pkg = path.dirname(path.dirname(built));
     const cuts = path.join(dir, 'cortes');
     const shape = { casillas: CASILLAS, counted: Math.floor(CASILLAS * 0.9), imageBytes: IMAGE_KB * 1024, seed: 'probe-bench' };
     await writeCut(path.join(cuts, C1), C1, { ...shape, counted: Math.floor(CASILLAS * 0.85) });
@@ -108,19 +111,21 @@ async function main(): Promise<void> {
 
     const baseline = path.join(dir, 'cli');
     await mkdir(baseline);
-    for (const entry of ['bin', 'dist', 'templates', 'schema', 'package.json']) await exec('cp', ['-r', path.join(ROOT, entry), baseline]);
+    for (const entry of ['bin', 'dist', 'templates', 'schema', 'package.json']) await exec('cp', ['-r', path.join(pkg, entry), baseline]);
     await symlink(path.join(ROOT, 'node_modules'), path.join(baseline, 'node_modules'));
     // Without dist/package.json, bin/run.js's oclif finds the repository's package.json, as before.
     for (const extra of ['dist/package.json', 'dist/oclif.manifest.json', 'dist/core/registry/registry-validator.cjs']) await rm(path.join(baseline, extra));
 
     const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
-    const cli = [...profile, 'bin/run.js'];
+    const cli = [...profile, built];
+    const board = path.join(dir, 'sitio', 'difusores');
     const baselineCli = [...profile, path.join(baseline, 'bin/run.js')];
     const samples = {
       idle: [] as number[],
       idleWall: [] as number[],
       probe: [] as number[],
       probeWall: [] as number[],
+      probeRoster: [] as number[],
       idleBaseline: [] as number[],
       probeBaseline: [] as number[],
       full: [] as number[],
@@ -144,6 +149,12 @@ async function main(): Promise<void> {
           checked = report.difusores.reduce((n, d) => n + d.filesChecked, 0);
           samples.probe.push(run.cpu);
           samples.probeWall.push(run.wall);
+        },
+        async () => {
+          // The same round writing the public board and the metrics: what --roster costs a round.
+          const run = await timed('node', [...cli, 'probe', '--registry', registry, '--json', '--roster', board, '--metrics', path.join(dir, 'difusion.prom')]);
+          if ((JSON.parse(run.stdout) as ProbeReport).exitCode !== 0) throw new Error(`the probe with --roster failed: ${run.stdout}`);
+          samples.probeRoster.push(run.cpu);
         },
         async () => {
           samples.idleBaseline.push((await timed('node', [...baselineCli, '--version'])).cpu);
@@ -176,6 +187,7 @@ async function main(): Promise<void> {
     const idleCpu = median(samples.idle);
     const baselineCpu = median(samples.probeBaseline);
     const baselineIdle = median(samples.idleBaseline);
+    const rosterCpu = median(samples.probeRoster);
     const probeMBs = mb(fullBytes) / median(samples.full);
     const probeNetMBs = mb(fullBytes) / (median(samples.full) - median(samples.idleWall));
     const curlMBs = mb(totalBytes) / median(samples.curl);
@@ -190,6 +202,10 @@ async function main(): Promise<void> {
       `  probe work alone                       ${(probeCpu - idleCpu).toFixed(2)} s     ${(baselineCpu - baselineIdle).toFixed(2)} s`,
       `  over the ${CPU_TARGET_S} s CPU target                  ${(probeCpu / CPU_TARGET_S).toFixed(2)}×      ${(baselineCpu / CPU_TARGET_S).toFixed(2)}×   (under 1× meets it)`,
       `  as built / baseline: probe ${(probeCpu / baselineCpu).toFixed(2)}×, --version ${(idleCpu / baselineIdle).toFixed(2)}×`,
+      '',
+      `the same round with --roster DIR --metrics FILE (the board and the textfile written after it), as built:`,
+      `  CPU of the CLI process                 ${rosterCpu.toFixed(2)} s   vs ${probeCpu.toFixed(2)} s without: ${(rosterCpu / probeCpu).toFixed(2)}× (target under 1.10×)`,
+      `  net of start-up                        ${(rosterCpu - idleCpu).toFixed(2)} s   vs ${(probeCpu - idleCpu).toFixed(2)} s without: ${((rosterCpu - idleCpu) / (probeCpu - idleCpu)).toFixed(2)}×`,
       '',
       `--full of one difusor, every file, side by side with curl (4 parallel connections, keep-alive):`,
       `  difusion probe --full   ${probeMBs.toFixed(1)} MB/s   (${mb(fullBytes).toFixed(1)} MB, wall ${median(samples.full).toFixed(2)} s, CPU ${median(samples.fullCpu).toFixed(2)} s, hashing every byte)`,
