@@ -997,3 +997,74 @@ describe('publishCut: a failed difusor leaves its staging as it found it', () =>
     expect(connector.stdin.has(`a:discard:${CUT} run1`)).toBe(true);
   });
 });
+
+describe('the difusor\'s lease and never backwards (the alternate site)', () => {
+  const claim = { host: 'primario', run: '20220606T011502Z-ab12cd', seconds: 120 };
+  const leaseFree: Script = (args) => okOut(`now 1000\n${args[0] === 'release' ? 'released' : 'taken 1000 1120'}\n`);
+  const leaseHeld: Script = () => okOut('now 1000\nheld alterno 20220606T011455Z-cd34ef 990 1110\n');
+
+  test('taken before prepare and released after the switch and prune; another host\'s live lease leaves that difusor untouched, named, exit 3', async () => {
+    const { connector, report, journal } = await publish(['a', 'b'], { a: { verbs: { lease: leaseFree } }, b: { verbs: { lease: leaseHeld } } }, { lease: claim });
+    expect(connector.verbsOf('a').filter((v) => v !== 'open')).toEqual(['lease', 'prepare', 'transfer', 'verify', 'promote', 'switch', 'prune', 'lease', 'close']);
+    expect(connector.verbsOf('b').filter((v) => v !== 'open')).toEqual(['lease', 'close']);
+    const b = report.outcomes.find((o) => o.id === 'b') as DifusorOutcome;
+    expect({ result: b.result, leftAlone: b.leftAlone, error: b.error }).toEqual({
+      result: 'failed',
+      leftAlone: 'held',
+      error: expect.stringMatching(/^held by alterno \(run 20220606T011455Z-cd34ef\) since 1970-01-01T00:16:30Z, 110 s left/),
+    });
+    expect(report.exitCode).toBe(3);
+    expect(journal.find((e) => e.difusor === 'b' && e.result === 'failed')?.detail).toMatchObject({ leftAlone: 'held', host: 'primario' });
+  });
+
+  test('every difusor held is still exit 3, not a failure of the run', async () => {
+    const { report } = await publish(['a', 'b'], { a: { verbs: { lease: leaseHeld } }, b: { verbs: { lease: leaseHeld } } }, { lease: claim });
+    expect(report.exitCode).toBe(3);
+    expect(exitCodeFor([{ result: 'failed', leftAlone: 'held' }, { result: 'failed' }])).toBe(1);
+  });
+
+  test('an expired lease taken over is journaled with whose it was', async () => {
+    const takeover: Script = (args) => okOut(`now 2000\n${args[0] === 'release' ? 'released' : 'takeover alterno r9 900 1020\ntaken 2000 2120'}\n`);
+    const { journal, report } = await publish(['a'], { a: { verbs: { lease: takeover } } }, { lease: claim });
+    expect(report.exitCode).toBe(0);
+    expect(journal.find((e) => e.phase === 'lease-takeover')).toMatchObject({
+      difusor: 'a',
+      result: 'info',
+      detail: { host: 'primario', tookOverFrom: { host: 'alterno', run: 'r9' } },
+    });
+  });
+
+  test('a difusor serving a newer cut is not switched back: named, its staging discarded, the lease released, exit 3', async () => {
+    const newer = '20220605_2045';
+    const { connector, report } = await publish(['a'], {
+      a: { verbs: { lease: leaseFree, prepare: () => okOut(`live ${newer}\nfree 1000000\nbase ${newer}\nstaged ${CUT}\n${inventory(cutManifest)}`) } },
+    }, { lease: claim });
+    const a = report.outcomes[0] as DifusorOutcome;
+    expect({ result: a.result, leftAlone: a.leftAlone, error: a.error }).toEqual({
+      result: 'failed',
+      leftAlone: 'newer-live',
+      error: expect.stringMatching(new RegExp(`^a newer cut is live: ${newer} `)),
+    });
+    expect(connector.verbsOf('a')).not.toContain('switch');
+    expect(connector.verbsOf('a').slice(-3)).toEqual(['discard', 'lease', 'close']);
+    expect(report.exitCode).toBe(3);
+  });
+
+  test('only a run following a rollback\'s hold may move a difusor back', async () => {
+    const older = '20220605_2015';
+    const { report } = await publish(['a'], {
+      a: { verbs: { lease: leaseFree, prepare: () => okOut(`live 20220605_2045\nfree 1000000\nbase ${older}\nstaged ${CUT}\n${inventory(cutManifest)}`) } },
+    }, { lease: claim, allowBackwards: true });
+    expect(report.outcomes[0]?.result).toBe('live');
+  });
+
+  test('cron\'s no-op takes no lease: a read-only inspect finds the cut live and whole', async () => {
+    const live: Script = () => okOut(`live ${CUT}\nfree 1000000\nbase ${CUT}\nmanifest ${cutManifest.digest}\n${inventory(cutManifest)}`);
+    const { connector, report } = await publish(['a'], { a: { verbs: { inspect: live, lease: () => okOut('') } } }, {
+      lease: claim,
+      likelyLive: new Set(['a']),
+    }, new Map(cutManifest.entries.map((e) => [e.path, e.sha256])));
+    expect(report.outcomes[0]?.result).toBe('up-to-date');
+    expect(connector.verbsOf('a').filter((v) => v !== 'open')).toEqual(['inspect', 'close']);
+  });
+});
