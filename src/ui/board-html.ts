@@ -149,38 +149,8 @@ function rosterCount(board: Board): string {
   return `${active} ${active === 1 ? 'difusor activo' : 'difusores activos'}${suspended > 0 ? `, ${suspended} ${suspended === 1 ? 'suspendido' : 'suspendidos'}` : ''}.`;
 }
 
-export function renderBoardHtml(board: Board, extras: BoardPageExtras): string {
-  const tz = board.timezone;
-  const counts = new Map<BoardState, number>();
-  for (const d of board.difusores) counts.set(d.state, (counts.get(d.state) ?? 0) + 1);
-  const summary = board.states
-    .filter((s) => counts.has(s.code))
-    .map((s) => `${counts.get(s.code)} ${s.label.toLowerCase()}`)
-    .join(', ');
-  const max = board.thresholds.maxLagSeconds;
-  const thresholds: Partial<Record<BoardState, string>> = {
-    current: 'retraso 0 s',
-    lagging: `retraso de 1 a ${max} s`,
-    stale: `retraso mayor de ${max} s`,
-  };
-  const legend = board.states
-    .map((s) => `<tr><th scope="row">${badge(s.code, s.label)}</th><td>${escapeHtml(s.meaning)}${thresholds[s.code] ? ` <span class="nota">(${escapeHtml(thresholds[s.code] as string)})</span>` : ''}</td></tr>`)
-    .join('\n');
-  const c = board.checker;
-  const data = (name: string): string => escapeHtml(extras.dataDir ? `${extras.dataDir}/${name}` : name);
-  const official = extras.officialUrl
-    ? ` Los resultados también se consultan en el sitio del instituto: <a href="${escapeHtml(extras.officialUrl)}">${escapeHtml(extras.officialUrl)}</a>.`
-    : '';
-  const doubtShare = Math.round(board.thresholds.doubtShare * 100);
-  return `<!doctype html>
-<html lang="es">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="refresh" content="${REFRESH_SECONDS}">
-<title>Difusores oficiales del PREP: estado en línea</title>
-<style>
-  html { -webkit-text-size-adjust: 100%; }
+// One column at 390 px (grid with min(100%, 20rem)), colours never the only signal, printable.
+const BOARD_CSS = `  html { -webkit-text-size-adjust: 100%; }
   *, *::before, *::after { box-sizing: border-box; }
   body { margin: 0; background: #f3f2ef; color: #1f1f1f; font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
   main { max-width: 64rem; margin: 0 auto; padding: 1.25rem .75rem 3rem; }
@@ -213,7 +183,40 @@ export function renderBoardHtml(board: Board, extras: BoardPageExtras): string {
   th, td { text-align: left; vertical-align: top; padding: .4rem .5rem; border-bottom: 1px solid #ddd; overflow-wrap: anywhere; }
   footer { margin-top: 1.5rem; font-size: .85rem; color: #4a4a4a; }
   @media print { body { background: #fff; } li.difusor, .revision { box-shadow: none; border: 1px solid #999; break-inside: avoid; } .tira .c { print-color-adjust: exact; -webkit-print-color-adjust: exact; } }
-</style>
+`;
+
+export function renderBoardHtml(board: Board, extras: BoardPageExtras): string {
+  const tz = board.timezone;
+  const counts = new Map<BoardState, number>();
+  for (const d of board.difusores) counts.set(d.state, (counts.get(d.state) ?? 0) + 1);
+  const summary = board.states
+    .filter((s) => counts.has(s.code))
+    .map((s) => `${counts.get(s.code)} ${s.label.toLowerCase()}`)
+    .join(', ');
+  const max = board.thresholds.maxLagSeconds;
+  const thresholds: Partial<Record<BoardState, string>> = {
+    current: 'retraso 0 s',
+    lagging: `retraso de 1 a ${max} s`,
+    stale: `retraso mayor de ${max} s`,
+  };
+  const legend = board.states
+    .map((s) => `<tr><th scope="row">${badge(s.code, s.label)}</th><td>${escapeHtml(s.meaning)}${thresholds[s.code] ? ` <span class="nota">(${escapeHtml(thresholds[s.code] as string)})</span>` : ''}</td></tr>`)
+    .join('\n');
+  const c = board.checker;
+  const data = (name: string): string => escapeHtml(extras.dataDir ? `${extras.dataDir}/${name}` : name);
+  const official = extras.officialUrl
+    ? ` Los resultados también se consultan en el sitio del instituto: <a href="${escapeHtml(extras.officialUrl)}">${escapeHtml(extras.officialUrl)}</a>.`
+    : '';
+  const doubtShare = Math.round(board.thresholds.doubtShare * 100);
+  return `<!doctype html>
+<html lang="es">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="${REFRESH_SECONDS}">
+<title>Difusores oficiales del PREP: estado en línea</title>
+<style>
+${BOARD_CSS}</style>
 </head>
 <body>
 <main>
