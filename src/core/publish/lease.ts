@@ -164,8 +164,13 @@ export interface HeldLease {
    * lease_s ago (by this host's monotonic time). Throws when the lease is lost.
    */
   confirm(): Promise<void>;
-  /** Stops renewing and frees the lease if this run still holds it; never throws (an unreleased lease expires). */
-  release(): Promise<string | undefined>;
+  /**
+   * Stops renewing and frees the lease if this run still holds it, over `over` when given (a new connection, the
+   * run's own having died); never throws (an unreleased lease expires).
+   */
+  release(over?: DifusorSession): Promise<string | undefined>;
+  /** Stops renewing without asking the difusor (its link is down): the lease expires there after lease_s. */
+  abandon(): void;
 }
 
 export interface LeasePorts {
@@ -175,7 +180,7 @@ export interface LeasePorts {
   timeoutMs?: number;
 }
 
-const LEASE_STEP_TIMEOUT_MS = 30_000;
+const LEASE_STEP_TIMEOUT_MS = 15_000;
 
 async function ask(session: DifusorSession, args: string[], timeoutMs: number): Promise<LeaseAnswer> {
   const out = await session.helper('lease', args, { timeoutMs });
@@ -233,18 +238,22 @@ export async function takeLease(session: DifusorSession, claim: LeaseClaim, port
       }
       if (lostWhy) throw new Error(lostWhy);
     },
-    release: async () => {
+    release: async (over) => {
       if (released) return undefined;
       released = true;
       stop();
       await renewing;
       if (lostWhy) return undefined;
       try {
-        const a = await ask(session, leaseArgs('release', claim), timeoutMs);
+        const a = await ask(over ?? session, leaseArgs('release', claim), timeoutMs);
         return a.kind === 'released' ? undefined : 'the lease was no longer this run\'s';
       } catch (error) {
         return (error as Error).message;
       }
+    },
+    abandon: () => {
+      released = true;
+      stop();
     },
   };
 }

@@ -586,7 +586,8 @@ async function endFailed(a: Attempt, error: unknown): Promise<DifusorOutcome> {
   // Never a transfer left running behind a failure: stopped and settled before the session closes.
   await a.early?.stop();
   const message = error instanceof Error ? error.message : String(error);
-  const discarded = a.wrote ? await discardFailed(ports, d, a.session, discardArgs(req, a.early !== undefined), message, outcome) : {};
+  const discarded = a.wrote ? await discardFailed(ports, d, a.session, discardArgs(req, a.early !== undefined), message, outcome, a.lease) : {};
+  // Freed by the discard where there was one (over whichever connection it went); here otherwise.
   await a.lease?.release();
   a.session?.close();
   outcome.result = 'failed';
@@ -808,8 +809,10 @@ async function discardFailed(
   args: string[],
   failure: string,
   outcome: DifusorOutcome,
+  lease?: HeldLease,
 ): Promise<Record<string, unknown>> {
-  const result = await discardStaging(ports.connector, d, session, args, failure);
+  // The lease goes with the staging, over the same connection; where none reaches the difusor, it expires there.
+  const result = await discardStaging(ports.connector, d, session, args, failure, lease);
   if (result.error !== undefined) {
     outcome.stagingLeft = result.error;
     return { stagingLeft: result.error };
@@ -849,6 +852,7 @@ export async function discardStaging(
   session: DifusorSession | undefined,
   args: string[],
   failure: string,
+  lease?: Pick<HeldLease, 'release' | 'abandon'>,
 ): Promise<DiscardResult> {
   const discardOver = async (s: DifusorSession): Promise<DiscardResult> => {
     const out = await s.helper('discard', args, { timeoutMs: DISCARD_STEP_TIMEOUT_MS });
@@ -858,12 +862,17 @@ export async function discardStaging(
   let lost = failure;
   if (session) {
     try {
-      return await discardOver(session);
+      const result = await discardOver(session);
+      await lease?.release(session);
+      return result;
     } catch (error) {
       lost = error instanceof Error ? error.message : String(error);
     }
   }
-  if (linkWentSilent(lost) || linkWentSilent(failure)) return { removed: [], error: `the link to ${d.id} is down (${lost})` };
+  if (linkWentSilent(lost) || linkWentSilent(failure)) {
+    lease?.abandon();
+    return { removed: [], error: `the link to ${d.id} is down (${lost})` };
+  }
   let timer: NodeJS.Timeout | undefined;
   const opening = connector.open(d, { expectTransfer: false });
   try {
@@ -874,13 +883,16 @@ export async function discardStaging(
       }),
     ]);
     try {
-      return { ...(await discardOver(fresh)), reconnected: true };
+      const result = { ...(await discardOver(fresh)), reconnected: true };
+      await lease?.release(fresh);
+      return result;
     } finally {
       fresh.close();
     }
   } catch (error) {
     // One that opens after all is closed at once.
     opening.then((s) => s.close()).catch(() => undefined);
+    lease?.abandon();
     return { removed: [], error: `could not reach ${d.id} again to free its staging: ${error instanceof Error ? error.message : String(error)}` };
   } finally {
     clearTimeout(timer);
@@ -900,7 +912,8 @@ async function prune(session: DifusorSession, d: Difusor, req: PublishRequest, p
 async function pruneAndClose(s: Staged, req: PublishRequest, ports: PublishPorts): Promise<void> {
   if (s.outcome.result === 'live') await prune(s.session, s.difusor, req, ports);
   // After the prune: it clears incoming directories in .staging, which another host's run must not have yet.
-  await s.lease?.release();
+  if (s.outcome.error && linkWentSilent(s.outcome.error)) s.lease?.abandon();
+  else await s.lease?.release();
   s.session.close();
 }
 
