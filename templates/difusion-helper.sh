@@ -839,8 +839,9 @@ prune)
 
 lease)
 	# One run at a time on this difusor, whichever publication host it comes from (the alternate site):
-	#   lease take HOST RUN SECONDS [DEAD]   hold it for SECONDS more; free, expired or already ours, or held by
-	#                                   DEAD, a run of the same HOST that host knows died (its lock said so)
+	#   lease take HOST RUN SECONDS [DEAD|--host-lock]   hold it for SECONDS more; free, expired or already ours, or
+	#                                   held by DEAD, a run of the same HOST that host knows died (its lock said so), or
+	#                                   with --host-lock by any other run of the same HOST (the client holds that host's lock)
 	#   lease renew HOST RUN SECONDS    only while HOST RUN still holds it
 	#   lease release HOST RUN          only by its holder
 	#   lease show [SECONDS]            who holds it (a claim counted as at most SECONDS ahead); writes nothing
@@ -865,7 +866,10 @@ lease)
 		[ "$4" -ge 1 ] && [ "$4" -le "$LEASE_MAX_S" ] || die "lease seconds must be 1 to $LEASE_MAX_S: $4"
 		lease_s=$4
 		dead_run=
-		if [ -n "${5:-}" ]; then need_lease_name run "$5" && dead_run=$5; fi
+		own_host=
+		# --host-lock: the client holds its host's lock (one run at a time per host), so any other run of the same
+		# host holding a lease here is over (killed, or gone with its link) and its lease is taken over at once.
+		if [ "${5:-}" = --host-lock ]; then own_host=1; elif [ -n "${5:-}" ]; then need_lease_name run "$5" && dead_run=$5; fi
 	elif [ "$sub" = show ] && [ -n "${2:-}" ]; then
 		need_count seconds "$2"
 		lease_s=$2
@@ -888,7 +892,7 @@ lease)
 		since=$now
 		if [ -n "$l_host" ] && [ "$l_host" = "$holder_host" ] && [ "$l_run" = "$holder_run" ]; then
 			since=$l_since
-		elif [ -n "$l_host" ] && [ -n "$dead_run" ] && [ "$l_host" = "$holder_host" ] && [ "$l_run" = "$dead_run" ]; then
+		elif [ -n "$l_host" ] && [ "$l_host" = "$holder_host" ] && { [ -n "$own_host" ] || { [ -n "$dead_run" ] && [ "$l_run" = "$dead_run" ]; }; }; then
 			echo "takeover $l_host $l_run $l_since $l_expiry"
 		elif [ -n "$l_host" ]; then
 			lease_unlock

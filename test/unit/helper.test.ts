@@ -858,6 +858,9 @@ describe('difusion-helper: lease (one run at a time on a difusor, across publica
     // Naming a dead run that does not hold it changes nothing.
     expect(answer(ok(helper('lease', ['take', 'sitio-a', 'run4', '120', 'run1'])))[0]).toMatch(/^held sitio-a run3 /);
     expect(helper('lease', ['take', 'sitio-a', 'run4', '120', '-x']).code).toBe(2);
+    // --host-lock: the client holds its host's lock, so any other run of that host is over; another host's never.
+    expect(answer(ok(helper('lease', ['take', 'sitio-a', 'run5', '120', '--host-lock'])))[0]).toMatch(/^takeover sitio-a run3 /);
+    expect(answer(ok(helper('lease', ['take', 'sitio-b', 'run6', '120', '--host-lock'])))[0]).toMatch(/^held sitio-a run5 /);
   }, T);
 
   it('an unreadable holder file is an unknown holder\'s lease, for lease_s from its writing', () => {

@@ -148,7 +148,7 @@ export async function rollback(opts: { registry: Registry; to?: string; only: st
     const command = `rollback${opts.to ? ` --to ${opts.to}` : ''}${opts.only.map((id) => ` --only ${id}`).join('')}`;
     return await underLock(registry, command, ports, async (journal, run, deadRun) => {
       const host = thisHost();
-      const claim = { host, run, seconds: registry.publication.lease_s ?? DEFAULT_LEASE_S, ...(deadRun && isLeaseName(deadRun) ? { replaces: deadRun } : {}) };
+      const claim = { host, run, seconds: registry.publication.lease_s ?? DEFAULT_LEASE_S, hostLocked: true, ...(deadRun && isLeaseName(deadRun) ? { replaces: deadRun } : {}) };
       const state = new StateStore(stateDir);
       const published = await state.manifestText(to);
       const sizes = await state.sizesOf(to);

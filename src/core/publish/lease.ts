@@ -42,6 +42,11 @@ export interface LeaseClaim {
    * leases are taken over at once, not after their expiry, so a rerun after a kill never waits on itself.
    */
   replaces?: string;
+  /**
+   * This run holds its host's lock (publish, rollback): one run at a time per host, so a lease of another run of
+   * the same host is over (killed, or abandoned on a link gone silent) and is taken over at once.
+   */
+  hostLocked?: boolean;
 }
 
 const NAME = /^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}$/;
@@ -74,7 +79,7 @@ export function thisHost(): string {
 
 export function leaseArgs(verb: 'take' | 'renew', claim: LeaseClaim): string[];
 export function leaseArgs(verb: 'release', claim: Pick<LeaseClaim, 'host' | 'run'>): string[];
-export function leaseArgs(verb: 'take' | 'renew' | 'release', claim: Pick<LeaseClaim, 'host' | 'run' | 'replaces'> & { seconds?: number }): string[] {
+export function leaseArgs(verb: 'take' | 'renew' | 'release', claim: Pick<LeaseClaim, 'host' | 'run' | 'replaces' | 'hostLocked'> & { seconds?: number }): string[] {
   for (const [what, name] of [
     ['host', claim.host],
     ['run', claim.run],
@@ -85,7 +90,8 @@ export function leaseArgs(verb: 'take' | 'renew' | 'release', claim: Pick<LeaseC
   if (verb === 'release') return [verb, claim.host, claim.run];
   const seconds = claim.seconds ?? DEFAULT_LEASE_S;
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > 86_400) throw new Error(`lease seconds must be 1 to 86400: ${seconds}`);
-  const replaces = verb === 'take' && claim.replaces !== undefined && claim.replaces !== claim.run ? [claim.replaces] : [];
+  const replaces =
+    verb !== 'take' ? [] : claim.hostLocked ? ['--host-lock'] : claim.replaces !== undefined && claim.replaces !== claim.run ? [claim.replaces] : [];
   return [verb, claim.host, claim.run, String(seconds), ...replaces];
 }
 

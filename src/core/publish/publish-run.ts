@@ -372,7 +372,7 @@ function publishRequest(
     // Letters and digits of the run's id: unique to this run, so nothing a killed run left behind is merged.
     incoming: run.replace(/[^A-Za-z0-9]/g, '').slice(-40),
     // One run at a time on each difusor, whichever publication host: this host's name and this run hold its lease.
-    lease: { host: opts.host ?? thisHost(), run, seconds: publication.lease_s ?? DEFAULT_LEASE_S, ...(opts.replacesRun ? { replaces: opts.replacesRun } : {}) },
+    lease: { host: opts.host ?? thisHost(), run, seconds: publication.lease_s ?? DEFAULT_LEASE_S, hostLocked: true, ...(opts.replacesRun ? { replaces: opts.replacesRun } : {}) },
     // A rollback's hold names the cut to stay on: following it is the one publish that may move a difusor back.
     allowBackwards: opts.followsHold === true,
   };

@@ -587,8 +587,10 @@ async function endFailed(a: Attempt, error: unknown): Promise<DifusorOutcome> {
   await a.early?.stop();
   const message = error instanceof Error ? error.message : String(error);
   const discarded = a.wrote ? await discardFailed(ports, d, a.session, discardArgs(req, a.early !== undefined), message, outcome, a.lease) : {};
-  // Freed by the discard where there was one (over whichever connection it went); here otherwise.
-  await a.lease?.release();
+  // Freed by the discard where there was one (over whichever connection it went); here otherwise, unless the
+  // link went silent: then it is left to expire (and this host's next run takes it over at once).
+  if (linkWentSilent(message)) a.lease?.abandon();
+  else await a.lease?.release();
   a.session?.close();
   outcome.result = 'failed';
   if (error instanceof StepError && error.leftAlone) outcome.leftAlone = error.leftAlone;
