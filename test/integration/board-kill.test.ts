@@ -123,6 +123,9 @@ test(`probe --roster killed -9 during the board write ${KILLS} times leaves the 
   expect({ code: last.code, out: last.code === 0 ? '' : show(last) }).toEqual({ code: 0, out: '' });
   const clean = await checkBoardDir(out);
   expect(clean).toMatchObject({ problems: [], leftovers: [] });
-  expect((await readdir(path.join(out, 'data'))).filter((d) => /^\d+$/.test(d))).toHaveLength(3);
+  // At most the last 3 kept; fewer when the kills left fewer whole rounds behind the one just written.
+  const kept = (await readdir(path.join(out, 'data'))).filter((d) => /^\d+$/.test(d));
+  expect(kept.length).toBeGreaterThanOrEqual(1);
+  expect(kept.length).toBeLessThanOrEqual(3);
   console.log(JSON.stringify({ seed, kills: results }));
 }, T);
