@@ -1,6 +1,6 @@
 import { link, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { StateWriteError } from '../records/state-file.js';
+import { StateWriteError, writeAtomically } from '../records/state-file.js';
 import type { ProbeHistory } from '../records/probe-history.js';
 
 /**
@@ -83,16 +83,8 @@ async function pruneRounds(dataRoot: string, written: string): Promise<void> {
 }
 
 /** A file replaced by rename: readers get the old one or the new one, whole. */
-async function replace(file: string, data: string | Buffer): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.tmp-${process.pid}-${path.basename(file)}`);
-  try {
-    await mkdir(path.dirname(file), { recursive: true });
-    await writeFile(tmp, data);
-    await rename(tmp, file);
-  } catch (error) {
-    await rm(tmp, { force: true }).catch(() => undefined);
-    throw new StateWriteError(file, error);
-  }
+function replace(file: string, data: string | Buffer): Promise<void> {
+  return writeAtomically(file, data, (f) => path.join(path.dirname(f), `.tmp-${process.pid}-${path.basename(f)}`));
 }
 
 /** DIR/<name> becomes the round's file, by a hard link renamed over it (no copy: the round's files never change). */

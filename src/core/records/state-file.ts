@@ -17,8 +17,9 @@ export class StateWriteError extends Error {
   }
 }
 
-export async function writeAtomically(file: string, data: string | Buffer): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
+/** `temporary` names the file written beside `file` before the rename (the board's are dot-named, hidden from visitors). */
+export async function writeAtomically(file: string, data: string | Buffer, temporary = (f: string): string => `${f}.${process.pid}.tmp`): Promise<void> {
+  const tmp = temporary(file);
   try {
     await mkdir(path.dirname(file), { recursive: true });
     await writeFile(tmp, data);
