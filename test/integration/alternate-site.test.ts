@@ -100,11 +100,22 @@ async function killHoldingLeases(cut: string): Promise<{ killedRun: string; leas
     run.signal('SIGKILL');
   }
   await run.exited;
-  // After the kill some more may have been taken between the look and the signal: read them again.
-  const leases = new Map<string, { run: string; expiry: number }>();
-  for (const d of lab.difusores) {
-    const h = await holderOf(d.path);
-    if (h?.host === 'a') leases.set(d.id, h);
+  // After the kill some more may have been taken between the look and the signal (a helper already started on a
+  // difusor finishes its `lease take` after the client is gone): read them again until two looks agree.
+  const look = async (): Promise<Map<string, { run: string; expiry: number }>> => {
+    const found = new Map<string, { run: string; expiry: number }>();
+    for (const d of lab.difusores) {
+      const h = await holderOf(d.path);
+      if (h?.host === 'a') found.set(d.id, h);
+    }
+    return found;
+  };
+  let leases = await look();
+  for (;;) {
+    await sleep(300);
+    const again = await look();
+    if (JSON.stringify([...again]) === JSON.stringify([...leases])) break;
+    leases = again;
   }
   expect(leases.size).toBeGreaterThan(0);
   return { killedRun: [...leases.values()][0]?.run as string, leases };
@@ -199,9 +210,10 @@ describe('two publication hosts on the same difusores', () => {
     // Before the expiry: b leaves each held difusor alone and says who holds it.
     const early = await publishAs('b', cut);
     const finishedAt = Date.now() / 1000;
-    for (const [id, lease] of leases) {
-      // Only meaningful while the lease was surely live (a very slow machine may have run b past it).
-      if (finishedAt >= lease.expiry - 1) continue;
+    // A slow machine may run b past a lease's expiry: b then takes that one over already, which is right too.
+    const ranPast = (id: string): boolean => finishedAt >= (leases.get(id)?.expiry ?? 0) - 1;
+    for (const [id] of leases) {
+      if (ranPast(id)) continue;
       const o = early.outcomes.find((x) => x.id === id);
       expect({ id, result: o?.result, leftAlone: o?.leftAlone, error: o?.error }).toEqual({
         id,
@@ -210,7 +222,7 @@ describe('two publication hosts on the same difusores', () => {
         error: expect.stringMatching(/^held by a \(run \S+\) since /),
       });
     }
-    expect(early.exitCode).toBe(3);
+    if ([...leases.keys()].some((id) => !ranPast(id))) expect(early.exitCode).toBe(3);
     await expectWhole();
 
     // After the expiry (the difusor's clock is this machine's here): b takes each over, and its journal says so.
@@ -226,8 +238,10 @@ describe('two publication hosts on the same difusores', () => {
       expect(await checkLive(d.path)).toEqual({ ok: true, output: '' });
       expect(await holderOf(d.path)).toBeUndefined();
     }
-    const takeovers = (await journalOf('b')).filter((e) => e.phase === 'lease-takeover' && e.run === late.run);
+    // Each dead lease taken over exactly once by b: in the late run, or in the early one where it ran past the expiry.
+    const takeovers = (await journalOf('b')).filter((e) => e.phase === 'lease-takeover' && (e.run === late.run || e.run === early.run));
     expect(takeovers.map((e) => e.difusor).sort()).toEqual([...leases.keys()].sort());
+    for (const e of takeovers.filter((x) => x.run === early.run)) expect({ difusor: e.difusor, ranPast: ranPast(e.difusor as string) }).toEqual({ difusor: e.difusor, ranPast: true });
     for (const e of takeovers) expect(e.detail).toMatchObject({ host: 'b', tookOverFrom: { host: 'a' } });
   }, T);
 });
