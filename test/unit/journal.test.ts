@@ -1,14 +1,17 @@
 import { createHash } from 'node:crypto';
-import { appendFile, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, copyFile, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   GENESIS_PREV,
   JournalWriteError,
+  headFileBeside,
   newRunId,
   openJournal,
   readJournal,
+  readJournalFile,
   verifyJournal,
+  verifyJournalFile,
   type JournalContext,
   type JournalRecord,
 } from '../../src/core/records/journal.js';
@@ -30,6 +33,7 @@ function context(overrides: Partial<JournalContext> = {}): JournalContext {
   return {
     run: '20220606T011502Z-ab12cd',
     operator: 'prep@utc-pub1',
+    host: 'utc-pub1',
     command: 'publish --latest /srv/cortes',
     // Each entry a minute later, from 20:00 local on 5 June 2022.
     clock: { now: () => new Date(Date.UTC(2022, 5, 6, 1, tick++)), fromEnv: false },
@@ -70,6 +74,7 @@ describe('openJournal and append', () => {
       at: '2022-06-06T01:01:00.000Z',
       run: '20220606T011502Z-ab12cd',
       operator: 'prep@utc-pub1',
+      host: 'utc-pub1',
       command: 'publish --latest /srv/cortes',
       difusor: 'ujed',
       cut: '20220605_2000_PREP_DGO',
@@ -79,7 +84,7 @@ describe('openJournal and append', () => {
       seconds: 3.2,
       prev: sha256(lines[0]!),
     });
-    expect(Object.keys(entries[2])).toEqual(['seq', 'at', 'run', 'operator', 'command', 'difusor', 'cut', 'phase', 'result', 'error', 'prev']);
+    expect(Object.keys(entries[2])).toEqual(['seq', 'at', 'run', 'operator', 'host', 'command', 'difusor', 'cut', 'phase', 'result', 'error', 'prev']);
   });
 
   it('append resolves to the entry it wrote', async () => {
@@ -331,6 +336,72 @@ describe('verifyJournal', () => {
   it('leaves only the journal and its head in the state dir', async () => {
     await writeSample();
     expect((await readdir(stateDir)).sort()).toEqual(['journal.head', 'journal.jsonl']);
+  });
+});
+
+describe('the host of each entry', () => {
+  const saved = process.env.DIFUSION_HOST;
+  afterEach(() => {
+    if (saved === undefined) delete process.env.DIFUSION_HOST;
+    else process.env.DIFUSION_HOST = saved;
+  });
+
+  it('every entry names the host that wrote it, after operator; without a host in the context, DIFUSION_HOST', async () => {
+    process.env.DIFUSION_HOST = 'alterno';
+    const journal = await openJournal(stateDir, context({ host: undefined }));
+    await journal.append({ phase: 'probe', result: 'ok', difusor: 'ujed' });
+    const [entry] = await readJournal(stateDir);
+    expect(entry?.host).toBe('alterno');
+    expect(Object.keys(entry!).slice(3, 6)).toEqual(['operator', 'host', 'command']);
+  });
+
+  it('a journal written before entries named their host still verifies, and a run continues its chain', async () => {
+    const lines: string[] = [];
+    let prev = GENESIS_PREV;
+    for (let seq = 1; seq <= 3; seq++) {
+      const line = JSON.stringify({ seq, at: `2022-06-06T01:0${seq}:00.000Z`, run: 'old', operator: 'prep@pub1', command: 'probe', phase: 'probe', result: 'ok', prev });
+      lines.push(line);
+      prev = sha256(line);
+    }
+    await rewrite(lines);
+    await expect(verifyJournal(stateDir)).resolves.toEqual({ ok: true, entries: 3 });
+    const journal = await openJournal(stateDir, context());
+    await journal.append({ phase: 'probe', result: 'ok' });
+    await expect(verifyJournal(stateDir)).resolves.toEqual({ ok: true, entries: 4 });
+    expect((await readJournal(stateDir)).map((e) => e.host)).toEqual([undefined, undefined, undefined, 'utc-pub1']);
+  });
+});
+
+describe('another host\'s journal copied here', () => {
+  it('is verified from the file alone, and with its head when one is beside it', async () => {
+    await writeSample();
+    const copies = join(stateDir, 'alterno');
+    await mkdir(copies);
+    const copy = join(copies, 'alterno.jsonl');
+    await copyFile(journalFile(), copy);
+    await expect(headFileBeside(copy)).resolves.toBeUndefined();
+    await expect(verifyJournalFile(copy)).resolves.toEqual({ ok: true, entries: 5 });
+    expect(await readJournalFile(copy)).toHaveLength(5);
+    // The last line removed: the file alone cannot tell; its head can.
+    const lines = (await readFile(copy, 'utf8')).trimEnd().split('\n');
+    await writeFile(copy, lines.slice(0, 4).join('\n') + '\n');
+    await expect(verifyJournalFile(copy)).resolves.toEqual({ ok: true, entries: 4 });
+    await copyFile(join(stateDir, 'journal.head'), `${copy}.head`);
+    await expect(headFileBeside(copy)).resolves.toBe(`${copy}.head`);
+    await expect(verifyJournalFile(copy, `${copy}.head`)).resolves.toMatchObject({ ok: false, line: 5, problem: expect.stringContaining('removed from the end') });
+  });
+
+  it('a copy of a whole state directory finds journal.head beside journal.jsonl', async () => {
+    await writeSample();
+    await expect(headFileBeside(journalFile())).resolves.toBe(join(stateDir, 'journal.head'));
+  });
+
+  it('an edited line is named in the copy as in the original', async () => {
+    const lines = await writeSample();
+    const copy = join(stateDir, 'other.jsonl');
+    lines[1] = lines[1]!.replace('1048576', '2048576');
+    await writeFile(copy, lines.join('\n') + '\n');
+    await expect(verifyJournalFile(copy)).resolves.toMatchObject({ ok: false, line: 2, problem: expect.stringContaining('line 2 (seq 2) was edited') });
   });
 });
 

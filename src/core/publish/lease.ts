@@ -1,4 +1,4 @@
-import { hostname } from 'node:os';
+import { isLeaseName } from '../shared/host-name.js';
 import type { DifusorSession } from '../difusor-port.js';
 
 /**
@@ -49,33 +49,7 @@ export interface LeaseClaim {
   hostLocked?: boolean;
 }
 
-const NAME = /^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}$/;
-
-/** Whether a host or run name passes the helper's check (need_lease_name). */
-export function isLeaseName(name: string): boolean {
-  return NAME.test(name);
-}
-
-/**
- * This host's name in leases and journal entries: DIFUSION_HOST when set (refused unless a plain token), else
- * the machine's hostname with anything the helper would refuse replaced by '-'.
- */
-export function leaseHostName(env: { DIFUSION_HOST?: string }, machineHostname: string): string {
-  const set = env.DIFUSION_HOST;
-  if (set !== undefined && set !== '') {
-    if (!isLeaseName(set)) {
-      throw new Error(`DIFUSION_HOST must be letters, digits, '.', '_' or '-' (at most 64, not starting with '-'): ${JSON.stringify(set)}`);
-    }
-    return set;
-  }
-  const cleaned = machineHostname.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^-+/, '').slice(0, 64);
-  return cleaned || 'unnamed-host';
-}
-
-/** This host's name as the environment and the machine give it (see leaseHostName). */
-export function thisHost(): string {
-  return leaseHostName(process.env, hostname());
-}
+export { isLeaseName, leaseHostName, thisHost } from '../shared/host-name.js';
 
 export function leaseArgs(verb: 'take' | 'renew', claim: LeaseClaim): string[];
 export function leaseArgs(verb: 'release', claim: Pick<LeaseClaim, 'host' | 'run'>): string[];

@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, writeFile, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { thisHost } from '../shared/host-name.js';
 import { currentUser } from './lock.js';
 
 /** One line of the bitácora. Field order is the order on disk. */
@@ -12,6 +13,8 @@ export interface JournalEntry {
   run: string;
   /** user@host */
   operator: string;
+  /** The publication host that wrote the entry (DIFUSION_HOST, else the hostname); absent in entries written before it was recorded. */
+  host?: string;
   command: string;
   difusor?: string;
   cut?: string;
@@ -27,13 +30,15 @@ export interface JournalEntry {
   prev: string;
 }
 
-/** What a caller says about an event; the journal adds sequence, time, run, operator, command, clock and chain. */
+/** What a caller says about an event; the journal adds sequence, time, run, operator, host, command, clock and chain. */
 export type JournalRecord = Pick<JournalEntry, 'phase' | 'result'> &
   Partial<Pick<JournalEntry, 'difusor' | 'cut' | 'bytes' | 'seconds' | 'error' | 'detail'>>;
 
 export interface JournalContext {
   run: string;
   operator: string;
+  /** The publication host that writes the entries; defaults to DIFUSION_HOST, else the hostname (shared/host-name.ts). */
+  host?: string;
   command: string;
   /** The run's clock; a clock set by DIFUSION_NOW marks every entry. Defaults to the real time. */
   clock?: { now(): Date; fromEnv: boolean; setting?: string };
@@ -60,6 +65,18 @@ const sha256 = (bytes: Buffer | string): string => createHash('sha256').update(b
 export function newRunId(at: Date = new Date()): string {
   const stamp = at.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
   return `${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * This host's name for its journal entries. A DIFUSION_HOST the leases refuse is still recorded as given: the
+ * journal says what the operator set (publish refuses such a name before it journals anything).
+ */
+export function journalHost(): string {
+  try {
+    return thisHost();
+  } catch {
+    return process.env.DIFUSION_HOST ?? 'unnamed-host';
+  }
 }
 
 /** 'user@host', as the journal's operator field. */
@@ -166,7 +183,7 @@ function parseEntry(line: Buffer): JournalEntry | undefined {
 export async function openJournal(stateDir: string, ctx: JournalContext): Promise<Journal> {
   await mkdir(stateDir, { recursive: true });
   const journal = new JournalAppender(stateDir, ctx);
-  const head = await readHead(stateDir);
+  const head = await readHead(join(stateDir, JOURNAL_HEAD_FILE));
   const start = await usableCheckpoint(journal.file, head);
   const { lines: window, tail } = await journal.readTail(start ? start.bytes - start.lastBytes : 0, start ? start.lines - 1 : 0);
   const tornMovedTo = tail.length > 0 ? await journal.moveTornLineAside(tail) : undefined;
@@ -183,7 +200,7 @@ export async function openJournal(stateDir: string, ctx: JournalContext): Promis
     start !== undefined &&
     !tornMovedTo &&
     checkLines(window, { line: start.lines, seq: start.seq }, head).ok;
-  const damage = windowWhole ? { ok: true as const, entries: journal.lineCount } : await checkChain(stateDir);
+  const damage = windowWhole ? { ok: true as const, entries: journal.lineCount } : await checkChain(journal.file, join(stateDir, JOURNAL_HEAD_FILE));
   if (!damage.ok && !(await damageAlreadyRecorded(stateDir, damage))) {
     await journal.append({
       phase: JOURNAL_DAMAGED_PHASE,
@@ -204,6 +221,7 @@ class JournalAppender {
   readonly file: string;
   private readonly headFile: string;
   private readonly clock: NonNullable<JournalContext['clock']>;
+  private readonly host: string;
   private size = 0;
   private lines = 0;
   private seq = 0;
@@ -219,6 +237,7 @@ class JournalAppender {
     this.file = join(stateDir, JOURNAL_FILE);
     this.headFile = join(stateDir, JOURNAL_HEAD_FILE);
     this.clock = ctx.clock ?? { now: () => new Date(), fromEnv: false };
+    this.host = ctx.host ?? journalHost();
   }
 
   get lineCount(): number {
@@ -300,6 +319,7 @@ class JournalAppender {
       at: this.clock.now().toISOString(),
       run: this.ctx.run,
       operator: this.ctx.operator,
+      host: this.host,
       command: this.ctx.command,
       ...withoutUndefined({
         difusor: record.difusor,
@@ -392,8 +412,8 @@ async function writeHead(headFile: string, head: JournalHead): Promise<void> {
   await rename(temp, headFile);
 }
 
-async function readHead(stateDir: string): Promise<JournalHead | undefined> {
-  const content = await readIfExists(join(stateDir, JOURNAL_HEAD_FILE));
+async function readHead(headFile: string): Promise<JournalHead | undefined> {
+  const content = await readIfExists(headFile);
   if (!content) return undefined;
   try {
     const head = JSON.parse(content.toString('utf8')) as Partial<JournalHead>;
@@ -419,7 +439,12 @@ export interface JournalFilter {
 
 /** The entries that read as entries, oldest first; `verifyJournal` is the place to learn about damaged lines. */
 export async function readJournal(stateDir: string, filter: JournalFilter = {}): Promise<JournalEntry[]> {
-  const content = await readIfExists(join(stateDir, JOURNAL_FILE));
+  return readJournalFile(join(stateDir, JOURNAL_FILE), filter);
+}
+
+/** readJournal for a journal file anywhere: another host's journal copied here. */
+export async function readJournalFile(file: string, filter: JournalFilter = {}): Promise<JournalEntry[]> {
+  const content = await readIfExists(file);
   if (!content) return [];
   const sinceMs = filter.since?.getTime();
   return splitLines(content)
@@ -448,9 +473,17 @@ export type JournalVerification = { ok: true; entries: number } | JournalProblem
  * itself (for an edit, the line whose bytes changed).
  */
 export async function verifyJournal(stateDir: string): Promise<JournalVerification> {
-  const chain = await checkChain(stateDir);
+  return verifyJournalFile(join(stateDir, JOURNAL_FILE), join(stateDir, JOURNAL_HEAD_FILE));
+}
+
+/**
+ * verifyJournal for a journal file anywhere (another host's, copied here): the chain from the file alone, and
+ * the head when `headFile` is given (without it a removal of the last lines cannot be detected).
+ */
+export async function verifyJournalFile(file: string, headFile?: string): Promise<JournalVerification> {
+  const chain = await checkChain(file, headFile);
   if (!chain.ok) return chain;
-  const content = (await readIfExists(join(stateDir, JOURNAL_FILE))) ?? Buffer.alloc(0);
+  const content = (await readIfExists(file)) ?? Buffer.alloc(0);
   const lines = splitLines(content).lines;
   // Damage found by a later run stays a finding: the chain after it is whole, but what it replaced is not.
   for (let index = 0; index < lines.length; index++) {
@@ -466,10 +499,11 @@ export async function verifyJournal(stateDir: string): Promise<JournalVerificati
   return chain;
 }
 
-async function checkChain(stateDir: string): Promise<JournalVerification> {
-  const content = (await readIfExists(join(stateDir, JOURNAL_FILE))) ?? Buffer.alloc(0);
+async function checkChain(file: string, headFile: string | undefined): Promise<JournalVerification> {
+  const content = (await readIfExists(file)) ?? Buffer.alloc(0);
   const { lines, tail } = splitLines(content);
-  const chain = checkLines(lines, { line: 1, seq: 1, prev: GENESIS_PREV }, tail.length > 0 ? undefined : await readHead(stateDir));
+  const head = tail.length > 0 || headFile === undefined ? undefined : await readHead(headFile);
+  const chain = checkLines(lines, { line: 1, seq: 1, prev: GENESIS_PREV }, head);
   if (!chain.ok) return chain;
   if (tail.length > 0) {
     const lastSeq = parseEntry(lines.at(-1) ?? Buffer.alloc(0))?.seq ?? 0;
@@ -596,6 +630,18 @@ function headProblem(walk: Walk, head: JournalHead): JournalProblem | undefined 
       seq: head.seq,
       problem: `line ${headLine} (seq ${head.seq}) was edited: it no longer matches the hash recorded when it was written`,
     };
+  }
+  return undefined;
+}
+
+/**
+ * The head file that goes with a journal file copied from another host: FILE.head beside it, or journal.head in
+ * the same directory when FILE is named journal.jsonl (a copy of a whole state directory). Undefined when none is there.
+ */
+export async function headFileBeside(file: string): Promise<string | undefined> {
+  const candidates = [`${file}.head`, ...(basename(file) === JOURNAL_FILE ? [join(dirname(file), JOURNAL_HEAD_FILE)] : [])];
+  for (const candidate of candidates) {
+    if ((await readIfExists(candidate)) !== undefined) return candidate;
   }
   return undefined;
 }
