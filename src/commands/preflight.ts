@@ -1,7 +1,11 @@
 import { Flags } from '@oclif/core';
+import path from 'node:path';
 import { cutDelta, preflight, type PreflightReport, type SpeedOptions } from '../core/publish/preflight.js';
 import { resolveCut, selectTargets } from '../core/publish/publish-run.js';
 import { scanCut } from '../core/publish/cut.js';
+import { DEFAULT_LEASE_S, thisHost } from '../core/publish/lease.js';
+import type { TakeoverOptions } from '../core/publish/takeover.js';
+import { StateStore } from '../core/records/state.js';
 import { createConnector } from '../adapters/difusor.js';
 import { httpGet } from '../adapters/http.js';
 import { onlyFlag, registryFlag } from '../ui/flags.js';
@@ -16,7 +20,13 @@ export default class Preflight extends DifusionCommand {
     '--latest, twice its size to hold the staging beside the live release), and that its public URL answers. ' +
     'It also times a transfer of a few MB to every difusor at once (into .staging, removed at once) and, for the ' +
     'cut given, predicts when its delta against the cut before it would be live on each: a difusor that would ' +
-    'take longer than one minute is not ready. Exit 3 when any difusor is not ready.';
+    'take longer than one minute is not ready. Exit 3 when any difusor is not ready.\n\n' +
+    'On takeover (the alternate site): for each difusor, whose lease is there (free, or held by which host and run, ' +
+    'since when and for how long, on the difusor\'s clock), what it serves, and, with --cut or --latest, what a ' +
+    'publish of that cut from this host (DIFUSION_HOST, or the hostname) would do there: nothing (up to date), the ' +
+    'switch only, a new release (files and bytes to send, files linked), a repair, refused (a newer cut is live), or ' +
+    'left alone (another host\'s run holds the lease). All of it is read with verbs that write nothing, and none of ' +
+    'it is a failure: a difusor held by the other host\'s live run is information, not a reason for exit 3.';
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --latest /srv/prep/cortes',
@@ -37,16 +47,31 @@ export default class Preflight extends DifusionCommand {
     let neededBytes = 0;
     let delta: { bytes: number; compressedBytes?: number } = { bytes: 0 };
     let targets;
+    let takeover: TakeoverOptions;
     try {
       targets = selectTargets(registry, flags.only ?? []).targets;
+      const { publication } = registry;
       const cutArg = flags.cut ?? flags.latest;
+      let cutsDir: string | undefined;
+      let cutToSend: TakeoverOptions['cut'];
       if (cutArg) {
-        const { cutDir } = await resolveCut(cutArg, Boolean(flags.latest));
+        const { cut, cutDir } = await resolveCut(cutArg, Boolean(flags.latest));
+        cutsDir = path.dirname(cutDir);
         const files = await scanCut(cutDir);
         // A new release may need a whole copy beside the live one (no file to share on first publish).
         neededBytes = 2 * files.reduce((n, f) => n + f.size, 0);
-        delta = await cutDelta(cutDir, registry.publication.state_dir, { compressed: flags['probe-mb'] > 0 });
+        const measured = await cutDelta(cutDir, publication.state_dir, { compressed: flags['probe-mb'] > 0 });
+        delta = measured;
+        cutToSend = { cut, manifest: measured.manifest, signed: publication.signing_key !== undefined };
       }
+      const state = takeoverState(publication.state_dir, cutsDir);
+      takeover = {
+        host: thisHost(),
+        leaseSeconds: publication.lease_s ?? DEFAULT_LEASE_S,
+        timezone: publication.timezone,
+        ...(cutToSend ? { cut: cutToSend } : {}),
+        manifestHashes: (base, digest) => state.manifestHashes(base, digest),
+      };
     } catch (error) {
       this.refuse(error);
     }
@@ -55,7 +80,7 @@ export default class Preflight extends DifusionCommand {
     try {
       const speed: SpeedOptions | undefined =
         flags['probe-mb'] > 0 ? { probeBytes: flags['probe-mb'] * 1024 * 1024, deltaBytes: delta.bytes, compressedDeltaBytes: delta.compressedBytes, limitSeconds: 60 } : undefined;
-      report = await preflight(targets, { neededBytes, httpTimeoutMs: 5000, speed }, { connector, httpGet });
+      report = await preflight(targets, { neededBytes, httpTimeoutMs: 5000, speed, takeover }, { connector, httpGet });
     } finally {
       await connector.dispose();
     }
@@ -81,8 +106,36 @@ export default class Preflight extends DifusionCommand {
         const speed = r.checks.find((c) => c.name === 'speed' && c.ok);
         if (speed) this.log(`${r.id}: speed: ${speed.detail}`);
       }
+      this.logTakeover(report, takeover);
     }
     this.finish(report.exitCode);
     return report;
   }
+
+  /** The takeover section: per difusor, its lease, what it serves, and what this host would send there. */
+  private logTakeover(report: PreflightReport, takeover: TakeoverOptions): void {
+    this.log('');
+    this.log(`takeover (as this host, ${takeover.host}${takeover.cut ? `, publishing ${takeover.cut.cut}` : ''}):`);
+    const width = Math.max(...report.difusores.map((r) => r.id.length));
+    for (const r of report.difusores) {
+      const pad = ' '.repeat(width + 2);
+      const t = r.takeover;
+      if (!t) {
+        this.log(`  ${r.id.padEnd(width)}  not reached: see its checks above`);
+        continue;
+      }
+      this.log(`  ${r.id.padEnd(width)}  lease: ${t.leaseDetail}`);
+      this.log(`  ${pad}serves: ${t.serves}`);
+      if (t.send) this.log(`  ${pad}would send: ${t.send.detail}`);
+    }
+  }
+}
+
+/**
+ * The state this host keeps, read for the base releases' manifests. The one place the cuts directory goes in, so a
+ * standby with an empty state directory learns a base's manifest from the cut there (StateStore's cutsDir).
+ */
+function takeoverState(stateDir: string, cutsDir: string | undefined): StateStore {
+  void cutsDir;
+  return new StateStore(stateDir);
 }

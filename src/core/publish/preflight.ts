@@ -6,12 +6,13 @@ import { deflateRaw } from 'node:zlib';
 import { compressible } from './compression.js';
 import { scanCut } from './cut.js';
 import { compareCutIds, newestCut } from '../shared/cut-id.js';
-import { HashCache, buildManifest } from '../shared/manifest.js';
+import { HashCache, buildManifest, type Manifest } from '../shared/manifest.js';
 import { StateStore } from '../records/state.js';
 import type { Difusor } from '../registry/types.js';
 import type { RedirectScope } from '../shared/egress.js';
 import { HELPER_PROTOCOL, parseHelperStatus } from './status.js';
 import type { DifusorConnector } from '../difusor-port.js';
+import { readTakeover, type TakeoverOptions, type TakeoverView } from './takeover.js';
 
 /** What preflight asks of HTTP: a GET with a deadline, reporting status or the reason it failed. */
 export interface HttpResult {
@@ -51,6 +52,8 @@ export interface PreflightRow {
   ready: boolean;
   checks: PreflightCheck[];
   speed?: SpeedEstimate;
+  /** What this host would do there on takeover: the lease, what it serves, what a publish of the cut would send. */
+  takeover?: TakeoverView;
 }
 
 export interface PreflightReport {
@@ -82,6 +85,8 @@ export interface PreflightOptions {
   neededBytes: number;
   httpTimeoutMs: number;
   speed?: SpeedOptions;
+  /** Read each difusor's lease and plan the cut's publish from this host (information: never a failure). */
+  takeover?: TakeoverOptions;
 }
 
 /** Round trips a publish makes besides the transfer: prepare, link, verify, promote, switch. */
@@ -121,6 +126,7 @@ async function checkOne(d: Difusor, opts: PreflightOptions, ports: PreflightPort
   const now = ports.now ?? (() => performance.now());
   const checks: PreflightCheck[] = [];
   let speed: SpeedEstimate | undefined;
+  let takeover: TakeoverView | undefined;
   const http = ports.httpGet(d.public_url, opts.httpTimeoutMs, { home: d.public_url, redirectHosts: d.redirect_hosts });
   let session;
   try {
@@ -148,6 +154,7 @@ async function checkOne(d: Difusor, opts: PreflightOptions, ports: PreflightPort
             }
           : { name: 'helper', ok: true, detail: status.live ? `serving ${status.live}` : 'no cut live yet' },
       );
+      if (opts.takeover) takeover = await readTakeover(session, d, { live: status.live, notice: status.notice }, opts.takeover);
       checks.push({
         name: 'rsync',
         ok: rsyncAtLeast31(status.rsync),
@@ -185,7 +192,7 @@ async function checkOne(d: Difusor, opts: PreflightOptions, ports: PreflightPort
     ok: answer.ok,
     detail: answer.error !== undefined ? `${d.public_url}: ${answer.error}` : `${d.public_url} answered ${answer.status}`,
   });
-  return { id: d.id, ready: checks.every((c) => c.ok), checks, ...(speed ? { speed } : {}) };
+  return { id: d.id, ready: checks.every((c) => c.ok), checks, ...(speed ? { speed } : {}), ...(takeover ? { takeover } : {}) };
 }
 
 /** When the delta would be live, compressed where the difusor says so, and whether compression would make it sooner. */
@@ -228,13 +235,13 @@ function speedCheck(speed: SpeedEstimate, opts: SpeedOptions, compress: boolean)
 
 /**
  * The newest cut's delta: what it changes against the cut before it in the same directory (by content, with
- * the publication's hash cache), or the whole cut when it is the first.
+ * the publication's hash cache), or the whole cut when it is the first; and the cut's manifest, as publish makes it.
  */
 export async function cutDelta(
   cutDir: string,
   stateDir: string,
   opts: { compressed?: boolean } = {},
-): Promise<{ bytes: number; compressedBytes?: number; previous?: string }> {
+): Promise<{ bytes: number; compressedBytes?: number; previous?: string; manifest: Manifest }> {
   const parent = path.dirname(cutDir);
   const cut = path.basename(cutDir);
   const entries = await readdir(parent, { withFileTypes: true }).catch(() => []);
@@ -252,6 +259,7 @@ export async function cutDelta(
     // Reading and deflating the text of the delta is only worth it when a link is timed to use it.
     ...(opts.compressed ? { compressedBytes: await compressedSize(cutDir, changed) } : {}),
     ...(previous ? { previous } : {}),
+    manifest: next,
   };
 }
 

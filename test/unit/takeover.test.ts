@@ -1,0 +1,171 @@
+import { localDifusor } from './support/difusor.js';
+import { describeLease, parseLeaseShow, readTakeover, wouldSend, type LeaseView, type TakeoverOptions } from '../../src/core/publish/takeover.js';
+import { preflight } from '../../src/core/publish/preflight.js';
+import { manifestText, sha256Hex, type Manifest } from '../../src/core/shared/manifest.js';
+import type { DifusorConnector, DifusorSession, HelperOutput } from '../../src/core/difusor-port.js';
+
+const TZ = 'America/Mexico_City';
+// 2022-06-05 20:15:02 in Mexico City, then on summer time (UTC-5).
+const SINCE = Date.UTC(2022, 5, 6, 1, 15, 2) / 1000;
+
+function manifestOf(entries: Array<{ path: string; size: number; sha256: string }>): Manifest {
+  const text = manifestText(entries);
+  return { entries, text, digest: sha256Hex(text), totalBytes: entries.reduce((n, e) => n + e.size, 0) };
+}
+
+const NEW = manifestOf([
+  { path: 'index.html', size: 100, sha256: 'a'.repeat(64) },
+  { path: 'actas/1.jpg', size: 5000, sha256: 'b'.repeat(64) },
+  { path: 'actas/2.jpg', size: 7000, sha256: 'c'.repeat(64) },
+]);
+const OLD = manifestOf([
+  { path: 'index.html', size: 90, sha256: 'd'.repeat(64) },
+  { path: 'actas/1.jpg', size: 5000, sha256: 'b'.repeat(64) },
+]);
+
+/** inspect's answer for a difusor holding `base` (its manifest `m`), serving `live`. */
+function inspectAnswer(live: string | undefined, base: string | undefined, m: Manifest | undefined): string {
+  return [
+    ...(live ? [`live ${live}`] : []),
+    'free 1000000',
+    ...(base ? [`base ${base}`] : []),
+    ...(m ? [`manifest ${m.digest}`, ...m.entries.map((e) => `f ${e.size} ${e.path}`), `f ${m.text.length} MANIFEST.sha256`] : []),
+  ].join('\n');
+}
+
+function session(answers: Record<string, HelperOutput>, asked: string[] = []): DifusorSession {
+  return {
+    helper: async (verb, args) => {
+      asked.push([verb, ...args].join(' '));
+      return answers[verb] ?? { code: 2, stdout: '', stderr: `difusion-helper: refused: unknown verb ${verb}` };
+    },
+    transfer: async () => ({ filesSent: 0, bytesSent: 0 }),
+    close: () => undefined,
+  };
+}
+
+const ok = (stdout: string): HelperOutput => ({ code: 0, stdout, stderr: '' });
+
+function options(over: Partial<TakeoverOptions> = {}): TakeoverOptions {
+  return { host: 'b', leaseSeconds: 120, timezone: TZ, manifestHashes: async () => undefined, ...over };
+}
+
+describe('the lease as preflight tells it', () => {
+  it('reads lease show: free, held, and the expired holder a newer helper names', () => {
+    expect(parseLeaseShow('now 100\nfree\n', 'b')).toEqual({ state: 'free', now: 100 });
+    expect(parseLeaseShow('now 100\nheld a r1 90 190\n', 'b')).toEqual({ state: 'held', now: 100, holder: { host: 'a', run: 'r1', since: 90, expiry: 190 }, mine: false });
+    expect(parseLeaseShow('now 100\nheld b r1 90 190\n', 'b')).toMatchObject({ state: 'held', mine: true });
+    expect(parseLeaseShow('now 100\nexpired a r1 10 40\n', 'b')).toMatchObject({ state: 'expired', holder: { host: 'a' } });
+  });
+
+  it('refuses an answer it cannot read, naming the line', () => {
+    expect(() => parseLeaseShow('held a r1 90 190\n', 'b')).toThrow('unexpected lease show answer (no "now" first): held a r1 90 190');
+    expect(() => parseLeaseShow('now 100\nheld a r1 x 190\n', 'b')).toThrow('unexpected lease show answer: held a r1 x 190');
+    expect(() => parseLeaseShow('now 100\n', 'b')).toThrow("no lease in lease show's answer: now 100");
+  });
+
+  it('says who holds it, since when in local time, and for how long on the difusor\'s clock', () => {
+    const held: LeaseView = { state: 'held', now: SINCE + 27, holder: { host: 'a', run: 'r1', since: SINCE, expiry: SINCE + 120 }, mine: false };
+    expect(describeLease(held, TZ)).toBe("held by a (run r1) since 2022-06-05 20:15:02 (UTC-5), expires in 93 s (the difusor's clock)");
+    expect(describeLease({ ...held, holder: { ...held.holder, host: 'b' }, mine: true }, TZ)).toBe(
+      "held by this host (b) (run r1) since 2022-06-05 20:15:02 (UTC-5), expires in 93 s (the difusor's clock): this host's name, a publish from here takes it over at once",
+    );
+    expect(describeLease({ ...held, state: 'expired', now: SINCE + 150 }, TZ)).toBe(
+      'expired 30 s ago, held by a (run r1) since 2022-06-05 20:15:02 (UTC-5): a dead holder, a publish takes it over',
+    );
+    expect(describeLease({ state: 'free', now: 1 }, TZ)).toBe('free');
+    expect(describeLease({ state: 'unknown', detail: 'lease show failed: x' }, TZ)).toBe('unknown: lease show failed: x');
+  });
+});
+
+describe('what a publish from this host would send', () => {
+  const free: LeaseView = { state: 'free', now: 1 };
+  const plan = { kind: 'new-release' as const, send: [{ size: 100 }, { size: 7000 }], linked: 1, bytesToSend: 7100, base: '20220605_2000_PREP' };
+
+  it('names a new release with its counts, linked files and base', () => {
+    expect(wouldSend({ cut: '20220605_2015_PREP', lease: free, report: { live: '20220605_2000_PREP', files: new Map(), others: [] }, plan })).toEqual({
+      cut: '20220605_2015_PREP',
+      kind: 'new-release',
+      plan: 'new-release',
+      files: 2,
+      bytes: 7100,
+      linked: 1,
+      base: '20220605_2000_PREP',
+      detail: 'a new release 20220605_2015_PREP: 2 files / 7100 bytes (linked: 1 file from 20220605_2000_PREP)',
+    });
+  });
+
+  it('leaves a difusor another host holds alone, and refuses one serving a newer cut', () => {
+    const held: LeaseView = { state: 'held', now: 1, holder: { host: 'a', run: 'r1', since: 0, expiry: 100 }, mine: false };
+    const report = { live: '20220605_2000_PREP', files: new Map(), others: [] };
+    expect(wouldSend({ cut: '20220605_2015_PREP', lease: held, report, plan }).detail).toBe(
+      'left alone: held by a (otherwise: a new release 20220605_2015_PREP: 2 files / 7100 bytes (linked: 1 file from 20220605_2000_PREP))',
+    );
+    // This host's own name is no reason to leave it alone (publish takes such a lease over at once).
+    expect(wouldSend({ cut: '20220605_2015_PREP', lease: { ...held, mine: true }, report, plan }).kind).toBe('new-release');
+    expect(wouldSend({ cut: '20220605_1945_PREP', lease: free, report, plan })).toMatchObject({
+      kind: 'newer-live',
+      detail: 'refused: a newer cut is live: 20220605_2000_PREP (this run\'s cut is 20220605_1945_PREP; only difusion rollback moves a difusor back)',
+    });
+  });
+
+  it('over a session: up to date where the cut is live, with an empty state dir (its own manifest known by digest)', async () => {
+    const asked: string[] = [];
+    const s = session({ lease: ok('now 100\nfree\n'), inspect: ok(inspectAnswer('20220605_2015_PREP', '20220605_2015_PREP', NEW)) }, asked);
+    const view = await readTakeover(s, localDifusor('d1'), { live: '20220605_2015_PREP' }, options({ cut: { cut: '20220605_2015_PREP', manifest: NEW, signed: false } }));
+    expect(view).toMatchObject({ leaseDetail: 'free', serves: '20220605_2015_PREP', send: { kind: 'up-to-date', files: 0, bytes: 0 } });
+    expect(view.send?.detail).toBe('up to date: 20220605_2015_PREP is live and whole, nothing to send');
+    // Only verbs that write nothing; the lease counted as a take would count it.
+    expect(asked).toEqual(['lease show 120', 'inspect 20220605_2015_PREP']);
+  });
+
+  it('over a session: a new release, linked from the base where its manifest is known, whole where it is not', async () => {
+    const s = session({ lease: ok('now 100\nfree\n'), inspect: ok(inspectAnswer('20220605_2000_PREP', '20220605_2000_PREP', OLD)) });
+    const cut = { cut: '20220605_2015_PREP', manifest: NEW, signed: false };
+    const known = await readTakeover(s, localDifusor('d1'), { live: '20220605_2000_PREP' }, options({
+      cut,
+      manifestHashes: async (base, digest) => (base === '20220605_2000_PREP' && digest === OLD.digest ? new Map(OLD.entries.map((e) => [e.path, e.sha256])) : undefined),
+    }));
+    expect(known.send).toMatchObject({ kind: 'new-release', files: 2, bytes: 7100, linked: 1 });
+    const unknown = await readTakeover(s, localDifusor('d1'), { live: '20220605_2000_PREP' }, options({ cut }));
+    expect(unknown.send).toMatchObject({ kind: 'new-release', files: 3, bytes: 12100, linked: 0 });
+  });
+
+  it('says what a suspended difusor shows, or that nothing is live yet', async () => {
+    const s = session({ lease: ok('now 100\nfree\n') });
+    expect((await readTakeover(s, localDifusor('d1'), { notice: '20220605T2100' }, options())).serves).toBe('the notice 20220605T2100 (suspended)');
+    expect((await readTakeover(s, localDifusor('d1'), {}, options())).serves).toBe('nothing yet');
+  });
+
+  it('names a helper too old for the lease verb, and what to do', async () => {
+    const view = await readTakeover(session({}), localDifusor('radio'), {}, options());
+    expect(view.leaseDetail).toBe(
+      "unknown: the installed helper has no lease verb (difusion-helper: refused: unknown verb lease): the difusor's admin reinstalls it (difusion onboard radio prints it)",
+    );
+  });
+});
+
+describe('preflight with the takeover', () => {
+  it('carries each difusor\'s takeover view, and a difusor held by another host is no failure', async () => {
+    const connector: DifusorConnector = {
+      open: async () =>
+        session({
+          status: ok('live 20220605_2000_PREP\nfree 100000000\nrsync 3.1.2\nwritable yes\n'),
+          lease: ok(`now ${SINCE + 10}\nheld a r1 ${SINCE} ${SINCE + 120}\n`),
+          inspect: ok(inspectAnswer('20220605_2000_PREP', '20220605_2000_PREP', OLD)),
+        }),
+      dispose: async () => undefined,
+    };
+    const report = await preflight(
+      [localDifusor('d1')],
+      { neededBytes: 0, httpTimeoutMs: 1000, takeover: options({ cut: { cut: '20220605_2015_PREP', manifest: NEW, signed: false } }) },
+      { connector, httpGet: async () => ({ ok: true, status: 200 }) },
+    );
+    expect(report.exitCode).toBe(0);
+    expect(report.difusores[0]?.takeover).toMatchObject({
+      lease: { state: 'held', holder: { host: 'a' } },
+      serves: '20220605_2000_PREP',
+      send: { kind: 'left-alone', plan: 'new-release' },
+    });
+  });
+});
