@@ -30,12 +30,13 @@
 #     discard, prune  remove what staging or releases/ and notices/ no longer need
 #     logs            reads the access logs the admin pinned (DIFUSION_ACCESS_LOG); writes nothing
 #     lease           .lease/ (holder, and lock while it reads it): which run of which host holds this difusor
+#     hold            .lease/hold: the cut a rollback holds this difusor on, for every publication host to see
 # Nothing outside ROOT is written; the only reads outside it are the pinned logs and the manifest key.
 set -u
 umask 022
 # Raised whenever a verb changes what it reads or answers; `status` says it, and difusion preflight
 # names a restricted difusor whose installed copy is older than the client's.
-HELPER_PROTOCOL=4
+HELPER_PROTOCOL=5
 # A lease (the lease verb) is asked for at most a day; publication.lease_s is far less.
 LEASE_MAX_S=86400
 # preflight --probe-mb is at most 64.
@@ -370,6 +371,25 @@ current_lease() {
 	fi
 }
 
+# .lease/hold, "held CUT HOST RUN SINCE" (a rollback of HOST holds this difusor on CUT) or "lifted CUT HOST RUN
+# SINCE" (a publish by name of HOST lifted that hold): printed as "hold ..." or "lifted ...", nothing otherwise.
+# The lifted trace stays so that the rolling-back host's own cron, following its hold, moves nothing back here.
+hold_line() (
+	[ -f .lease/hold ] && [ ! -L .lease/hold ] || exit 0
+	line=$(head -c 300 .lease/hold | head -n 1)
+	set -f
+	# shellcheck disable=SC2086
+	set -- $line
+	set +f
+	[ $# -eq 5 ] && is_cut "$2" && is_lease_name "$3" && is_lease_name "$4" || exit 0
+	case $5 in '' | *[!0-9]*) exit 0 ;; esac
+	[ ${#5} -le 12 ] || exit 0
+	case $1 in
+	held) echo "hold $2 $3 $4 $5" ;;
+	lifted) echo "lifted $2 $3 $4 $5" ;;
+	esac
+)
+
 lease_write() {
 	printf '%s %s %s %s\n' "$holder_host" "$holder_run" "$1" "$2" >".lease/holder.new" &&
 		mv -f .lease/holder.new .lease/holder || die "cannot write $ROOT/.lease/holder"
@@ -454,6 +474,7 @@ prepare | inspect)
 		read_manifest "$manifest" "$sig"
 	fi
 	if live=$(live_cut) && [ -d "releases/$live" ]; then echo "live $live"; else live=; fi
+	hold_line
 	if [ -d "releases/$cut" ] && [ ! -L "releases/$cut" ]; then
 		base=$cut
 	elif [ -n "$live" ]; then
@@ -929,6 +950,58 @@ lease)
 		;;
 	esac
 	[ "$sub" = show ] || lease_unlock
+	;;
+
+hold)
+	# A rollback's hold, where every publication host sees it (a publish --latest leaves a held difusor alone):
+	#   hold set CUT HOST RUN    held on CUT by that rollback run, which must hold this difusor's lease
+	#   hold clear HOST RUN      lifted by that publish-by-name run, which must hold the lease; "lifted ..." stays
+	#   hold show                the hold or its lifted trace; writes nothing
+	# Answers: "now N", then "hold CUT HOST RUN SINCE", "lifted CUT HOST RUN SINCE" or "none".
+	sub=${1:-}
+	case $sub in
+	show) no_more_than 1 "$@" ;;
+	set)
+		no_more_than 4 "$@"
+		need_cut "${2:-}"
+		shift
+		;;
+	clear) no_more_than 3 "$@" ;;
+	*) die "refused: hold ${sub:-(none)}" ;;
+	esac
+	if [ "$sub" != show ]; then
+		need_lease_name host "${2:-}"
+		need_lease_name run "${3:-}"
+	fi
+	if [ -L .lease ] || { [ -e .lease ] && [ ! -d .lease ]; }; then die '.lease is not a directory'; fi
+	now=$(date +%s)
+	echo "now $now"
+	if [ "$sub" = show ]; then
+		out=$(hold_line)
+		echo "${out:-none}"
+		exit 0
+	fi
+	[ -d .lease ] || die "refused: hold $sub by $2 $3, which does not hold the lease"
+	lease_lock
+	current_lease "$LEASE_MAX_S" "$now"
+	[ "$l_host" = "$2" ] && [ "$l_run" = "$3" ] || die "refused: hold $sub by $2 $3, which does not hold the lease"
+	if [ "$sub" = set ]; then
+		printf 'held %s %s %s %s\n' "$1" "$2" "$3" "$now" >.lease/hold.new && mv -f .lease/hold.new .lease/hold || die "cannot write $ROOT/.lease/hold"
+	else
+		held=$(hold_line)
+		case $held in
+		'hold '*)
+			set -f
+			# shellcheck disable=SC2086
+			set -- $held "$2" "$3"
+			set +f
+			printf 'lifted %s %s %s %s\n' "$2" "$6" "$7" "$now" >.lease/hold.new && mv -f .lease/hold.new .lease/hold || die "cannot write $ROOT/.lease/hold"
+			;;
+		esac
+	fi
+	out=$(hold_line)
+	lease_unlock
+	echo "${out:-none}"
 	;;
 
 *)

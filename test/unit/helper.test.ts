@@ -924,3 +924,55 @@ describe('difusion-helper: lease (one run at a time on a difusor, across publica
     expect(answers.filter((a) => /^held /m.test(a))).toHaveLength(7);
   }, T);
 });
+
+describe('difusion-helper hold: a rollback hold where every publication host sees it', () => {
+  const HELD = '20220605_2015';
+  const holdFile = (): string => path.join(root, '.lease', 'hold');
+  const lines = (out: string): string[] => out.trim().split('\n').slice(1);
+  beforeEach(() => {
+    release(HELD, { 'index.html': 'a' });
+    release('20220605_2030', { 'index.html': 'b' });
+    symlinkSync('releases/20220605_2030', path.join(root, 'current'));
+  });
+
+  it('is set and lifted only by the run holding the lease; prepare and inspect report it, then its lifted trace', () => {
+    expect(lines(ok(helper('hold', ['show'])))).toEqual(['none']);
+    expect(helper('hold', ['set', HELD, 'sitio-a', 'run1']).stderr).toBe('difusion-helper: refused: hold set by sitio-a run1, which does not hold the lease\n');
+    ok(helper('lease', ['take', 'sitio-a', 'run1', '60']));
+    expect(lines(ok(helper('hold', ['set', HELD, 'sitio-a', 'run1'])))).toEqual([expect.stringMatching(new RegExp(`^hold ${HELD} sitio-a run1 \\d+$`))]);
+    expect(ok(helper('inspect', ['20220605_2030']))).toMatch(new RegExp(`^live 20220605_2030\\nhold ${HELD} sitio-a run1 \\d+\\n`));
+    ok(helper('lease', ['release', 'sitio-a', 'run1']));
+    // Another host's run lifts it only under its own lease.
+    expect(helper('hold', ['clear', 'sitio-b', 'run2']).code).toBe(2);
+    ok(helper('lease', ['take', 'sitio-b', 'run2', '60']));
+    expect(lines(ok(helper('hold', ['clear', 'sitio-b', 'run2'])))).toEqual([expect.stringMatching(new RegExp(`^lifted ${HELD} sitio-b run2 \\d+$`))]);
+    const prepared = ok(helper('prepare', ['20220605_2030']));
+    expect(prepared).not.toMatch(/^hold /m);
+    expect(prepared).toMatch(new RegExp(`^lifted ${HELD} sitio-b run2 \\d+$`, 'm'));
+  }, T);
+
+  it.each([
+    [['set', '../x', 'sitio-a', 'run1'], 'not a cut id: ../x'],
+    [['set', HELD, '-rf', 'run1'], 'not a lease host name: -rf'],
+    [['set', HELD, 'sitio-a', 'run1', 'more'], `refused: hold takes at most 4 arguments, not: set ${HELD} sitio-a run1 more`],
+    [['clear', 'sitio-a', 'r/1'], 'not a lease run name: r/1'],
+    [['clear', 'sitio-a', 'run1', 'more'], 'refused: hold takes at most 3 arguments, not: clear sitio-a run1 more'],
+    [['show', 'more'], 'refused: hold takes at most 1 arguments, not: show more'],
+    [['drop'], 'refused: hold drop'],
+    [[], 'refused: hold (none)'],
+  ])('refuses hold %j', (args, message) => {
+    const r = helper('hold', args);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 2, stderr: `difusion-helper: ${message}\n` });
+    expect(existsSync(holdFile())).toBe(false);
+  }, T);
+
+  it('takes only the whitelisted form through a restricted account', () => {
+    ok(restricted('lease take sitio-a 20220605T201502Z-ab12cd 120'));
+    expect(restricted(`hold set ${HELD} sitio-a 20220605T201502Z-ab12cd $(id)`).code).toBe(2);
+    expect(restricted(`hold set ${HELD};id sitio-a 20220605T201502Z-ab12cd`).stderr).toBe('difusion-helper: refused: not a difusion request\n');
+    expect(restricted(`hold set ${HELD} sitio-a 20220605T201502Z-ab12cd extra`).code).toBe(2);
+    expect(existsSync(holdFile())).toBe(false);
+    expect(lines(ok(restricted(`hold set ${HELD} sitio-a 20220605T201502Z-ab12cd`)))).toEqual([expect.stringMatching(new RegExp(`^hold ${HELD} sitio-a 20220605T201502Z-ab12cd \\d+$`))]);
+    expect(lines(ok(restricted('hold show')))[0]).toMatch(new RegExp(`^hold ${HELD} `));
+  }, T);
+});

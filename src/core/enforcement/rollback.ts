@@ -7,10 +7,10 @@ import { clearHold, readHold, writeHold, type RollbackHold } from '../records/ho
 import { manifestText, sha256Hex } from '../shared/manifest.js';
 import { MANIFEST_NAME, parseVerify } from '../publish/plan.js';
 import { compareRelease } from '../publish/verify.js';
-import { DEFAULT_LEASE_S, isLeaseName, takeLease, takeoverDetail, thisHost, type LeaseClaim } from '../publish/lease.js';
+import { DEFAULT_LEASE_S, LeaseHeldError, isLeaseName, takeLease, takeoverDetail, thisHost, type LeaseClaim } from '../publish/lease.js';
 import { exitCodeFor } from '../publish/publish.js';
 import { CANCELLED, askServing, errorText, helperStep, underLock, type Cancelled, type OperationPorts, type Serving } from '../publish/operation.js';
-import type { DifusorConnector } from '../difusor-port.js';
+import type { DifusorSession } from '../difusor-port.js';
 
 /**
  * Rollback: point `current` back to a release the difusores still hold.
@@ -20,7 +20,9 @@ import type { DifusorConnector } from '../difusor-port.js';
  *      holder's copy is checked against the manifest this host published, then switched by the same
  *      atomic rename as a publish;
  *   4. a rollback hold in the state dir makes `publish --latest` stay on that cut instead of silently
- *      publishing the newer one again; publishing a cut by name lifts it (the operator moving forward).
+ *      publishing the newer one again; publishing a cut by name lifts it (the operator moving forward). The same
+ *      hold is set on each difusor (.lease/hold, under its lease), so the other publication host's --latest leaves
+ *      it alone too, and its publish by name lifts it there.
  * Those lacking the release are named: exit 3 (1 when none could go back).
  */
 
@@ -113,20 +115,23 @@ function actionFor(serving: Serving, to: string): RollbackAction {
 }
 
 /**
- * A rollback killed after switching a difusor left its lease there; the rerun finds that difusor already back and
- * would not touch it, so the dead run's lease is taken over and freed here, or the next publish waits out lease_s.
+ * The hold on the difusor itself (.lease/hold), where the other publication host sees it too: its cron's
+ * `publish --latest` leaves the difusor on this cut. Set under the lease, before the switch (a rollback killed
+ * between the two leaves the difusor held, never unheld and back). Says why when it could not be set (a restricted
+ * difusor whose installed helper predates protocol 5): the switch goes on, the outcome names it.
  */
-async function freeDeadLease(connector: DifusorConnector, d: Difusor, claim: LeaseClaim): Promise<void> {
+async function holdThere(session: DifusorSession, to: string, claim: LeaseClaim): Promise<string | undefined> {
   try {
-    const session = await connector.open(d);
-    try {
-      await (await takeLease(session, claim)).release();
-    } finally {
-      session.close();
-    }
-  } catch {
-    // Another run's live lease, or an unreachable difusor: nothing of ours to free.
+    const out = await helperStep(session, 'hold', ['set', to, claim.host, claim.run]);
+    if (!out.stdout.includes(`\nhold ${to} ${claim.host} ${claim.run} `)) return `the difusor answered: ${out.stdout.trim().split('\n').pop() ?? '(nothing)'}`;
+    return undefined;
+  } catch (error) {
+    return errorText(error);
   }
+}
+
+function holdNotRecorded(why: string): string {
+  return `live, but the rollback's hold is not recorded on the difusor (${why}): the other host's publish --latest may put the newer cut back there; stop its cron until a cut is published by name`;
 }
 
 export async function rollback(opts: { registry: Registry; to?: string; only: string[] }, ports: RollbackPorts): Promise<RollbackResult | Cancelled> {
@@ -174,37 +179,43 @@ export async function rollback(opts: { registry: Registry; to?: string; only: st
           };
           if (action === 'unreachable') return fail(serving.error ?? 'unreachable');
           if (action === 'lacking') return fail(`releases/${to} is not on the difusor (pruned, or never delivered)`);
-          if (action === 'already' && claim.replaces) await freeDeadLease(connector, d, claim);
-          if (action === 'switch') {
+          // A difusor already on the cut is held too (under the lease): the other host's cron must not move it on.
+          let holdError: string | undefined;
+          try {
+            const session = await connector.open(d);
             try {
-              const session = await connector.open(d);
+              // One run at a time on a difusor, whichever host: another host's publish is not switched over.
+              const lease = await takeLease(session, claim);
               try {
-                // One run at a time on a difusor, whichever host: another host's publish is not switched over.
-                const lease = await takeLease(session, claim);
-                try {
-                  if (lease.takenOver) await journal.append({ phase: 'lease-takeover', result: 'info', difusor: d.id, cut: to, detail: takeoverDetail(host, lease.takenOver) });
-                  // Back to bytes this host published, not just to a directory of that name.
-                  if (published !== undefined) {
-                    const lines = manifestText([{ path: MANIFEST_NAME, sha256: sha256Hex(published) }]);
-                    const differences = compareRelease(published, parseVerify((await helperStep(session, 'audit', [to], lines)).stdout), sizes);
-                    if (differences.length > 0) throw new Error(`releases/${to} differs from what was published: ${differences.slice(0, 5).join('; ')}`);
-                  }
+                if (lease.takenOver) await journal.append({ phase: 'lease-takeover', result: 'info', difusor: d.id, cut: to, detail: takeoverDetail(host, lease.takenOver) });
+                // Back to bytes this host published, not just to a directory of that name.
+                if (action === 'switch' && published !== undefined) {
+                  const lines = manifestText([{ path: MANIFEST_NAME, sha256: sha256Hex(published) }]);
+                  const differences = compareRelease(published, parseVerify((await helperStep(session, 'audit', [to], lines)).stdout), sizes);
+                  if (differences.length > 0) throw new Error(`releases/${to} differs from what was published: ${differences.slice(0, 5).join('; ')}`);
+                }
+                await lease.confirm();
+                holdError = await holdThere(session, to, claim);
+                if (holdError) await journal.append({ phase: 'rollback-hold', result: 'failed', difusor: d.id, cut: to, error: holdError, detail: { cut: to } });
+                if (action === 'switch') {
                   await lease.confirm();
                   const out = await helperStep(session, 'switch', [to]);
                   if (out.stdout.trim() !== `live releases/${to}`) throw new Error(`current points to ${out.stdout.trim().replace(/^live /, '') || 'nothing'} after the switch`);
-                } finally {
-                  await lease.release();
                 }
               } finally {
-                session.close();
+                await lease.release();
               }
-            } catch (error) {
-              return fail(errorText(error));
+            } finally {
+              session.close();
             }
+          } catch (error) {
+            // Already on the cut and merely not held there (unreachable now): it stays back, the outcome says so.
+            if (action === 'switch' || error instanceof LeaseHeldError) return fail(errorText(error));
+            holdError = errorText(error);
           }
           await state.recordResult(d.id, { at: ports.clock.now().toISOString(), cut: to, result: 'live', live: to });
-          await journal.append({ phase: 'rollback', result: 'ok', difusor: d.id, cut: to, detail: { cut: to, from: previous ?? null, switched: action === 'switch' } });
-          return { id: d.id, result: 'live', from: previous };
+          await journal.append({ phase: 'rollback', result: 'ok', difusor: d.id, cut: to, detail: { cut: to, from: previous ?? null, switched: action === 'switch', ...(holdError ? { holdError } : {}) } });
+          return { id: d.id, result: 'live', from: previous, ...(holdError ? { error: holdNotRecorded(holdError) } : {}) };
         }),
       );
       let hold: RollbackHold | undefined;
@@ -223,7 +234,8 @@ export async function rollback(opts: { registry: Registry; to?: string; only: st
         outcomes,
         skipped,
         hold,
-        exitCode: exitCodeFor(outcomes),
+        // A difusor back but not held there is named: the other host's cron could undo it.
+        exitCode: exitCodeFor(outcomes) === 0 && outcomes.some((o) => o.error) ? 3 : exitCodeFor(outcomes),
         clock: ports.clock.fromEnv ? ports.clock.setting : undefined,
       };
     });

@@ -16,6 +16,25 @@ export interface PrepareReport {
   files: Map<string, number>;
   /** Anything in the base release that is neither a file nor a directory (never linked, always dropped). */
   others: string[];
+  /** The cut a rollback holds this difusor on, recorded there for every publication host (.lease/hold). */
+  hold?: DifusorHold;
+  /** The last such hold, lifted by a publish by name (the difusor is not held). */
+  lifted?: DifusorHold;
+}
+
+/** A rollback's hold as the difusor keeps it: the cut, the host and run that set (or lifted) it, and when (the difusor's epoch s). */
+export interface DifusorHold {
+  cut: string;
+  host: string;
+  run: string;
+  since: number;
+}
+
+/** "CUT HOST RUN SINCE" of a hold or lifted line; undefined when it is not that. */
+export function parseHoldWords(value: string): DifusorHold | undefined {
+  const [cut, host, run, since, ...rest] = value.split(' ');
+  if (!cut || !host || !run || !/^\d+$/.test(since ?? '') || rest.length > 0) return undefined;
+  return { cut, host, run, since: Number(since) };
 }
 
 export interface InventoryReport {
@@ -47,6 +66,8 @@ export function parsePrepare(stdout: string): PrepareReport {
     else if (key === 'manifest') report.baseManifestDigest = value;
     else if (key === 'free') report.freeKb = Number(value);
     else if (key === 'staged') report.staged = value;
+    else if (key === 'hold') report.hold = parseHoldWords(value);
+    else if (key === 'lifted') report.lifted = parseHoldWords(value);
   }
   return report;
 }

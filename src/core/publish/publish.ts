@@ -15,7 +15,7 @@ import {
 } from './plan.js';
 import type { DifusorConnector, DifusorSession, HelperOutput, OpenOptions } from '../difusor-port.js';
 import { LeaseHeldError, takeLease, takeoverDetail, type HeldLease, type LeaseClaim } from './lease.js';
-import { newerCutLive } from './forward.js';
+import { heldByRollback, holdLiftedThere, newerCutLive } from './forward.js';
 
 /**
  * What happens on publish, for every targeted difusor:
@@ -79,9 +79,10 @@ export interface DifusorOutcome {
   stagingLeft?: string;
   /**
    * Left alone rather than failed: another run (of this host or the other) holds its lease, or it serves a newer
-   * cut than this run's. The error says which and whose; the run exits 3 even when every difusor is left alone.
+   * cut than this run's, or a rollback (of either host) holds it on an older cut and this run is cron's --latest.
+   * The error says which and whose; the run exits 3 even when every difusor is left alone.
    */
-  leftAlone?: 'held' | 'newer-live';
+  leftAlone?: 'held' | 'newer-live' | 'rollback-hold';
 }
 
 export interface PublishReport {
@@ -152,6 +153,10 @@ export interface PublishRequest {
   lease?: LeaseClaim;
   /** Only a run following a rollback's hold may switch a difusor to a cut older than the one it serves. */
   allowBackwards?: boolean;
+  /** publish --latest: a difusor a rollback (of either host) holds on an older cut is left alone (.lease/hold there). */
+  respectHolds?: boolean;
+  /** A publish by name: the operator moving forward lifts a rollback's hold on each difusor it publishes to. */
+  liftHolds?: boolean;
 }
 
 /** The cut this host last saw live on a difusor, and that cut's hashes by path (from the manifest it published). */
@@ -296,6 +301,7 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
     await holdLease(a, session);
     const { report, plan } = await prepareAndPlan(a, session);
     refuseBackwards(a, report);
+    await refuseOrLiftHold(a, session, report);
     if (req.dryRun) return await endPlanned(a, session, plan);
     // Sent on a guess the plan makes useless: stopped; the prune after the switch (or below, when there is no
     // switch) clears what it left.
@@ -403,7 +409,8 @@ async function lookBeforeLease(a: Attempt, session: DifusorSession): Promise<Dif
   if (!req.lease || req.dryRun || a.expectTransfer) return undefined;
   enter(a, 'preparing');
   const report = parsePrepare((await step(session, a.phase, 'inspect', [req.cut])).stdout);
-  if (report.live !== req.cut) return undefined;
+  // A hold to lift is lifted under the lease.
+  if (report.live !== req.cut || (req.liftHolds && report.hold)) return undefined;
   const baseHashes = report.base ? await a.ports.state.manifestHashes(report.base, report.baseManifestDigest) : undefined;
   const plan = planTransfer({ cut: req.cut, manifest: req.manifest, report, baseHashes, signed: a.signed });
   if (plan.kind !== 'up-to-date') return undefined;
@@ -415,9 +422,29 @@ async function lookBeforeLease(a: Attempt, session: DifusorSession): Promise<Dif
 
 /** Never backwards by accident: prepare said what is live, and the lease keeps it so until this run's switch. */
 function refuseBackwards(a: Attempt, report: PrepareReport): void {
-  if (a.req.allowBackwards) return;
   const newer = newerCutLive(a.req.cut, report.live);
-  if (newer) throw new StepError('preparing', newer, 'newer-live');
+  if (!newer) return;
+  if (!a.req.allowBackwards) throw new StepError('preparing', newer, 'newer-live');
+  const lifted = holdLiftedThere(a.req.cut, report.lifted);
+  if (lifted) throw new StepError('preparing', `${newer}; ${lifted}`, 'newer-live');
+}
+
+/**
+ * A rollback's hold lives on the difusor, where both publication hosts see it: cron's --latest leaves a difusor held
+ * on an older cut alone (exit 3, naming the hold); a publish by name lifts it there, under this run's lease, before
+ * anything is staged (the operator moves forward: should this run fail there, the next run of either host goes on).
+ */
+async function refuseOrLiftHold(a: Attempt, session: DifusorSession, report: PrepareReport): Promise<void> {
+  const { req } = a;
+  if (!report.hold) return;
+  if (req.respectHolds) {
+    const held = heldByRollback(req.cut, report.live, report.hold);
+    if (held) throw new StepError('preparing', held, 'rollback-hold');
+  }
+  if (req.liftHolds && req.lease && !req.dryRun) {
+    await step(session, a.phase, 'hold', ['clear', req.lease.host, req.lease.run]);
+    await a.ports.journal?.record({ difusor: a.d.id, cut: req.cut, phase: 'rollback-hold', result: 'info', detail: { lifted: report.hold.cut, heldBy: report.hold.host, host: req.lease.host } });
+  }
 }
 
 /** Asks the difusor what it serves and holds (a real run also has it build the staging), and plans the transfer. */

@@ -53,7 +53,7 @@ export interface StatusReport {
 }
 
 /** templates/difusion-helper.sh's HELPER_PROTOCOL: what this client expects an installed helper to speak. */
-export const HELPER_PROTOCOL = 4;
+export const HELPER_PROTOCOL = 5;
 
 export interface HelperStatus {
   /** The helper's HELPER_PROTOCOL; a helper installed before it had one says nothing. */
