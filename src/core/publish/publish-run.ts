@@ -375,6 +375,9 @@ function publishRequest(
     lease: { host: opts.host ?? thisHost(), run, seconds: publication.lease_s ?? DEFAULT_LEASE_S, hostLocked: true, ...(opts.replacesRun ? { replaces: opts.replacesRun } : {}) },
     // A rollback's hold names the cut to stay on: following it is the one publish that may move a difusor back.
     allowBackwards: opts.followsHold === true,
+    // A rollback's hold kept on the difusor (either host's): cron's --latest leaves it alone, a publish by name lifts it.
+    respectHolds: opts.latest,
+    liftHolds: !opts.latest,
   };
 }
 
