@@ -2,6 +2,7 @@ import { Flags } from '@oclif/core';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { readJournal } from '../core/records/journal.js';
+import { MergedJournalError, readMergedJournal, type MergedJournal } from '../core/records/merged-journal.js';
 import { displayPath } from '../core/registry/registry.js';
 import { buildReport, type MemoriaReport } from '../core/memoria/report.js';
 import { dayNumber, type Period } from '../core/memoria/traffic.js';
@@ -10,7 +11,7 @@ import { systemClock } from '../adapters/clock.js';
 import { createConnector } from '../adapters/difusor.js';
 import { reportLogs } from '../adapters/report-logs.js';
 import { DifusionCommand } from '../ui/command.js';
-import { registryFlag } from '../ui/flags.js';
+import { journalFlag, registryFlag } from '../ui/flags.js';
 import { formatBytes, renderTable } from '../ui/render.js';
 import { renderDifusorCsv, renderReportHtml } from '../ui/report-html.js';
 import { reportProgress } from '../ui/report-view.js';
@@ -23,12 +24,15 @@ export default class Report extends DifusionCommand {
     'difusores are read in place). Counts the period [--from 00:00:00, --to 23:59:59] in the publication timezone ' +
     'exactly as AWStats 7.8 with its default configuration, and the baseline period when given, with the ratio ' +
     'election/baseline of daily averages. Incidents (failed publishes, cut-offs, probe failures, lag beyond one ' +
-    'minute) come from the journal. Writes DIR/index.html (self-contained, printable), DIR/report.json and ' +
+    'minute) come from the journal; with --journal FILE (the other publication host\'s journal, copied here) ' +
+    'from both journals, verified and merged in time order, each incident and run with its host (an altered ' +
+    'journal is refused, exit 6). Writes DIR/index.html (self-contained, printable), DIR/report.json and ' +
     'DIR/<id>.csv. Exit 3 when some difusores could not be reported (they are named), 1 when none could.';
   static override examples = [
     '<%= config.bin %> <%= command.id %> --from 2022-06-05 --to 2022-06-12 --out memoria/',
     '<%= config.bin %> <%= command.id %> --from 2022-06-05 --to 2022-06-12 --baseline-from 2022-05-01 --baseline-to 2022-05-28 --out memoria/',
     '<%= config.bin %> <%= command.id %> --from 2022-06-05 --to 2022-06-06 --only ujed --out /tmp/ujed --json',
+    '<%= config.bin %> <%= command.id %> --from 2022-06-05 --to 2022-06-06 --journal /var/lib/difusion/alterno/journal.jsonl --out memoria/',
   ];
   static override enableJsonFlag = true;
   static override flags = {
@@ -39,6 +43,7 @@ export default class Report extends DifusionCommand {
     out: Flags.string({ description: 'directory for index.html, report.json and <id>.csv', helpValue: 'DIR', required: true }),
     'baseline-from': Flags.string({ description: 'first day of an ordinary period to compare with', helpValue: 'YYYY-MM-DD', dependsOn: ['baseline-to'] }),
     'baseline-to': Flags.string({ description: 'last day of the ordinary period, included', helpValue: 'YYYY-MM-DD', dependsOn: ['baseline-from'] }),
+    journal: journalFlag,
   };
 
   async run(): Promise<MemoriaReport> {
@@ -56,6 +61,8 @@ export default class Report extends DifusionCommand {
     }
     const targets = registry.difusores.filter((d) => only.length === 0 || only.includes(d.id));
     const { publication } = registry;
+    // Before any log is pulled: a memoria is never built on an altered journal.
+    const merged = await this.mergedJournal(publication.state_dir, flags.journal ?? []);
     const clock = systemClock(process.env, { timezone: publication.timezone });
     if (clock.fromEnv && !this.jsonEnabled()) this.logToStderr(`clock set by ${clock.setting}`);
 
@@ -67,7 +74,7 @@ export default class Report extends DifusionCommand {
         { targets, timeZone: publication.timezone, period, baseline, concurrency: publication.concurrency },
         {
           logs: reportLogs(publication.state_dir, connector),
-          journal: () => readJournal(publication.state_dir),
+          journal: async () => merged?.entries ?? (await readJournal(publication.state_dir)),
           now: () => clock.now(),
           onProgress: progress.update,
         },
@@ -76,6 +83,7 @@ export default class Report extends DifusionCommand {
       progress.done();
       await connector.dispose();
     }
+    if (merged) report = { ...report, journals: merged.journals };
 
     const out = path.resolve(flags.out);
     await mkdir(out, { recursive: true });
@@ -107,6 +115,10 @@ export default class Report extends DifusionCommand {
           ]),
         ),
       );
+      if (report.journals) {
+        const from = report.journals.map((j) => `${j.own ? "this host's" : displayPath(j.file)} (${j.host}, ${j.entries} entries)`).join(' and ');
+        this.log(`journals verified and merged in time order: ${from}`);
+      }
       this.log(`${report.incidents.length} incident(s) in the period; ${report.cuts.length} cut(s) went live.`);
       this.log(`written: ${displayPath(path.join(out, 'index.html'))}, report.json, ${report.difusores.filter((r) => r.result === 'ok').length} CSV file(s)`);
       for (const d of report.difusores.filter((r) => r.result === 'failed')) {
@@ -115,6 +127,17 @@ export default class Report extends DifusionCommand {
     }
     this.finish(report.exitCode);
     return report;
+  }
+
+  /** This host's journal and the others given, verified and merged; undefined without --journal (this host's alone, as read). */
+  private async mergedJournal(stateDir: string, others: string[]): Promise<MergedJournal | undefined> {
+    if (others.length === 0) return undefined;
+    try {
+      return await readMergedJournal(stateDir, others);
+    } catch (error) {
+      if (error instanceof MergedJournalError) this.error(error.message, { exit: error.exitCode });
+      throw error;
+    }
   }
 
   private period(from: string, to: string, fromFlag: string, toFlag: string): Period {

@@ -19,3 +19,9 @@ export const yesFlag = Flags.boolean({
   description: 'confirm without asking (required without a terminal)',
   default: false,
 });
+
+export const journalFlag = Flags.string({
+  description: "another publication host's journal, copied here (its journal.jsonl; repeatable)",
+  multiple: true,
+  helpValue: 'FILE',
+});

@@ -183,6 +183,13 @@ const KIND: Record<Incident['kind'], string> = {
   lag: 'Retraso mayor a un minuto',
 };
 
+/** Which journals the account comes from, when more than this host's (the alternate site). */
+function journalsNote(report: MemoriaReport): string {
+  if (!report.journals || report.journals.length < 2) return '';
+  const each = report.journals.map((j) => `${escapeHtml(j.host)} (${j.entries} entradas${j.own ? ', este sitio' : ''})`).join(', ');
+  return `<p class="meta">Bitácoras verificadas y unidas en orden de tiempo: ${each}.</p>\n`;
+}
+
 function timeline(report: MemoriaReport): string {
   if (report.incidents.length === 0) return '<p>No hubo incidentes registrados en la bitácora durante el periodo.</p>';
   const start = Date.parse(`${report.period.from}T00:00:00Z`);
@@ -202,14 +209,16 @@ function timeline(report: MemoriaReport): string {
         `<circle cx="${x(i.local).toFixed(1)}" cy="35" r="5" class="inc ${i.kind}"><title>${escapeHtml(`${i.local} ${KIND[i.kind]} ${i.difusor ?? ''}: ${i.description}`)}</title></circle>`,
     )
     .join('');
+  // The alternate site: each incident names the publication host whose journal recorded it.
+  const hosts = report.incidents.some((i) => i.host);
   const rows = report.incidents
     .map(
       (i) =>
-        `<tr><td>${escapeHtml(i.local)}</td><td>${escapeHtml(i.difusor ?? '')}</td><td>${escapeHtml(KIND[i.kind])}</td><td>${escapeHtml(i.cut ?? '')}</td><td>${escapeHtml(i.description)}</td></tr>`,
+        `<tr><td>${escapeHtml(i.local)}</td>${hosts ? `<td>${escapeHtml(i.host ?? '')}</td>` : ''}<td>${escapeHtml(i.difusor ?? '')}</td><td>${escapeHtml(KIND[i.kind])}</td><td>${escapeHtml(i.cut ?? '')}</td><td>${escapeHtml(i.description)}</td></tr>`,
     )
     .join('');
   return `<figure><figcaption>Incidentes en el periodo</figcaption><svg viewBox="0 0 ${width} 60" role="img" aria-label="Línea de tiempo de incidentes" xmlns="http://www.w3.org/2000/svg"><line x1="${left}" x2="${width - left}" y1="35" y2="35" class="axis"/>${ticks}${marks}</svg></figure>
-<table><thead><tr><th>Fecha y hora</th><th>Difusor</th><th>Tipo</th><th>Corte</th><th>Detalle</th></tr></thead><tbody>${rows}</tbody></table>`;
+<table><thead><tr><th>Fecha y hora</th>${hosts ? '<th>Sitio</th>' : ''}<th>Difusor</th><th>Tipo</th><th>Corte</th><th>Detalle</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
 const CSS = `
@@ -245,7 +254,7 @@ export function renderReportHtml(report: MemoriaReport, opts: { title?: string; 
 <table><thead><tr><th>Difusor</th><th>Visitas</th><th>Visitantes</th><th>Páginas</th><th>Hits</th><th>Bytes</th><th>Visitas frente a línea base</th><th>Estado</th></tr></thead>
 <tbody>${summary}</tbody></table>
 <h2>Incidentes</h2>
-${timeline(report)}
+${journalsNote(report)}${timeline(report)}
 ${report.difusores.map((d) => difusorSection(d, report)).join('\n')}
 </body></html>
 `;

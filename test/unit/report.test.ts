@@ -1,6 +1,7 @@
 import type { JournalEntry } from '../../src/core/records/journal.js';
 import type { LogSource } from '../../src/core/memoria/log-merge.js';
 import { buildReport, journalFacts } from '../../src/core/memoria/report.js';
+import { mergeJournals } from '../../src/core/records/merged-journal.js';
 import type { Difusor } from '../../src/core/registry/types.js';
 import { lines } from '../support/logs.js';
 
@@ -54,6 +55,38 @@ describe('facts from the journal', () => {
       ['probe-failed', '2022-06-06 23:59:59'],
     ]);
     expect(incidents[1]!.description).toBe('sondeo fallido: down, retraso 30 s');
+  });
+});
+
+describe('facts from two hosts\' journals merged', () => {
+  test('lag, cuts, incidents and runs over both journals, each with the host it came from', () => {
+    const primario = [
+      entry({ at: '2022-06-06T01:15:00Z', run: 'ra', host: 'primario', cut: 'c1', phase: 'start', result: 'info' }),
+      entry({ at: '2022-06-06T01:15:03Z', run: 'ra', host: 'primario', difusor: 'a', cut: 'c1', phase: 'switch', result: 'ok', detail: { switched: true } }),
+      entry({ at: '2022-06-06T01:15:09Z', run: 'ra', host: 'primario', difusor: 'b', cut: 'c1', phase: 'stage', result: 'failed', error: 'held by alterno' }),
+      entry({ at: '2022-06-06T01:15:10Z', run: 'ra', host: 'primario', cut: 'c1', phase: 'end', result: 'failed' }),
+    ];
+    const alterno = [
+      entry({ at: '2022-06-06T01:15:01Z', run: 'rb', host: 'alterno', cut: 'c1', phase: 'start', result: 'info' }),
+      // The alternate host switched b 90 s after the primary switched a: the lag spans both journals.
+      entry({ at: '2022-06-06T01:16:33Z', run: 'rb', host: 'alterno', difusor: 'b', cut: 'c1', phase: 'switch', result: 'ok', detail: { switched: true } }),
+      entry({ at: '2022-06-06T01:16:34Z', run: 'rb', host: 'alterno', cut: 'c1', phase: 'end', result: 'ok' }),
+    ];
+    const merged = mergeJournals([
+      { label: 'primario', entries: primario },
+      { label: 'alterno', entries: alterno },
+    ]);
+    const { lags, incidents, cuts, runs } = journalFacts(merged, PERIOD, TZ);
+    expect(lags.get('b')).toEqual([{ cut: 'c1', liveAt: '2022-06-06T01:16:33.000Z', lateSeconds: 90, host: 'alterno' }]);
+    expect(cuts).toEqual([{ cut: 'c1', liveAt: '2022-06-06T01:15:03.000Z', local: '2022-06-05 20:15:03 (UTC-5)', host: 'primario' }]);
+    expect(incidents.map((i) => [i.kind, i.host, i.difusor])).toEqual([
+      ['publish-failed', 'primario', 'b'],
+      ['lag', 'alterno', 'b'],
+    ]);
+    expect(runs.map((r) => [r.host, r.run, r.result, r.entries])).toEqual([
+      ['primario', 'ra', 'failed', 4],
+      ['alterno', 'rb', 'ok', 3],
+    ]);
   });
 });
 

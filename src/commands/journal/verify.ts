@@ -1,10 +1,19 @@
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { JOURNAL_FILE, verifyJournal, type JournalVerification } from '../../core/records/journal.js';
+import { JOURNAL_FILE, JOURNAL_HEAD_FILE, headFileBeside, verifyJournal, verifyJournalFile, type JournalVerification } from '../../core/records/journal.js';
 import { displayPath } from '../../core/registry/registry.js';
-import { registryFlag } from '../../ui/flags.js';
+import { journalFlag, registryFlag } from '../../ui/flags.js';
 import { DifusionCommand } from '../../ui/command.js';
 
 export type JournalVerifyResult = JournalVerification & { journal: string };
+
+/** One journal of a verification with --journal: whose it is and which head was checked with it. */
+export type JournalFileVerifyResult = JournalVerifyResult & { own: boolean; head: string | null };
+
+export interface JournalsVerifyResult {
+  ok: boolean;
+  journals: JournalFileVerifyResult[];
+}
 
 export default class JournalVerify extends DifusionCommand {
   static override summary = "Check the bitácora's hash chain: no entry edited, reordered or removed.";
@@ -12,19 +21,24 @@ export default class JournalVerify extends DifusionCommand {
     'Each journal line records the SHA-256 of the line before it, and journal.head records the newest entry. ' +
     'Verification walks the chain and names the first line that was edited, moved or removed, or a last line ' +
     'torn by an interrupted write (the next run that journals moves such a line aside and records it).\n\n' +
-    'Exit codes: 0 intact, 2 invalid registry, 6 the journal was altered or damaged.';
+    "With --journal FILE (repeatable) the other publication host's journal, copied here, is verified too, with " +
+    'this host\'s own: the chain from the file alone, and its head when one is beside it (FILE.head, or ' +
+    'journal.head when FILE is a journal.jsonl). Without the head a removal of its last lines cannot be detected.\n\n' +
+    'Exit codes: 0 intact, 2 invalid registry or a --journal file missing, 6 a journal was altered or damaged.';
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --registry /etc/difusion/difusores.yaml --json',
+    '<%= config.bin %> <%= command.id %> --journal /var/lib/difusion/alterno/journal.jsonl',
   ];
   static override enableJsonFlag = true;
-  static override flags = { registry: registryFlag };
+  static override flags = { registry: registryFlag, journal: journalFlag };
 
-  async run(): Promise<JournalVerifyResult> {
+  async run(): Promise<JournalVerifyResult | JournalsVerifyResult> {
     const { flags } = await this.parse(JournalVerify);
     const registry = await this.requireRegistry(flags.registry);
     const stateDir = registry.publication.state_dir;
     const journal = join(stateDir, JOURNAL_FILE);
+    if (flags.journal && flags.journal.length > 0) return this.verifyWithOthers(stateDir, flags.journal);
     const verification = await verifyJournal(stateDir);
     const result: JournalVerifyResult = { ...verification, journal };
     if (verification.ok) {
@@ -38,5 +52,47 @@ export default class JournalVerify extends DifusionCommand {
       this.log('The journal was altered or damaged after it was written; keep a copy of it as it is now.');
     }
     return this.exit(6);
+  }
+
+  /** This host's journal and each other host's copy, every one named, so one command checks the night. */
+  private async verifyWithOthers(stateDir: string, files: string[]): Promise<JournalsVerifyResult> {
+    for (const file of files) {
+      const info = await stat(file).catch(() => undefined);
+      if (!info?.isFile()) {
+        this.error(`--journal ${file}: no such journal file`, { exit: 2, suggestions: ["copy the other host's state_dir/journal.jsonl (and journal.head) here first"] });
+      }
+    }
+    const own = join(stateDir, JOURNAL_FILE);
+    const journals: JournalFileVerifyResult[] = [{ ...(await verifyJournal(stateDir)), journal: own, own: true, head: join(stateDir, JOURNAL_HEAD_FILE) }];
+    for (const file of files) {
+      const head = await headFileBeside(file);
+      journals.push({ ...(await verifyJournalFile(file, head)), journal: file, own: false, head: head ?? null });
+    }
+    const result: JournalsVerifyResult = { ok: journals.every((j) => j.ok), journals };
+    if (this.jsonEnabled()) {
+      if (!result.ok) {
+        this.logJson(result);
+        return this.exit(6);
+      }
+      return result;
+    }
+    for (const j of journals) {
+      const name = `${displayPath(j.journal)}${j.own ? " (this host's journal)" : ''}`;
+      if (j.ok) {
+        const headSaid = j.own
+          ? ''
+          : j.head
+            ? `; its head ${displayPath(j.head)} checked`
+            : '; no head file beside it (FILE.head or journal.head): a removal of its last lines cannot be detected';
+        this.log(`${name}: intact, ${j.entries} entries, hash chain verified${headSaid}.`);
+      } else {
+        this.log(`${name}:${j.line}: ${j.problem}`);
+      }
+    }
+    if (!result.ok) {
+      this.log('A journal was altered or damaged after it was written; keep a copy of it as it is now.');
+      return this.exit(6);
+    }
+    return result;
   }
 }

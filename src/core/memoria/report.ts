@@ -28,6 +28,7 @@ export interface ReportRequest {
 export interface ReportPorts {
   /** The difusor's log files, pulled or in place; throws when they cannot be had. */
   logs(difusor: Difusor, since: Date): Promise<{ sources: LogSource[]; pulled?: { bytes: number; files: number; older: number } }>;
+  /** The journal's entries; with the alternate site, both hosts' merged in time order (records/merged-journal.ts). */
   journal(): Promise<JournalEntry[]>;
   now(): Date;
   onProgress?(id: string, event: { phase: 'pulling' | 'counting' | 'done' | 'failed'; done?: number; total?: number; error?: string }): void;
@@ -44,7 +45,8 @@ export interface DifusorReport extends TrafficFigures {
   baseline?: TrafficFigures;
   /** Election/baseline ratio of daily averages; null where the baseline is 0. */
   ratio?: Ratios;
-  lags: Array<{ cut: string; liveAt: string; lateSeconds: number }>;
+  /** host: the publication host whose run switched it (absent for entries written before entries named it). */
+  lags: Array<{ cut: string; liveAt: string; lateSeconds: number; host?: string }>;
 }
 
 export type IncidentKind = 'publish-failed' | 'cutoff' | 'reinstate' | 'probe-failed' | 'lag';
@@ -54,6 +56,8 @@ export interface Incident {
   /** 'YYYY-MM-DD HH:MM:SS (UTC-5)' */
   local: string;
   kind: IncidentKind;
+  /** The publication host whose journal recorded it. */
+  host?: string;
   difusor?: string;
   cut?: string;
   description: string;
@@ -65,10 +69,27 @@ export interface MemoriaReport {
   period: Period & { days: number };
   baseline?: Period & { days: number };
   difusores: DifusorReport[];
-  /** Every cut that went live in the period: when the first difusor switched to it. */
-  cuts: Array<{ cut: string; liveAt: string; local: string }>;
+  /** Every cut that went live in the period: when the first difusor switched to it, and the host that switched it. */
+  cuts: Array<{ cut: string; liveAt: string; local: string; host?: string }>;
   incidents: Incident[];
+  /** Every run in the period, in time order: the night as the journals tell it, each run with its host. */
+  runs: RunSummary[];
+  /** The journals the report was built from, when more than this host's (the alternate site's `--journal`). */
+  journals?: Array<{ file: string; host: string; entries: number; own: boolean; head?: string }>;
   exitCode: 0 | 1 | 3;
+}
+
+/** One run of the journal: when it began, on which host, what it did and how it ended. */
+export interface RunSummary {
+  at: string;
+  local: string;
+  host?: string;
+  run: string;
+  command: string;
+  cut?: string;
+  /** The run's `end` entry result; absent for runs that journal no end (probe, cutoff) or never reached it. */
+  result?: JournalEntry['result'];
+  entries: number;
 }
 
 const LAG_LIMIT_S = 60;
@@ -97,7 +118,7 @@ export async function buildReport(req: ReportRequest, ports: ReportPorts): Promi
   since.setTime(since.getTime() - 86_400_000);
 
   const journal = await ports.journal();
-  const { cuts, lags, incidents } = journalFacts(journal, period, timeZone);
+  const { cuts, lags, incidents, runs } = journalFacts(journal, period, timeZone);
 
   const reports = new Map<string, DifusorReport>();
   // Logs are pulled side by side (the network waits), but counted one difusor at a time: counting is CPU on
@@ -152,6 +173,7 @@ export async function buildReport(req: ReportRequest, ports: ReportPorts): Promi
     difusores,
     cuts,
     incidents,
+    runs,
     exitCode: failed === 0 ? 0 : failed === difusores.length ? 1 : 3,
   };
 }
@@ -170,13 +192,14 @@ export function journalFacts(
   journal: JournalEntry[],
   period: Period,
   timeZone: string,
-): { cuts: MemoriaReport['cuts']; lags: Map<string, DifusorReport['lags']>; incidents: Incident[] } {
+): { cuts: MemoriaReport['cuts']; lags: Map<string, DifusorReport['lags']>; incidents: Incident[]; runs: RunSummary[] } {
   const incidents: Incident[] = [];
   const incident = (entry: JournalEntry, kind: IncidentKind, description: string, at = entry.at): void => {
     incidents.push({
       at,
       local: formatLocal(new Date(at), timeZone),
       kind,
+      ...(entry.host ? { host: entry.host } : {}),
       ...(entry.difusor ? { difusor: entry.difusor } : {}),
       ...(entry.cut ? { cut: entry.cut } : {}),
       description,
@@ -189,9 +212,13 @@ export function journalFacts(
   );
   const wentLive = (e: JournalEntry): number => Date.parse(text(e.detail?.switchedAt) ?? e.at);
   const firstLive = new Map<string, number>();
+  const firstHost = new Map<string, string | undefined>();
   for (const e of switches) {
     const t = wentLive(e);
-    firstLive.set(e.cut as string, Math.min(firstLive.get(e.cut as string) ?? Infinity, t));
+    if (t < (firstLive.get(e.cut as string) ?? Infinity)) {
+      firstLive.set(e.cut as string, t);
+      firstHost.set(e.cut as string, e.host);
+    }
   }
   const lags = new Map<string, DifusorReport['lags']>();
   for (const e of switches) {
@@ -201,7 +228,7 @@ export function journalFacts(
     const late = typeof e.detail?.lateSeconds === 'number' ? e.detail.lateSeconds : 0;
     const lateSeconds = Math.round(Math.max(measured, late) * 10) / 10;
     const list = lags.get(e.difusor as string) ?? [];
-    list.push({ cut: e.cut as string, liveAt: new Date(t).toISOString(), lateSeconds });
+    list.push({ cut: e.cut as string, liveAt: new Date(t).toISOString(), lateSeconds, ...(e.host ? { host: e.host } : {}) });
     lags.set(e.difusor as string, list);
     if (lateSeconds > LAG_LIMIT_S) {
       incident(e, 'lag', `publicó el corte ${e.cut} ${lateSeconds} s después del primer difusor (más de un minuto)`, new Date(t).toISOString());
@@ -210,7 +237,10 @@ export function journalFacts(
   const cuts = [...firstLive.entries()]
     .filter(([, t]) => inPeriod(new Date(t).toISOString(), period, timeZone))
     .sort((a, b) => a[1] - b[1])
-    .map(([cut, t]) => ({ cut, liveAt: new Date(t).toISOString(), local: formatLocal(new Date(t), timeZone) }));
+    .map(([cut, t]) => {
+      const host = firstHost.get(cut);
+      return { cut, liveAt: new Date(t).toISOString(), local: formatLocal(new Date(t), timeZone), ...(host ? { host } : {}) };
+    });
 
   for (const e of journal) {
     if (!inPeriod(e.at, period, timeZone)) continue;
@@ -228,5 +258,23 @@ export function journalFacts(
     }
   }
   incidents.sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
-  return { cuts, lags, incidents };
+  return { cuts, lags, incidents, runs: runsOf(journal, period, timeZone) };
+}
+
+/** The runs whose first entry is in the period, in the order of their first entry (the journal's order). */
+function runsOf(journal: JournalEntry[], period: Period, timeZone: string): RunSummary[] {
+  const runs = new Map<string, RunSummary>();
+  for (const e of journal) {
+    // Two hosts never share a run id (it carries a random suffix); the host keeps two copies of one apart anyway.
+    const key = `${e.host ?? ''}\u0000${e.run}`;
+    let run = runs.get(key);
+    if (!run) {
+      run = { at: e.at, local: formatLocal(new Date(e.at), timeZone), ...(e.host ? { host: e.host } : {}), run: e.run, command: e.command, entries: 0 };
+      runs.set(key, run);
+    }
+    run.entries++;
+    if (e.cut && !run.cut) run.cut = e.cut;
+    if (e.phase === 'end') run.result = e.result;
+  }
+  return [...runs.values()].filter((r) => inPeriod(r.at, period, timeZone)).sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
 }
