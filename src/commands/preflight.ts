@@ -25,7 +25,8 @@ export default class Preflight extends DifusionCommand {
     'since when and for how long, on the difusor\'s clock), what it serves, and, with --cut or --latest, what a ' +
     'publish of that cut from this host (DIFUSION_HOST, or the hostname) would do there: nothing (up to date), the ' +
     'switch only, a new release (files and bytes to send, files linked), a repair, refused (a newer cut is live), or ' +
-    'left alone (another host\'s run holds the lease). All of it is read with verbs that write nothing, and none of ' +
+    'left alone (another host\'s run holds the lease; with --latest, a rollback holds it on an older cut, which a ' +
+    'publish by name, as --cut says it, lifts). All of it is read with verbs that write nothing, and none of ' +
     'it is a failure: a difusor held by the other host\'s live run is information, not a reason for exit 3.';
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
@@ -62,7 +63,7 @@ export default class Preflight extends DifusionCommand {
         neededBytes = 2 * files.reduce((n, f) => n + f.size, 0);
         const measured = await cutDelta(cutDir, publication.state_dir, { compressed: flags['probe-mb'] > 0 });
         delta = measured;
-        cutToSend = { cut, manifest: measured.manifest, signed: publication.signing_key !== undefined };
+        cutToSend = { cut, manifest: measured.manifest, signed: publication.signing_key !== undefined, byName: !flags.latest };
       }
       const state = takeoverState(publication.state_dir, cutsDir);
       takeover = {

@@ -68,7 +68,7 @@ describe('the lease as preflight tells it', () => {
     const held: LeaseView = { state: 'held', now: SINCE + 27, holder: { host: 'a', run: 'r1', since: SINCE, expiry: SINCE + 120 }, mine: false };
     expect(describeLease(held, TZ)).toBe("held by a (run r1) since 2022-06-05 20:15:02 (UTC-5), expires in 93 s (the difusor's clock)");
     expect(describeLease({ ...held, holder: { ...held.holder, host: 'b' }, mine: true }, TZ)).toBe(
-      "held by this host (b) (run r1) since 2022-06-05 20:15:02 (UTC-5), expires in 93 s (the difusor's clock): this host's name, a publish from here takes it over at once",
+      "held by b (run r1, this host) since 2022-06-05 20:15:02 (UTC-5), expires in 93 s (the difusor's clock): a publish from here takes it over at once (one run at a time per host)",
     );
     expect(describeLease({ ...held, state: 'expired', now: SINCE + 150 }, TZ)).toBe(
       'expired 30 s ago, held by a (run r1) since 2022-06-05 20:15:02 (UTC-5): a dead holder, a publish takes it over',
@@ -83,7 +83,7 @@ describe('what a publish from this host would send', () => {
   const plan = { kind: 'new-release' as const, send: [{ size: 100 }, { size: 7000 }], linked: 1, bytesToSend: 7100, base: '20220605_2000_PREP' };
 
   it('names a new release with its counts, linked files and base', () => {
-    expect(wouldSend({ cut: '20220605_2015_PREP', lease: free, report: { live: '20220605_2000_PREP', files: new Map(), others: [] }, plan })).toEqual({
+    expect(wouldSend({ cut: '20220605_2015_PREP', byName: false, lease: free, report: { live: '20220605_2000_PREP', files: new Map(), others: [] }, plan })).toEqual({
       cut: '20220605_2015_PREP',
       kind: 'new-release',
       plan: 'new-release',
@@ -98,21 +98,35 @@ describe('what a publish from this host would send', () => {
   it('leaves a difusor another host holds alone, and refuses one serving a newer cut', () => {
     const held: LeaseView = { state: 'held', now: 1, holder: { host: 'a', run: 'r1', since: 0, expiry: 100 }, mine: false };
     const report = { live: '20220605_2000_PREP', files: new Map(), others: [] };
-    expect(wouldSend({ cut: '20220605_2015_PREP', lease: held, report, plan }).detail).toBe(
+    expect(wouldSend({ cut: '20220605_2015_PREP', byName: false, lease: held, report, plan }).detail).toBe(
       'left alone: held by a (otherwise: a new release 20220605_2015_PREP: 2 files / 7100 bytes (linked: 1 file from 20220605_2000_PREP))',
     );
     // This host's own name is no reason to leave it alone (publish takes such a lease over at once).
-    expect(wouldSend({ cut: '20220605_2015_PREP', lease: { ...held, mine: true }, report, plan }).kind).toBe('new-release');
-    expect(wouldSend({ cut: '20220605_1945_PREP', lease: free, report, plan })).toMatchObject({
+    expect(wouldSend({ cut: '20220605_2015_PREP', byName: false, lease: { ...held, mine: true }, report, plan }).kind).toBe('new-release');
+    expect(wouldSend({ cut: '20220605_1945_PREP', byName: false, lease: free, report, plan })).toMatchObject({
       kind: 'newer-live',
       detail: 'refused: a newer cut is live: 20220605_2000_PREP (this run\'s cut is 20220605_1945_PREP; only difusion rollback moves a difusor back)',
+    });
+  });
+
+  it("with --latest leaves a difusor a rollback holds on an older cut alone; a publish by name lifts the hold", () => {
+    const hold = { cut: '20220605_2000_PREP', host: 'a', run: 'r9', since: SINCE };
+    const report = { live: '20220605_2000_PREP', hold, files: new Map(), others: [] };
+    expect(wouldSend({ cut: '20220605_2015_PREP', byName: false, lease: free, report, plan })).toMatchObject({
+      kind: 'rollback-hold',
+      detail: 'left alone: held on 20220605_2000_PREP by a rollback of a since 2022-06-06T01:15:02Z: publish 20220605_2015_PREP by name to lift it',
+    });
+    expect(wouldSend({ cut: '20220605_2015_PREP', byName: true, lease: free, report, plan })).toMatchObject({
+      kind: 'new-release',
+      liftsHold: '20220605_2000_PREP',
+      detail: 'lifts the rollback hold on 20220605_2000_PREP of a, then a new release 20220605_2015_PREP: 2 files / 7100 bytes (linked: 1 file from 20220605_2000_PREP)',
     });
   });
 
   it('over a session: up to date where the cut is live, with an empty state dir (its own manifest known by digest)', async () => {
     const asked: string[] = [];
     const s = session({ lease: ok('now 100\nfree\n'), inspect: ok(inspectAnswer('20220605_2015_PREP', '20220605_2015_PREP', NEW)) }, asked);
-    const view = await readTakeover(s, localDifusor('d1'), { live: '20220605_2015_PREP' }, options({ cut: { cut: '20220605_2015_PREP', manifest: NEW, signed: false } }));
+    const view = await readTakeover(s, localDifusor('d1'), { live: '20220605_2015_PREP' }, options({ cut: { cut: '20220605_2015_PREP', manifest: NEW, signed: false, byName: false } }));
     expect(view).toMatchObject({ leaseDetail: 'free', serves: '20220605_2015_PREP', send: { kind: 'up-to-date', files: 0, bytes: 0 } });
     expect(view.send?.detail).toBe('up to date: 20220605_2015_PREP is live and whole, nothing to send');
     // Only verbs that write nothing; the lease counted as a take would count it.
@@ -121,7 +135,7 @@ describe('what a publish from this host would send', () => {
 
   it('over a session: a new release, linked from the base where its manifest is known, whole where it is not', async () => {
     const s = session({ lease: ok('now 100\nfree\n'), inspect: ok(inspectAnswer('20220605_2000_PREP', '20220605_2000_PREP', OLD)) });
-    const cut = { cut: '20220605_2015_PREP', manifest: NEW, signed: false };
+    const cut = { cut: '20220605_2015_PREP', manifest: NEW, signed: false, byName: false };
     const known = await readTakeover(s, localDifusor('d1'), { live: '20220605_2000_PREP' }, options({
       cut,
       manifestHashes: async (base, digest) => (base === '20220605_2000_PREP' && digest === OLD.digest ? new Map(OLD.entries.map((e) => [e.path, e.sha256])) : undefined),
@@ -158,7 +172,7 @@ describe('preflight with the takeover', () => {
     };
     const report = await preflight(
       [localDifusor('d1')],
-      { neededBytes: 0, httpTimeoutMs: 1000, takeover: options({ cut: { cut: '20220605_2015_PREP', manifest: NEW, signed: false } }) },
+      { neededBytes: 0, httpTimeoutMs: 1000, takeover: options({ cut: { cut: '20220605_2015_PREP', manifest: NEW, signed: false, byName: false } }) },
       { connector, httpGet: async () => ({ ok: true, status: 200 }) },
     );
     expect(report.exitCode).toBe(0);

@@ -2,7 +2,7 @@ import type { DifusorSession } from '../difusor-port.js';
 import type { Difusor } from '../registry/types.js';
 import { formatLocal } from '../registry/window.js';
 import type { Manifest } from '../shared/manifest.js';
-import { newerCutLive } from './forward.js';
+import { heldByRollback, newerCutLive } from './forward.js';
 import type { LeaseHolder } from './lease.js';
 import { parsePrepare, planTransfer, type PlanKind, type PrepareReport } from './plan.js';
 
@@ -21,7 +21,7 @@ export type LeaseView =
   | { state: 'expired'; now: number; holder: LeaseHolder; mine: boolean }
   | { state: 'unknown'; detail: string };
 
-export type SendKind = PlanKind | 'newer-live' | 'left-alone' | 'unknown';
+export type SendKind = PlanKind | 'newer-live' | 'left-alone' | 'rollback-hold' | 'unknown';
 
 /** What this host would send to the difusor on a publish of `cut`. */
 export interface WouldSend {
@@ -34,6 +34,8 @@ export interface WouldSend {
   linked?: number;
   /** The release the new one would share files with. */
   base?: string;
+  /** A publish by name lifts a rollback's hold on this cut (of either host). */
+  liftsHold?: string;
   detail: string;
 }
 
@@ -54,8 +56,11 @@ export interface TakeoverOptions {
   /** publication.lease_s: a claim counted as at most this far ahead, as a `lease take` would count it. */
   leaseSeconds: number;
   timezone: string;
-  /** The cut a publish would send, with its manifest, and whether the registry signs manifests. */
-  cut?: { cut: string; manifest: Manifest; signed: boolean };
+  /**
+   * The cut a publish would send, with its manifest, whether the registry signs manifests, and whether it is
+   * published by name (--cut: lifts a rollback's hold) or as cron's --latest (respects it).
+   */
+  cut?: { cut: string; manifest: Manifest; signed: boolean; byName: boolean };
   /** Hashes of a base release's manifest, when this host (its state dir, or the cuts directory) knows it. */
   manifestHashes(cut: string, digest: string | undefined): Promise<Map<string, string> | undefined>;
 }
@@ -99,14 +104,13 @@ export function describeLease(view: LeaseView, timezone: string): string {
   if (view.state === 'unknown') return `unknown: ${view.detail}`;
   if (view.state === 'free') return 'free';
   const { holder, now } = view;
-  const name = view.mine ? `this host (${holder.host})` : holder.host;
-  const who = `${name} (run ${holder.run}) since ${formatLocal(new Date(holder.since * 1000), timezone)}`;
+  const who = `${holder.host} (run ${holder.run}${view.mine ? ', this host' : ''}) since ${formatLocal(new Date(holder.since * 1000), timezone)}`;
   if (view.state === 'expired') {
     return `expired ${Math.max(0, now - holder.expiry)} s ago, held by ${who}: a dead holder, a publish takes it over`;
   }
   const left = `expires in ${Math.max(0, holder.expiry - now)} s (the difusor's clock)`;
   // publish and rollback hold the host's lock, so another run of this same host holding a lease is over.
-  return `held by ${who}, ${left}${view.mine ? ': this host\'s name, a publish from here takes it over at once' : ''}`;
+  return `held by ${who}, ${left}${view.mine ? ': a publish from here takes it over at once (one run at a time per host)' : ''}`;
 }
 
 /** The lease another host's live run holds here: a publish leaves the difusor alone. */
@@ -127,22 +131,28 @@ function describePlanKind(kind: PlanKind, cut: string, files: number, bytes: num
 
 /**
  * What a publish of `cut` from this host would do there, in the order publish decides it: another host's live
- * lease leaves the difusor alone, a newer cut live refuses it, else the plan (as planTransfer makes it).
+ * lease leaves the difusor alone; a rollback's hold leaves it alone under --latest and is lifted by a publish by
+ * name; a newer cut live refuses it; else the plan (as planTransfer makes it).
  */
 export function wouldSend(args: {
   cut: string;
+  byName: boolean;
   lease: LeaseView;
   report: PrepareReport;
   plan: { kind: PlanKind; send: Array<{ size: number }>; linked: number; bytesToSend: number; base?: string };
 }): WouldSend {
-  const { cut, lease, report, plan } = args;
+  const { cut, byName, lease, report, plan } = args;
   const counts = { plan: plan.kind, files: plan.send.length, bytes: plan.bytesToSend, linked: plan.linked, ...(plan.base ? { base: plan.base } : {}) };
   const planned = describePlanKind(plan.kind, cut, counts.files, counts.bytes, counts.linked, plan.base);
   const holder = heldByOther(lease);
   if (holder) return { cut, kind: 'left-alone', ...counts, detail: `left alone: held by ${holder.host} (otherwise: ${planned})` };
+  const held = byName ? undefined : heldByRollback(cut, report.live, report.hold);
+  if (held) return { cut, kind: 'rollback-hold', ...counts, detail: `left alone: ${held}` };
+  const lifts = byName && report.hold ? { liftsHold: report.hold.cut } : {};
+  const lifting = byName && report.hold ? `lifts the rollback hold on ${report.hold.cut} of ${report.hold.host}, then ` : '';
   const newer = newerCutLive(cut, report.live);
-  if (newer) return { cut, kind: 'newer-live', ...counts, detail: `refused: ${newer}` };
-  return { cut, kind: plan.kind, ...counts, detail: planned };
+  if (newer) return { cut, kind: 'newer-live', ...counts, ...lifts, detail: `${lifting}refused: ${newer}` };
+  return { cut, kind: plan.kind, ...counts, ...lifts, detail: `${lifting}${planned}` };
 }
 
 function servesOf(live: string | undefined, notice: string | undefined): string {
@@ -190,7 +200,7 @@ export async function readTakeover(
     serves: servesOf(served.live, served.notice),
   };
   if (!opts.cut) return view;
-  const { cut, manifest, signed } = opts.cut;
+  const { cut, manifest, signed, byName } = opts.cut;
   try {
     const out = await session.helper('inspect', [cut]);
     if (out.code !== 0) {
@@ -212,7 +222,7 @@ export async function readTakeover(
         ? await opts.manifestHashes(report.base, report.baseManifestDigest)
         : undefined;
     const plan = planTransfer({ cut, manifest, report, baseHashes, signed });
-    view.send = wouldSend({ cut, lease, report, plan });
+    view.send = wouldSend({ cut, byName, lease, report, plan });
   } catch (error) {
     view.send = { cut, kind: 'unknown', detail: (error as Error).message };
   }
