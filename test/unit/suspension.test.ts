@@ -42,13 +42,15 @@ function registryText(suspended?: { at: string; reason: string }): string {
 
 function setup(
   helper: (verb: string, args: string[]) => HelperOutput | Error,
-  opts: { writeFails?: boolean; suspended?: { at: string; reason: string } } = {},
+  opts: { writeFails?: boolean; suspended?: { at: string; reason: string }; leaseAnswers?: boolean } = {},
 ) {
   const parsed = parseRegistry(registryText(opts.suspended), path.join(stateDir, 'difusores.yaml'));
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
   const registry: Registry = parsed.registry;
   let text = registryText(opts.suspended);
   const calls: string[] = [];
+  /** The difusor's lease (taken before anything changes there, released after), apart from the steps. */
+  const leaseCalls: string[] = [];
   const journal: JournalRecord[] = [];
   const store: RegistryStore = {
     read: async () => text,
@@ -60,6 +62,10 @@ function setup(
   const connector: DifusorConnector = {
     open: async () => ({
       helper: async (verb, args) => {
+        if (verb === 'lease' && !opts.leaseAnswers) {
+          leaseCalls.push([verb, ...args].join(' '));
+          return ok(`now 100\n${args[0] === 'release' ? 'released' : 'taken 100 220'}\n`);
+        }
         calls.push([verb, ...args].join(' '));
         const out = helper(verb, args);
         if (out instanceof Error) throw out;
@@ -87,7 +93,7 @@ function setup(
     noticeTemplate: TEMPLATE,
     confirm: async () => true,
   };
-  return { registry, ports, calls, journal, text: () => text };
+  return { registry, ports, calls, leaseCalls, journal, text: () => text };
 }
 
 const ok = (stdout = ''): HelperOutput => ({ code: 0, stdout, stderr: '' });
@@ -147,6 +153,26 @@ describe('cutoff with its ports faked', () => {
     ]);
   });
 
+  test('another run holds the difusor\'s lease: left alone, the registry unchanged, exit 3 naming the holder', async () => {
+    const s = setup(
+      (verb, args) =>
+        verb === 'status' ? ok('live 20220605_2015\n') : verb === 'lease' && args[0] === 'take' ? ok('now 1654480000\nheld sitio-b run-b 1654479990 1654480100\n') : ok(),
+      { leaseAnswers: true },
+    );
+    const result = await cutoff({ registry: s.registry, id: 'ujed', reason: 'r' }, s.ports);
+    expect(result).toMatchObject({ exitCode: 3, leftAlone: 'held', error: expect.stringMatching(/^held by sitio-b \(run run-b\) since 2022-06-06T01:46:30Z, 100 s left/) });
+    expect(s.calls).toEqual(['status', expect.stringMatching(/^lease take \S+ run-1 120 --host-lock$/)]);
+    expect(s.text()).toBe(registryText());
+    expect(s.journal).toEqual([expect.objectContaining({ phase: 'cutoff', result: 'failed', detail: expect.objectContaining({ leftAlone: 'held' }) })]);
+  });
+
+  test('the lease is taken before the registry changes and released after the switch', async () => {
+    const s = setup((verb) => (verb === 'status' ? ok('live 20220605_2015\n') : verb === 'notice-switch' ? ok('live notices/20220605_211000\n') : ok()));
+    const result = await cutoff({ registry: s.registry, id: 'ujed', reason: 'r' }, s.ports);
+    expect(result).toMatchObject({ exitCode: 0 });
+    expect(s.leaseCalls).toEqual([expect.stringMatching(/^lease take \S+ run-1 120 --host-lock$/), expect.stringMatching(/^lease release \S+ run-1$/)]);
+  });
+
   test('"no" at the prompt: nothing is asked of the difusor but its status, nothing is written', async () => {
     const s = setup((verb) => (verb === 'status' ? ok('live 20220605_2015\n') : ok()));
     const result = await cutoff({ registry: s.registry, id: 'ujed', reason: 'r' }, { ...s.ports, confirm: async () => false });
@@ -191,13 +217,20 @@ describe('rollback hold', () => {
 
   test('is on disk before the switch: a rollback killed right after switching still keeps cron off the newer cut', async () => {
     let holdAtSwitch: unknown;
+    let holdThere: string | undefined;
+    let holdThereAtSwitch: string | undefined;
     const s = setup((verb) => (verb === 'status' ? status : verb === 'switch' ? new Error('switch seen') : ok()));
     s.ports.connect = async () => ({
       open: async () => ({
         helper: async (verb: string, args: string[]) => {
           if (verb === 'status') return status;
           if (verb === 'lease') return lease(args);
+          if (verb === 'hold') {
+            holdThere = args.join(' ');
+            return ok(`now 1\nhold ${args[1]} ${args[2]} ${args[3]} 1\n`);
+          }
           holdAtSwitch = await readHold(stateDir);
+          holdThereAtSwitch = holdThere;
           return ok(`live releases/${A}\n`);
         },
         transfer: async () => {
@@ -210,6 +243,26 @@ describe('rollback hold', () => {
     const result = await rollback({ registry: s.registry, only: [] }, s.ports);
     expect(result).toMatchObject({ exitCode: 0, to: A, hold: { cut: A } });
     expect(holdAtSwitch).toMatchObject({ cut: A, from: B, run: 'run-1' });
+    // And on the difusor, where the other publication host sees it, under the lease, before the switch.
+    expect(holdThereAtSwitch).toMatch(new RegExp(`^set ${A} \\S+ run-1$`));
+  });
+
+  test('a difusor whose helper cannot keep the hold (older than protocol 5) goes back all the same, named, exit 3', async () => {
+    const s = setup((verb, args) =>
+      verb === 'status'
+        ? status
+        : verb === 'lease'
+          ? lease(args)
+          : verb === 'hold'
+            ? { code: 2, stdout: '', stderr: 'difusion-helper: refused: unknown verb hold\n' }
+            : ok(`live releases/${A}\n`),
+    );
+    const result = await rollback({ registry: s.registry, only: [] }, s.ports);
+    expect(result).toMatchObject({
+      exitCode: 3,
+      outcomes: [{ id: 'ujed', result: 'live', error: expect.stringMatching(/^live, but the rollback's hold is not recorded on the difusor \(hold failed \(exit 2\): difusion-helper: refused: unknown verb hold\)/) }],
+    });
+    expect(s.journal).toContainEqual(expect.objectContaining({ phase: 'rollback-hold', result: 'failed', difusor: 'ujed' }));
   });
 
   test('a rollback whose every switch fails leaves no hold of its own behind', async () => {

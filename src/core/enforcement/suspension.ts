@@ -15,6 +15,7 @@ import { NOTICE_FAILED, RunRefusal, type RestoredNotice } from '../publish/publi
 import { formatLocal } from '../registry/window.js';
 import { loadSigningKey, signManifest } from '../publish/signing.js';
 import { readHold } from '../records/hold.js';
+import { DEFAULT_LEASE_S, LeaseHeldError, isLeaseName, takeLease, takeoverDetail, thisHost, type HeldLease, type LeaseClaim } from '../publish/lease.js';
 import {
   CANCELLED,
   askServing,
@@ -77,9 +78,14 @@ export interface CutoffResult {
   difusor: string;
   notice: string;
   from?: string;
-  /** 0: notice live; 1: the registry says suspended but the notice did not reach the difusor. */
-  exitCode: 0 | 1;
+  /**
+   * 0: notice live; 1: the registry says suspended but the notice did not reach the difusor; 3: another run (of this
+   * host or the other) holds the difusor's lease, so it was left alone and the registry was not changed.
+   */
+  exitCode: 0 | 1 | 3;
   error?: string;
+  /** Another run's live lease on the difusor: nothing changed, the error names the holder. */
+  leftAlone?: 'held';
   clock?: string;
 }
 
@@ -88,7 +94,8 @@ export interface ReinstateResult {
   difusor: string;
   cut: string;
   outcome: DifusorOutcome;
-  exitCode: 0 | 1;
+  /** 3: another run holds the difusor's lease (outcome.leftAlone), so it was left alone, still suspended. */
+  exitCode: 0 | 1 | 3;
   error?: string;
   clock?: string;
 }
@@ -131,7 +138,7 @@ export async function cutoff(
     const plan: CutoffPlan = { action: 'cutoff', difusor, reason, serving: before, local: formatLocal(since ?? ports.clock.now(), tz), registryFile: registry.file };
     if (!(await ports.confirm(plan))) return CANCELLED;
 
-    return await underLock(registry, `cutoff ${difusor.id}`, ports, async (journal) => {
+    return await underLock(registry, `cutoff ${difusor.id}`, ports, async (journal, run, deadRun) => {
       // The notice carries the moment of the change, not the moment the plan was shown.
       const at = since ?? ports.clock.now();
       const notice = renderNotice({
@@ -150,25 +157,41 @@ export async function cutoff(
         ...(since ? { suspendedSince: difusor.suspended_at } : {}),
       };
       const state = new StateStore(registry.publication.state_dir);
-      try {
-        await changeDifusorStatus(ports.registry, difusor.id, { status: 'suspended', suspended_at: isoWithOffset(at, tz), suspension_reason: reason });
-      } catch (error) {
-        await journal.append({ phase: 'cutoff', result: 'failed', difusor: difusor.id, error: `registry: ${errorText(error)}`, detail });
-        throw error;
+      const claim = leaseClaim(registry, run, deadRun);
+      // The difusor's lease before anything changes: another run there (this host's or the other's) leaves the
+      // difusor and the registry as they are. One that cannot be reached is suspended all the same (below).
+      const reached = await reachUnderLease(connector, difusor, claim);
+      if ('held' in reached) {
+        const error = reached.held.message;
+        await journal.append({ phase: 'cutoff', result: 'failed', difusor: difusor.id, error, detail: { ...detail, leftAlone: 'held', host: claim.host } });
+        return { difusor: difusor.id, notice: notice.stamp, from: detail.from ?? undefined, exitCode: 3 as const, error, leftAlone: 'held' as const, clock: clockNote(ports) };
       }
       try {
-        const session = await connector.open(difusor);
         try {
-          await deliverNotice(session, notice, connector, difusor);
-        } finally {
-          session.close();
+          await changeDifusorStatus(ports.registry, difusor.id, { status: 'suspended', suspended_at: isoWithOffset(at, tz), suspension_reason: reason });
+        } catch (error) {
+          await journal.append({ phase: 'cutoff', result: 'failed', difusor: difusor.id, error: `registry: ${errorText(error)}`, detail });
+          throw error;
         }
-      } catch (error) {
-        const message = errorText(error);
+        try {
+          if ('error' in reached) throw reached.error;
+          if (reached.lease.takenOver) {
+            await journal.append({ phase: 'lease-takeover', result: 'info', difusor: difusor.id, detail: takeoverDetail(claim.host, reached.lease.takenOver) });
+          }
+          await reached.lease.confirm();
+          await deliverNotice(reached.session, notice, connector, difusor);
+        } catch (error) {
+          const message = errorText(error);
         // Remembered, so every later publish says the notice is missing until a cutoff puts it there.
         await state.recordResult(difusor.id, { at: at.toISOString(), cut: notice.stamp, result: NOTICE_FAILED, error: message });
         await journal.append({ phase: 'cutoff', result: 'failed', difusor: difusor.id, error: message, detail });
-        return { difusor: difusor.id, notice: notice.stamp, from: detail.from ?? undefined, exitCode: 1 as const, error: message, clock: clockNote(ports) };
+          return { difusor: difusor.id, notice: notice.stamp, from: detail.from ?? undefined, exitCode: 1 as const, error: message, clock: clockNote(ports) };
+        }
+      } finally {
+        if ('lease' in reached) {
+          await reached.lease.release();
+          reached.session.close();
+        }
       }
       await state.recordResult(difusor.id, { at: at.toISOString(), cut: notice.stamp, result: 'notice' });
       await journal.append({ phase: 'cutoff', result: 'ok', difusor: difusor.id, detail });
@@ -176,6 +199,40 @@ export async function cutoff(
     });
   } finally {
     await connector.dispose();
+  }
+}
+
+/** This run's claim on a difusor's lease, as publish and rollback make it (one run at a time per host: --host-lock). */
+function leaseClaim(registry: Registry, run: string, deadRun: string | undefined): LeaseClaim {
+  return {
+    host: thisHost(),
+    run,
+    seconds: registry.publication.lease_s ?? DEFAULT_LEASE_S,
+    hostLocked: true,
+    ...(deadRun && isLeaseName(deadRun) ? { replaces: deadRun } : {}),
+  };
+}
+
+/**
+ * A session on the difusor holding its lease; another run's live lease (held); or why it could not be reached (or
+ * its lease asked), which the caller treats as a difusor down.
+ */
+async function reachUnderLease(
+  connector: DifusorConnector,
+  difusor: Difusor,
+  claim: LeaseClaim,
+): Promise<{ session: DifusorSession; lease: HeldLease } | { held: LeaseHeldError } | { error: unknown }> {
+  let session: DifusorSession;
+  try {
+    session = await connector.open(difusor);
+  } catch (error) {
+    return { error };
+  }
+  try {
+    return { session, lease: await takeLease(session, claim) };
+  } catch (error) {
+    session.close();
+    return error instanceof LeaseHeldError ? { held: error } : { error };
   }
 }
 
@@ -336,7 +393,7 @@ export async function reinstate(opts: { registry: Registry; id: string }, ports:
     const plan: ReinstatePlan = { action: 'reinstate', difusor, serving: before, cut: newest.cut, registryFile: registry.file };
     if (!(await ports.confirm(plan))) return CANCELLED;
 
-    return await underLock(registry, `reinstate ${difusor.id}`, ports, async (journal) => {
+    return await underLock(registry, `reinstate ${difusor.id}`, ports, async (journal, run, deadRun) => {
       const publication = registry.publication;
       const signature = publication.signing_key ? signManifest(newest.manifest.text, await loadSigningKey(publication.signing_key)) : undefined;
       const state = new StateStore(publication.state_dir);
@@ -352,6 +409,8 @@ export async function reinstate(opts: { registry: Registry; id: string }, ports:
           keepReleases: publication.keep_releases,
           dryRun: false,
           liftNotice: true,
+          // Under the difusor's lease, as a publish: another run there leaves it alone (outcome.leftAlone 'held').
+          lease: leaseClaim(registry, run, deadRun),
         },
         { connector, state, journal: { record: async (entry) => void (await journal.append(entry)) } },
       );
@@ -363,7 +422,7 @@ export async function reinstate(opts: { registry: Registry; id: string }, ports:
           `${outcome.failedPhase ?? 'publish'}: ${outcome.error ?? 'failed'}` +
           (missing && outcome.failedPhase === 'staging' ? ` (the files of ${newest.cut} are no longer at ${newest.cutDir ?? 'a known place'} on this host: restore them)` : '');
         await journal.append({ phase: 'reinstate', result: 'failed', difusor: difusor.id, cut: newest.cut, error, detail });
-        return { difusor: difusor.id, cut: newest.cut, outcome, exitCode: 1 as const, error, clock: clockNote(ports) };
+        return { difusor: difusor.id, cut: newest.cut, outcome, exitCode: outcome.leftAlone ? (3 as const) : (1 as const), error, clock: clockNote(ports) };
       }
       await state.recordResult(difusor.id, { at: ports.clock.now().toISOString(), cut: newest.cut, result: 'live', live: newest.cut });
       try {
