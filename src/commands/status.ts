@@ -1,7 +1,8 @@
 import { gatherStatus, type StatusReport } from '../core/publish/status.js';
 import { StateStore } from '../core/records/state.js';
+import { MergedJournalError, cutsSwitchedTo, readMergedJournal, type MergedJournal } from '../core/records/merged-journal.js';
 import { createConnector } from '../adapters/difusor.js';
-import { onlyFlag, registryFlag } from '../ui/flags.js';
+import { journalFlag, onlyFlag, registryFlag } from '../ui/flags.js';
 import { DifusionCommand } from '../ui/command.js';
 import { formatBytes, localStamp, renderTable } from '../ui/render.js';
 
@@ -10,15 +11,22 @@ export default class Status extends DifusionCommand {
   static override description =
     'Asks every difusor (concurrently, with a timeout) which cut `current` points to and which releases it ' +
     'holds; the lag is counted against the newest cut this host has published, the last result comes from ' +
-    'the state directory, and so does what the last `probe` saw over HTTP. A difusor that does not answer is shown as unreachable with the reason.';
-  static override examples = ['<%= config.bin %> <%= command.id %>', '<%= config.bin %> <%= command.id %> --only ujed --json'];
+    'the state directory, and so does what the last `probe` saw over HTTP. A difusor that does not answer is shown as unreachable with the reason. ' +
+    "With --journal FILE (the other publication host's journal, copied here) the cuts its runs switched count as " +
+    'published too, for the newest cut and the lag; an altered journal is refused (exit 6).';
+  static override examples = [
+    '<%= config.bin %> <%= command.id %>',
+    '<%= config.bin %> <%= command.id %> --only ujed --json',
+    '<%= config.bin %> <%= command.id %> --journal /var/lib/difusion/alterno/journal.jsonl',
+  ];
   static override enableJsonFlag = true;
-  static override flags = { registry: registryFlag, only: onlyFlag };
+  static override flags = { registry: registryFlag, only: onlyFlag, journal: journalFlag };
 
   async run(): Promise<StatusReport> {
     const { flags } = await this.parse(Status);
     const registry = await this.requireRegistry(flags.registry);
     const targets = this.lookAt(registry, flags.only);
+    const merged = await this.mergedJournal(registry.publication.state_dir, flags.journal ?? []);
     const connector = await createConnector(registry, targets, { rsyncAlongside: false });
     const state = new StateStore(registry.publication.state_dir);
     let report: StatusReport;
@@ -30,12 +38,15 @@ export default class Status extends DifusionCommand {
         readRecord: (id) => state.readRecord(id),
         readProbe: (id) => state.readProbe(id),
         timeoutMs: registry.publication.ssh.connect_timeout_s * 1000 + 5000,
+        ...(merged ? { alsoPublished: cutsSwitchedTo(merged.entries) } : {}),
       });
+      if (merged) report.journals = merged.journals;
     } finally {
       await connector.dispose();
     }
     if (!this.jsonEnabled()) {
-      this.log(`newest published cut: ${report.newest ?? '(none yet)'}`);
+      const byBoth = report.journals ? ` (by the journals of ${report.journals.map((j) => j.host).join(' and ')})` : '';
+      this.log(`newest published cut: ${report.newest ?? '(none yet)'}${byBoth}`);
       this.log(
         renderTable(
           ['difusor', 'state', 'live cut', 'lag', 'releases', 'free', 'last result', 'last probe', 'error'],
@@ -56,5 +67,16 @@ export default class Status extends DifusionCommand {
       );
     }
     return report;
+  }
+
+  /** This host's journal and the others given, verified and merged; undefined without --journal. */
+  private async mergedJournal(stateDir: string, others: string[]): Promise<MergedJournal | undefined> {
+    if (others.length === 0) return undefined;
+    try {
+      return await readMergedJournal(stateDir, others);
+    } catch (error) {
+      if (error instanceof MergedJournalError) this.error(error.message, { exit: error.exitCode });
+      throw error;
+    }
   }
 }

@@ -1,4 +1,9 @@
-import { lagOf, parseHelperStatus } from '../../src/core/publish/status.js';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gatherStatus, lagOf, parseHelperStatus } from '../../src/core/publish/status.js';
+import type { DifusorConnector, DifusorSession } from '../../src/core/difusor-port.js';
+import type { Difusor, Registry } from '../../src/core/registry/types.js';
 import { rsyncAtLeast31 } from '../../src/core/publish/preflight.js';
 import { compareRelease } from '../../src/core/publish/verify.js';
 
@@ -18,6 +23,43 @@ describe('lag behind the newest published cut', () => {
   });
   test('across midnight, in the publication timezone', () => {
     expect(lagOf('20220605_2345', ['20220605_2345', '20220606_0000', '20220606_0015'], TZ)).toEqual({ cuts: 2, minutes: 30 });
+  });
+});
+
+describe('the newest cut with the other host\'s journal', () => {
+  let stateDir: string;
+  beforeEach(async () => {
+    stateDir = await mkdtemp(join(tmpdir(), 'difusion-status-'));
+    // This host published the first two cuts (their manifests are in its state directory).
+    for (const cut of PUBLISHED.slice(0, 2)) await mkdir(join(stateDir, 'cuts', cut), { recursive: true });
+  });
+  afterEach(async () => {
+    await rm(stateDir, { recursive: true, force: true });
+  });
+
+  const difusor = { id: 'ujed', name: 'UJED', status: 'active' } as Difusor;
+  const connector: DifusorConnector = {
+    open: async () => ({ helper: async () => ({ code: 0, stdout: `live ${PUBLISHED[1]}\n`, stderr: '' }), close: () => undefined }) as unknown as DifusorSession,
+    dispose: async () => undefined,
+  };
+  const gather = (alsoPublished?: string[]) =>
+    gatherStatus({
+      registry: { publication: { state_dir: stateDir, timezone: TZ } } as Registry,
+      targets: [difusor],
+      connector,
+      readRecord: async () => ({ id: 'ujed', history: [] }),
+      timeoutMs: 5000,
+      ...(alsoPublished ? { alsoPublished } : {}),
+    });
+
+  test('alone, the newest is what this host published', async () => {
+    const report = await gather();
+    expect({ newest: report.newest, lag: report.difusores[0]?.lagCuts }).toEqual({ newest: PUBLISHED[1], lag: 0 });
+  });
+
+  test('the cuts the other host switched to count: the newest and the lag are the night\'s', async () => {
+    const report = await gather([PUBLISHED[3] as string, PUBLISHED[2] as string, PUBLISHED[1] as string]);
+    expect({ newest: report.newest, lag: report.difusores[0]?.lagCuts, minutes: report.difusores[0]?.lagMinutes }).toEqual({ newest: PUBLISHED[3], lag: 2, minutes: 30 });
   });
 });
 

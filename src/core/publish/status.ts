@@ -50,6 +50,8 @@ export function lastProbe(record: ProbeRecord | undefined): LastProbe | undefine
 export interface StatusReport {
   newest?: string;
   difusores: DifusorStatusRow[];
+  /** The journals whose switches counted as published, when more than this host's (`--journal`). */
+  journals?: Array<{ file: string; host: string; entries: number; own: boolean; head?: string }>;
 }
 
 /** templates/difusion-helper.sh's HELPER_PROTOCOL: what this client expects an installed helper to speak. */
@@ -96,6 +98,11 @@ export async function publishedCuts(stateDir: string): Promise<string[]> {
   return names.filter((n) => parseCutId(n)).sort(compareCutIds);
 }
 
+/** This host's published cuts and those another host published, once each, in cut order. */
+function withOthers(own: string[], others: string[]): string[] {
+  return [...new Set([...own, ...others.filter((c) => parseCutId(c))])].sort(compareCutIds);
+}
+
 export function lagOf(live: string | undefined, published: string[], timeZone: string): { cuts?: number; minutes?: number } {
   const newest = newestCut(published);
   if (!newest) return {};
@@ -112,9 +119,11 @@ export async function gatherStatus(args: {
   readRecord(id: string): Promise<DifusorRecord>;
   readProbe?(id: string): Promise<ProbeRecord | undefined>;
   timeoutMs: number;
+  /** Cuts the other host's journal says it switched difusores to (the alternate site): published too. */
+  alsoPublished?: string[];
 }): Promise<StatusReport> {
   const { registry, targets } = args;
-  const published = await publishedCuts(registry.publication.state_dir);
+  const published = withOthers(await publishedCuts(registry.publication.state_dir), args.alsoPublished ?? []);
   const rows = await Promise.all(
     targets.map(async (d): Promise<DifusorStatusRow> => {
       const record = await args.readRecord(d.id);
