@@ -1067,4 +1067,46 @@ describe('the difusor\'s lease and never backwards (the alternate site)', () => 
     expect(report.outcomes[0]?.result).toBe('up-to-date');
     expect(connector.verbsOf('a').filter((v) => v !== 'open')).toEqual(['inspect', 'close']);
   });
+
+  describe('a rollback\'s hold on the difusor (either host\'s)', () => {
+    const newest = '20220605_2045';
+    const held = `hold ${PREVIOUS} alterno 20220606T020000Z-ef56ab 1654480800\n`;
+    const prepared = (extra: string): Script => () => okOut(`live ${PREVIOUS}\n${extra}free 1000000\nbase ${PREVIOUS}\nstaged ${CUT}\n${inventory(cutManifest)}`);
+
+    test('publish --latest leaves a difusor held on an older cut alone: named, staging discarded, lease released, exit 3', async () => {
+      const { connector, report, journal } = await publish(['a'], { a: { verbs: { lease: leaseFree, prepare: prepared(held) } } }, { lease: claim, respectHolds: true });
+      const a = report.outcomes[0] as DifusorOutcome;
+      expect({ result: a.result, leftAlone: a.leftAlone, error: a.error }).toEqual({
+        result: 'failed',
+        leftAlone: 'rollback-hold',
+        error: `held on ${PREVIOUS} by a rollback of alterno since 2022-06-06T02:00:00Z: publish ${CUT} by name to lift it`,
+      });
+      expect(connector.verbsOf('a')).not.toContain('switch');
+      expect(connector.verbsOf('a').slice(-3)).toEqual(['discard', 'lease', 'close']);
+      expect(report.exitCode).toBe(3);
+      expect(journal.find((e) => e.result === 'failed')?.detail).toMatchObject({ leftAlone: 'rollback-hold' });
+    });
+
+    test('a hold on the cut itself, or on a newer one, or a lifted trace does not stop --latest', async () => {
+      for (const extra of [`hold ${CUT} alterno r1 1\n`, `hold ${newest} alterno r1 1\n`, `lifted ${PREVIOUS} alterno r1 1\n`]) {
+        const { report } = await publish(['a'], { a: { verbs: { lease: leaseFree, prepare: prepared(extra) } } }, { lease: claim, respectHolds: true });
+        expect({ extra, result: report.outcomes[0]?.result }).toEqual({ extra, result: 'live' });
+      }
+    });
+
+    test('a publish by name lifts it under the lease, before staging, and journals it', async () => {
+      const { connector, report, journal } = await publish(['a'], { a: { verbs: { lease: leaseFree, prepare: prepared(held), hold: () => okOut(`now 1\nlifted ${PREVIOUS} primario r 1\n`) } } }, { lease: claim, liftHolds: true });
+      expect(report.outcomes[0]?.result).toBe('live');
+      const verbs = connector.verbsOf('a').filter((v) => v !== 'open');
+      expect(verbs.slice(0, 4)).toEqual(['lease', 'prepare', 'hold', 'transfer']);
+      expect(journal.find((e) => e.phase === 'rollback-hold')).toMatchObject({ difusor: 'a', result: 'info', detail: { lifted: PREVIOUS, heldBy: 'alterno', host: 'primario' } });
+    });
+
+    test('this host\'s cron following its own hold moves back no difusor whose hold a publish by name lifted', async () => {
+      const { report } = await publish(['a'], {
+        a: { verbs: { lease: leaseFree, prepare: () => okOut(`live ${newest}\nlifted ${CUT} alterno r2 1654480800\nfree 1000000\nbase ${newest}\nstaged ${CUT}\n${inventory(cutManifest)}`) } },
+      }, { lease: claim, allowBackwards: true });
+      expect(report.outcomes[0]).toMatchObject({ result: 'failed', leftAlone: 'newer-live', error: expect.stringContaining(`the rollback hold on ${CUT} was lifted here by a publish by name of alterno at 2022-06-06T02:00:00Z`) });
+    });
+  });
 });
