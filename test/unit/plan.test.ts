@@ -66,6 +66,13 @@ describe('parsePrepare', () => {
     const r = parsePrepare('free 5000\n');
     expect(r).toEqual({ files: new Map(), others: [], freeKb: 5000 });
   });
+
+  it('reads a rollback\'s hold on the difusor, or its lifted trace; a malformed one is none', () => {
+    expect(parsePrepare('live 20220605_2015\nhold 20220605_2015 primario r1 1654480800\nfree 1\n').hold).toEqual({ cut: '20220605_2015', host: 'primario', run: 'r1', since: 1654480800 });
+    expect(parsePrepare('lifted 20220605_2015 alterno r2 1654480900\n')).toMatchObject({ lifted: { cut: '20220605_2015', host: 'alterno', run: 'r2', since: 1654480900 } });
+    expect(parsePrepare('hold 20220605_2015 primario r1\n').hold).toBeUndefined();
+    expect(parsePrepare('hold 20220605_2015 primario r1 1 extra\n').hold).toBeUndefined();
+  });
 });
 
 describe('parseVerify', () => {
