@@ -4,7 +4,8 @@ import { Flags, type Interfaces } from '@oclif/core';
 import { currentOperator, newRunId } from '../core/records/journal.js';
 import { failureSignature, keepProbe, probeDifusores, type ProbeReport } from '../core/probe/probe.js';
 import { readWentLive, wentLiveFor } from '../core/probe/went-live.js';
-import { StateStore, writeAtomically } from '../core/records/state.js';
+import { StateStore, writeAtomically, type CutManifestSource } from '../core/records/state.js';
+import { cutLibrary, lastCutsDir } from '../core/publish/cut-library.js';
 import { ProbeHistory } from '../core/records/probe-history.js';
 import { foldRound, roundOf, type BoardSummary } from '../core/probe/board.js';
 import { writeBoardDir } from '../core/probe/board-files.js';
@@ -65,6 +66,10 @@ export default class Probe extends DifusionCommand {
     watch: Flags.integer({ description: 'probe again every SECONDS, redrawing the table (Ctrl-C to stop)', min: 1, helpValue: 'SECONDS' }),
     roster: Flags.string({ description: 'after each round, rewrite the public board in DIR (index.html, board.json, rounds.csv, rounds.jsonl, roster.json, logos/, data/<n>/)', helpValue: 'DIR' }),
     metrics: Flags.string({ description: "after each round, write the Prometheus textfile FILE (node_exporter's textfile collector)", helpValue: 'FILE' }),
+    cuts: Flags.string({
+      description: "the cuts directory (as given to publish --latest): a cut the other publication host published is known by this host's copy of it (default: where this host last published from)",
+      helpValue: 'DIR',
+    }),
   };
 
   async run(): Promise<ProbeReport> {
@@ -98,12 +103,18 @@ export default class Probe extends DifusionCommand {
       targets: this.lookAt(registry, flags.only),
       clock,
       renderer: chooseRenderer({ isTTY: Boolean(process.stdout.isTTY), json: this.jsonEnabled(), noColor: Boolean(process.env.NO_COLOR), ci: Boolean(process.env.CI) }),
-      state: new StateStore(publication.state_dir),
+      state: new StateStore(publication.state_dir, await this.cutsLibrary(publication.state_dir, flags.cuts)),
       history: new ProbeHistory(publication.state_dir, foldRound),
       http: createProbeHttp({ connectTimeoutMs: 10_000, headersTimeoutMs: 20_000, bodyTimeoutMs: 30_000, totalTimeoutMs: 300_000, connectionsPerOrigin: 4 }),
       run,
       command: `probe${flags.full ? ' --full' : ''} --max-lag ${flags['max-lag']}${flags.watch ? ` --watch ${flags.watch}` : ''}`,
     };
+  }
+
+  /** The standby of the alternate site learns the cuts the other host published from its own copies. */
+  private async cutsLibrary(stateDir: string, cutsFlag: string | undefined): Promise<CutManifestSource | undefined> {
+    const dir = cutsFlag ?? (await lastCutsDir(stateDir));
+    return dir ? cutLibrary(dir, { hashCacheFile: path.join(stateDir, 'hash-cache') }) : undefined;
   }
 
   /** One round: probe, journal and keep the result, add it to the history, then the board and the metrics. */

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startLab, type Lab } from './lab/sshd.js';
@@ -10,6 +10,8 @@ import { runPublish, type PublishRunResult } from '../../src/core/publish/publis
 import { openJournal, newRunId, type JournalEntry } from '../../src/core/records/journal.js';
 import { createConnector } from '../../src/adapters/difusor.js';
 import { fixedClock } from '../../src/adapters/clock.js';
+import { HashCache, buildManifest } from '../../src/core/shared/manifest.js';
+import { scanCut } from '../../src/core/publish/cut.js';
 
 /**
  * The alternate site on the lab: two state directories and two registries on this machine stand for the two
@@ -20,9 +22,9 @@ import { fixedClock } from '../../src/adapters/clock.js';
 const T = 300_000;
 const SHAPE = { casillas: 300, counted: 150, imageBytes: 20_000, seed: 'alternate' };
 // Bounded for CI; each round is both hosts publishing one new cut at the same moment, give or take.
-const ROUNDS = Number(process.env.ALTERNATE_ROUNDS ?? 5);
+const ROUNDS = Number(process.env.ALTERNATE_ROUNDS ?? 20);
 const LEASE_S = 8;
-const CUTS = Array.from({ length: ROUNDS + 2 }, (_, i) => `20220605_${String(20 + Math.floor((15 + 15 * i) / 60)).padStart(2, '0')}${String((15 + 15 * i) % 60).padStart(2, '0')}_PREP`);
+const CUTS = Array.from({ length: ROUNDS + 3 }, (_, i) => `20220605_${String(20 + Math.floor((15 + 15 * i) / 60)).padStart(2, '0')}${String((15 + 15 * i) % 60).padStart(2, '0')}_PREP`);
 
 let lab: Lab;
 let cuts: string;
@@ -49,11 +51,12 @@ afterAll(async () => {
 }, T);
 
 /** A publish by host `host` in this process: its own registry and state directory, its own name in the leases. */
-async function publishAs(host: string, cut: string): Promise<PublishRunResult> {
-  const loaded = await loadRegistry(registryOf[host] as string);
+async function publishAs(host: string, cut: string, how: { latestIn?: string; registry?: string } = {}): Promise<PublishRunResult> {
+  const loaded = await loadRegistry(how.registry ?? (registryOf[host] as string));
   if (!loaded.ok) throw new Error(`registry invalid: ${JSON.stringify(loaded.problems)}`);
+  const cutArg = how.latestIn ?? path.join(cuts, cut);
   return runPublish(
-    { registry: loaded.registry, cutArg: path.join(cuts, cut), latest: false, only: [], dryRun: false, simulacro: false, host },
+    { registry: loaded.registry, cutArg, latest: how.latestIn !== undefined, only: [], dryRun: false, simulacro: false, host },
     { clock: fixedClock(IN_WINDOW), connect: (reg, targets) => createConnector(reg, targets), openJournal, newRunId: () => newRunId() },
   );
 }
@@ -128,6 +131,15 @@ async function expectWhole(): Promise<void> {
     if (live === undefined) continue;
     expect({ id: d.id, live, check: await checkLive(d.path) }).toEqual({ id: d.id, live, check: { ok: true, output: '' } });
   }
+}
+
+/** What the next cut changes against the one before, by content: the bytes to send and the files that stay. */
+async function changedBytes(before: string, after: string): Promise<{ bytes: number; unchanged: number }> {
+  const manifestOf = async (dir: string) => buildManifest(dir, await scanCut(dir), new HashCache());
+  const [a, b] = [await manifestOf(before), await manifestOf(after)];
+  const old = new Map(a.entries.map((e) => [e.path, e.sha256]));
+  const sent = b.entries.filter((e) => old.get(e.path) !== e.sha256);
+  return { bytes: sent.reduce((n, e) => n + e.size, 0), unchanged: b.entries.length - sent.length };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -243,5 +255,38 @@ describe('two publication hosts on the same difusores', () => {
     expect(takeovers.map((e) => e.difusor).sort()).toEqual([...leases.keys()].sort());
     for (const e of takeovers.filter((x) => x.run === early.run)) expect({ difusor: e.difusor, ranPast: ranPast(e.difusor as string) }).toEqual({ difusor: e.difusor, ranPast: true });
     for (const e of takeovers) expect(e.detail).toMatchObject({ host: 'b', tookOverFrom: { host: 'a' } });
+  }, T);
+
+  test('a standby with an empty state directory: its first publish --latest sends nothing where the newest cut is live; a first run of a newer cut shares every unchanged file', async () => {
+    // The standby has nothing but the registry, the key and its own copy of the cuts, up to the one live everywhere.
+    const live = CUTS[ROUNDS + 1] as string;
+    const next = CUTS[ROUNDS + 2] as string;
+    const standbyCuts = path.join(lab.dir, 'standby-cuts');
+    for (const c of CUTS.slice(0, ROUNDS + 2)) await cp(path.join(cuts, c), path.join(standbyCuts, c), { recursive: true, preserveTimestamps: true });
+    const registry = await lab.writeRegistry({ publication: { state_dir: path.join(lab.dir, 'state-standby'), lease_s: LEASE_S } }, path.join(lab.dir, 'difusores-standby.yaml'));
+    for (const d of lab.difusores) expect(await liveCut(d.path)).toBe(`releases/${live}`);
+
+    const first = await publishAs('standby', live, { latestIn: standbyCuts, registry });
+    expect({ code: first.exitCode, cut: first.cut }).toEqual({ code: 0, cut: live });
+    for (const o of first.outcomes) {
+      expect({ id: o.id, result: o.result, filesSent: o.filesSent, bytesSent: o.bytesSent }).toEqual({ id: o.id, result: 'up-to-date', filesSent: 0, bytesSent: 0 });
+    }
+
+    // Another standby, empty too, whose first run is a new cut: the base release's manifest is one the other host
+    // published; the standby hashes its own copy of that cut, and links every file the two cuts share, exactly as
+    // the host that published it would (without it, every file would be sent again).
+    await cp(path.join(cuts, next), path.join(standbyCuts, next), { recursive: true, preserveTimestamps: true });
+    const fresh = await lab.writeRegistry({ publication: { state_dir: path.join(lab.dir, 'state-standby-2'), lease_s: LEASE_S } }, path.join(lab.dir, 'difusores-standby-2.yaml'));
+    const second = await publishAs('standby', next, { latestIn: standbyCuts, registry: fresh });
+    const changed = await changedBytes(path.join(cuts, live), path.join(cuts, next));
+    expect(second.exitCode).toBe(0);
+    for (const o of second.outcomes) {
+      expect({ id: o.id, result: o.result, plan: o.plan, bytesToSend: o.bytesToSend }).toEqual({ id: o.id, result: 'live', plan: 'new-release', bytesToSend: changed.bytes });
+      expect(o.filesLinked).toBe(changed.unchanged);
+    }
+    for (const d of lab.difusores) {
+      expect(await liveCut(d.path)).toBe(`releases/${next}`);
+      expect(await checkLive(d.path)).toEqual({ ok: true, output: '' });
+    }
   }, T);
 });

@@ -25,7 +25,20 @@ const night: JournalEntry[] = [
   entry('rollback', 30, 55),
   entry('switch', 45, 58, 'c'),
   entry('switch', 60, 61, 'c'),
+  // The alternate site: cut 75 was switched by the other host; this one found it live on c at 80 and on a at 78.
+  { ...entry('check', 75, 80, 'c', 'skipped'), detail: { reason: 'already live' } },
+  { ...entry('check', 75, 78, 'a', 'skipped'), detail: { reason: 'already live' } },
+  // A cut found live after its own switch keeps the switch's time; a skip for another reason says nothing.
+  { ...entry('check', 60, 70, 'c', 'skipped'), detail: { reason: 'already live' } },
+  { ...entry('check', 90, 71, 'c', 'skipped'), detail: { reason: 'held' } },
 ];
+
+it("a cut only found live (the other host switched it) counts from the first time it was found, never later than that", () => {
+  const times = wentLiveTimes(night, 'b');
+  expect(times.get(cut(75))).toEqual(new Date(Date.UTC(2022, 5, 6, 2, 78)));
+  expect(times.get(cut(60))).toEqual(new Date(Date.UTC(2022, 5, 6, 2, 61)));
+  expect(times.has(cut(90))).toBe(false);
+});
 const IDS = ['a', 'b', 'c', 'nuevo'];
 
 it('folding the journal in pieces gives what wentLiveTimes gives over all of it, for every difusor', () => {

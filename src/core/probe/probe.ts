@@ -7,6 +7,7 @@ import { openJournal, type JournalContext, type JournalEntry, type JournalRecord
 import { acquireLock, describeHolder, isLockHeld } from '../records/lock.js';
 import type { StateStore } from '../records/state.js';
 import type { PeerCertificate, ProbeFailureKind, ProbeRow } from '../records/probe-row.js';
+import { foundLive } from './went-live.js';
 
 export type { PeerCertificate, ProbeFailureKind, ProbeRow } from '../records/probe-row.js';
 
@@ -184,20 +185,20 @@ const partitions = new WeakMap<Map<string, string>, Partition>();
 
 /**
  * The time each cut first went live, as it counts for one difusor: the earliest switch of that cut on any
- * difusor. A rollback of this difusor withdraws the cuts newer than the one it went back to (the institute
+ * difusor (or the earliest a publish found it live there, see foundLive). A rollback of this difusor withdraws the cuts newer than the one it went back to (the institute
  * chose that cut for it); a `rollback --only` of others leaves them counting here. A later switch puts a cut
  * live again. Without a difusor: switches only, what went live anywhere.
  */
 export function wentLiveTimes(entries: JournalEntry[], difusor?: string): Map<string, Date> {
   const out = new Map<string, Date>();
   for (const e of entries) {
-    if (e.result !== 'ok' || !e.cut) continue;
+    if (!e.cut || !(e.result === 'ok' || foundLive(e))) continue;
     if (e.phase === 'rollback') {
       if (difusor === undefined || (e.difusor !== undefined && e.difusor !== difusor)) continue;
       for (const cut of [...out.keys()]) if (compareCutIds(cut, e.cut) > 0) out.delete(cut);
       continue;
     }
-    if (e.phase !== 'switch') continue;
+    if (e.phase !== 'switch' && !foundLive(e)) continue;
     const switchedAt = typeof e.detail?.switchedAt === 'string' ? e.detail.switchedAt : e.at;
     const at = new Date(switchedAt);
     if (Number.isNaN(at.getTime())) continue;

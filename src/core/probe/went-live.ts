@@ -12,6 +12,15 @@ import { writeAtomically } from '../records/state-file.js';
  * the whole night's journal. A journal that shrank or whose first line changed is read again from the start.
  */
 
+/**
+ * A publish found the cut already live on a difusor: it went live there at that time at the latest. On the
+ * alternate site this is all a host knows of a cut the other host switched (unless given its journal), so the lag
+ * behind such a cut counts from when this host first found it live: never more than the truth.
+ */
+export function foundLive(e: JournalEntry): boolean {
+  return e.phase === 'check' && e.result === 'skipped' && e.detail?.reason === 'already live';
+}
+
 type Times = Record<string, string>;
 
 export interface WentLiveFold {
@@ -35,7 +44,7 @@ const withdrawNewer = (times: Times, cut: string): void => {
 export function foldWentLive(previous: WentLiveFold, entries: Iterable<JournalEntry>): WentLiveFold {
   const fold: WentLiveFold = { common: { ...previous.common }, own: Object.fromEntries(Object.entries(previous.own).map(([id, t]) => [id, { ...t }])) };
   for (const e of entries) {
-    if (e.result !== 'ok' || !e.cut) continue;
+    if (!e.cut || !(e.result === 'ok' || foundLive(e))) continue;
     if (e.phase === 'rollback') {
       if (e.difusor === undefined) {
         withdrawNewer(fold.common, e.cut);
@@ -46,7 +55,7 @@ export function foldWentLive(previous: WentLiveFold, entries: Iterable<JournalEn
       }
       continue;
     }
-    if (e.phase !== 'switch') continue;
+    if (e.phase !== 'switch' && !foundLive(e)) continue;
     const switchedAt = typeof e.detail?.switchedAt === 'string' ? e.detail.switchedAt : e.at;
     const at = Date.parse(switchedAt);
     if (Number.isNaN(at)) continue;

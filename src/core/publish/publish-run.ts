@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import type { Difusor, Registry } from '../registry/types.js';
 import { scanCut } from './cut.js';
+import { cutLibrary } from './cut-library.js';
 import { HashCache, buildManifest, type Manifest } from '../shared/manifest.js';
 import { parseCutId, newestCut } from '../shared/cut-id.js';
 import { checkPublication, formatLocal, type PublicationMode } from '../registry/window.js';
@@ -175,9 +176,10 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
   const host = opts.host ?? hostOrRefuse();
   const lock = await lockOrRefuse(publication.state_dir, run, command);
   try {
-    const journal = await ports.openJournal(publication.state_dir, { run, operator, command, clock: ports.clock });
+    const journal = await ports.openJournal(publication.state_dir, { run, operator, host, command, clock: ports.clock });
     await journalStart(journal, lock, { cut, mode: decision.mode, at: formatLocal(now, publication.timezone), targets, held, host });
-    const state = new StateStore(publication.state_dir);
+    // Cuts another host published (the alternate site) are learned from this host's own copy of them.
+    const state = new StateStore(publication.state_dir, cutLibrary(path.dirname(cutDir), { hashCacheFile: path.join(publication.state_dir, 'hash-cache') }));
     const { likelyLive, lastLive } = await lastSeenLive(state, targets, cut);
     // The first sessions connect while the cut is scanned and hashed; a cut refused below closes them unused.
     const connector = openAhead(await ports.connect(registry, targets), targets.slice(0, publication.concurrency), (d) =>
@@ -329,7 +331,11 @@ async function journalStart(
   });
 }
 
-/** Per target, the cut this host last saw it serve: the same one is likely a no-op; another's hashes guide an early send. */
+/**
+ * Per target, the cut this host last saw it serve: the same one is likely a no-op; another's hashes guide an early
+ * send. A difusor this host has no record of (a standby's first run) is asked before anything is sent: it may well
+ * serve the cut already. A record from another day guides nothing: what changed since then is most of the cut.
+ */
 async function lastSeenLive(
   state: StateStore,
   targets: Difusor[],
@@ -339,11 +345,19 @@ async function lastSeenLive(
   const lastLive = new Map<string, LastLive>();
   for (const d of targets) {
     const live = (await state.readRecord(d.id)).live;
-    if (live === cut) likelyLive.add(d.id);
-    const hashes = live && live !== cut ? await state.publishedHashes(live) : undefined;
+    if (live === undefined || live === cut) likelyLive.add(d.id);
+    const hashes = live && live !== cut && sameNight(live, cut) ? await state.publishedHashes(live) : undefined;
     if (live && hashes) lastLive.set(d.id, { cut: live, hashes });
   }
   return { likelyLive, lastLive };
+}
+
+const NIGHT_MS = 24 * 3600 * 1000;
+
+/** Cut times within a day of each other (wall times, compared as if UTC: only their distance matters). */
+function sameNight(a: string, b: string): boolean {
+  const [x, y] = [parseCutId(a), parseCutId(b)];
+  return x !== undefined && y !== undefined && Math.abs(Date.parse(`${x.wall}Z`) - Date.parse(`${y.wall}Z`)) < NIGHT_MS;
 }
 
 /** Disposes of the connector when fn fails: the sessions opened ahead are closed unused. */

@@ -43,8 +43,29 @@ export async function stateDirUsage(dir: string): Promise<{ totalBytes: number; 
   return { totalBytes, journalBytes, cutsBytes, cuts };
 }
 
+/** A cut's manifest as this host's own copy of the cut makes it. */
+export interface LearnedManifest {
+  text: string;
+  entries: Array<{ path: string; size: number }>;
+  /** The cut directory it was made from. */
+  source: string;
+}
+
+/**
+ * Where the manifest of a cut this host never published is learned: its own copy of the cuts
+ * (publish/cut-library.ts). The standby of the alternate site starts with an empty state dir.
+ */
+export interface CutManifestSource {
+  manifestOf(cut: string): Promise<LearnedManifest | undefined>;
+  /** The recent cuts whose manifest would be this many bytes long, found without hashing a file. */
+  cutsWithManifestLength(bytes: number): Promise<string[]>;
+}
+
 export class StateStore {
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    private readonly learnFrom?: CutManifestSource,
+  ) {}
 
   manifestFile(cut: string): string {
     return path.join(this.dir, 'cuts', cut, 'MANIFEST.sha256');
@@ -87,8 +108,23 @@ export class StateStore {
 
   private async readManifestHashes(cut: string, digest: string): Promise<Map<string, string> | undefined> {
     const text = await readFile(this.manifestFile(cut), 'utf8').catch(() => undefined);
-    if (text === undefined || sha256Hex(text) !== digest) return undefined;
+    if (text === undefined || sha256Hex(text) !== digest) return this.learn(cut, digest);
     return parseManifest(text);
+  }
+
+  /**
+   * A cut this host did not publish (or whose copy differs): known once this host's own copy of the cut hashes
+   * to the same digest, then kept as if published here, so the next run and the probe find it at once.
+   */
+  private async learn(cut: string, digest: string): Promise<Map<string, string> | undefined> {
+    const learned = await this.learnFrom?.manifestOf(cut);
+    if (!learned || sha256Hex(learned.text) !== digest) return undefined;
+    await this.saveManifest(cut, learned.text);
+    await this.saveSizes(cut, learned.entries);
+    await this.saveSource(cut, learned.source);
+    this.published.delete(cut);
+    this.sizes.delete(cut);
+    return parseManifest(learned.text);
   }
 
   /** Where a cut was published from, so reinstate can deliver it again to a difusor that was suspended. */
@@ -181,6 +217,18 @@ export class StateStore {
       }
       if (known.digest === digest) return cut;
     }
+    return this.learnCutOf(digest, bytes, new Set(cuts));
+  }
+
+  private readonly unknownDigests = new Set<string>();
+
+  /** Among this host's recent cuts not yet in the state dir; a digest none of them has is looked for once per store. */
+  private async learnCutOf(digest: string, bytes: number, kept: Set<string>): Promise<string | undefined> {
+    if (!this.learnFrom || this.unknownDigests.has(digest)) return undefined;
+    for (const cut of await this.learnFrom.cutsWithManifestLength(bytes)) {
+      if (!kept.has(cut) && (await this.learn(cut, digest))) return cut;
+    }
+    this.unknownDigests.add(digest);
     return undefined;
   }
 

@@ -1,0 +1,69 @@
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { cutLibrary, lastCutsDir } from '../../src/core/publish/cut-library.js';
+import { StateStore } from '../../src/core/records/state.js';
+import { HashCache, buildManifest } from '../../src/core/shared/manifest.js';
+import { scanCut } from '../../src/core/publish/cut.js';
+
+/** The standby of the alternate site: an empty state dir, the same cuts as the host that published them. */
+
+const A = '20220605_2015_PREP';
+const B = '20220605_2030_PREP';
+let dir: string;
+let cuts: string;
+
+async function cut(name: string, files: Record<string, string>): Promise<void> {
+  for (const [p, body] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(cuts, name, p)), { recursive: true });
+    await writeFile(path.join(cuts, name, p), body);
+  }
+}
+
+/** The manifest the host that published the cut wrote (the same code, on its own copy). */
+async function publishedManifest(name: string): Promise<{ text: string; digest: string }> {
+  const m = await buildManifest(path.join(cuts, name), await scanCut(path.join(cuts, name)), new HashCache());
+  return { text: m.text, digest: m.digest };
+}
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'difusion-cut-library-'));
+  cuts = path.join(dir, 'cuts');
+  await cut(A, { 'index.html': 'a', 'datos/x.json': '{"v":1}' });
+  await cut(B, { 'index.html': 'b', 'datos/x.json': '{"v":2}', 'datos/y.csv': 'y' });
+});
+afterEach(() => rm(dir, { recursive: true, force: true }));
+
+it("learns a cut's manifest from this host's copy when the digest is the difusor's, and keeps it in the state dir", async () => {
+  const state = new StateStore(path.join(dir, 'state'), cutLibrary(cuts));
+  const { text, digest } = await publishedManifest(A);
+  const hashes = await state.manifestHashes(A, digest);
+  expect([...(hashes?.keys() ?? [])].sort()).toEqual(['datos/x.json', 'index.html']);
+  expect(await readFile(state.manifestFile(A), 'utf8')).toBe(text);
+  expect(await state.sourceOf(A)).toBe(path.join(cuts, A));
+  // Known now without the library: the next run and the probe find it in the state dir.
+  expect(await new StateStore(path.join(dir, 'state')).manifestHashes(A, digest)).toEqual(hashes);
+});
+
+it('never trusts a copy whose digest differs from what the difusor reports (another content under the same name)', async () => {
+  const state = new StateStore(path.join(dir, 'state'), cutLibrary(cuts));
+  expect(await state.manifestHashes(A, 'f'.repeat(64))).toBeUndefined();
+  expect(await state.manifestText(A)).toBeUndefined();
+  expect(await state.manifestHashes('not-a-cut', 'f'.repeat(64))).toBeUndefined();
+  expect(await state.manifestHashes('20220605_2045_PREP', 'f'.repeat(64))).toBeUndefined();
+});
+
+it("names the cut a difusor's served manifest belongs to, hashing only the cuts whose manifest has that length", async () => {
+  const state = new StateStore(path.join(dir, 'state'), cutLibrary(cuts));
+  const { text, digest } = await publishedManifest(B);
+  expect(await state.cutWithManifest(digest, Buffer.byteLength(text))).toBe(B);
+  expect(await cutLibrary(cuts).cutsWithManifestLength(Buffer.byteLength(text))).toEqual([B]);
+  expect(await state.cutWithManifest('e'.repeat(64), Buffer.byteLength(text))).toBeUndefined();
+  expect(await lastCutsDir(state.dir)).toBe(cuts);
+});
+
+it('looks among the newest cuts only, so a digest nobody published costs a bounded search', async () => {
+  const { text, digest } = await publishedManifest(A);
+  const state = new StateStore(path.join(dir, 'state'), cutLibrary(cuts, { newest: 1 }));
+  expect(await state.cutWithManifest(digest, Buffer.byteLength(text))).toBeUndefined();
+});
