@@ -101,6 +101,12 @@ describe('what a publish from this host would send', () => {
     expect(wouldSend({ cut: '20220605_2015_PREP', byName: false, lease: held, report, plan }).detail).toBe(
       'left alone: held by a (otherwise: a new release 20220605_2015_PREP: 2 files / 7100 bytes (linked: 1 file from 20220605_2000_PREP))',
     );
+    // Already serving the cut whole: up to date, no lease taken, whoever holds it.
+    const upToDate = { ...plan, kind: 'up-to-date' as const, send: [], bytesToSend: 0 };
+    expect(wouldSend({ cut: '20220605_2000_PREP', byName: false, lease: held, report, plan: upToDate })).toMatchObject({
+      kind: 'up-to-date',
+      detail: 'up to date: 20220605_2000_PREP is live and whole, nothing to send (no lease needed: held by a)',
+    });
     // This host's own name is no reason to leave it alone (publish takes such a lease over at once).
     expect(wouldSend({ cut: '20220605_2015_PREP', byName: false, lease: { ...held, mine: true }, report, plan }).kind).toBe('new-release');
     expect(wouldSend({ cut: '20220605_1945_PREP', byName: false, lease: free, report, plan })).toMatchObject({

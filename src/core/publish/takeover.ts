@@ -130,9 +130,11 @@ function describePlanKind(kind: PlanKind, cut: string, files: number, bytes: num
 }
 
 /**
- * What a publish of `cut` from this host would do there, in the order publish decides it: another host's live
- * lease leaves the difusor alone; a rollback's hold leaves it alone under --latest and is lifted by a publish by
- * name; a newer cut live refuses it; else the plan (as planTransfer makes it).
+ * What a publish of `cut` from this host would do there, in the order publish decides it: a difusor already serving
+ * the cut whole is up to date without taking its lease (publish's read-only look first, where this host's record
+ * says so or it has none: a standby); otherwise another host's live lease leaves the difusor alone; a rollback's
+ * hold leaves it alone under --latest and is lifted by a publish by name; a newer cut live refuses it; else the
+ * plan (as planTransfer makes it).
  */
 export function wouldSend(args: {
   cut: string;
@@ -145,11 +147,15 @@ export function wouldSend(args: {
   const counts = { plan: plan.kind, files: plan.send.length, bytes: plan.bytesToSend, linked: plan.linked, ...(plan.base ? { base: plan.base } : {}) };
   const planned = describePlanKind(plan.kind, cut, counts.files, counts.bytes, counts.linked, plan.base);
   const holder = heldByOther(lease);
+  const liftsHold = byName && report.hold !== undefined;
+  if (plan.kind === 'up-to-date' && !liftsHold) {
+    return { cut, kind: plan.kind, ...counts, detail: holder ? `${planned} (no lease needed: held by ${holder.host})` : planned };
+  }
   if (holder) return { cut, kind: 'left-alone', ...counts, detail: `left alone: held by ${holder.host} (otherwise: ${planned})` };
   const held = byName ? undefined : heldByRollback(cut, report.live, report.hold);
   if (held) return { cut, kind: 'rollback-hold', ...counts, detail: `left alone: ${held}` };
-  const lifts = byName && report.hold ? { liftsHold: report.hold.cut } : {};
-  const lifting = byName && report.hold ? `lifts the rollback hold on ${report.hold.cut} of ${report.hold.host}, then ` : '';
+  const lifts = liftsHold && report.hold ? { liftsHold: report.hold.cut } : {};
+  const lifting = liftsHold && report.hold ? `lifts the rollback hold on ${report.hold.cut} of ${report.hold.host}, then ` : '';
   const newer = newerCutLive(cut, report.live);
   if (newer) return { cut, kind: 'newer-live', ...counts, ...lifts, detail: `${lifting}refused: ${newer}` };
   return { cut, kind: plan.kind, ...counts, ...lifts, detail: `${lifting}${planned}` };
