@@ -6,6 +6,7 @@ import { scanCut } from '../core/publish/cut.js';
 import { DEFAULT_LEASE_S, thisHost } from '../core/publish/lease.js';
 import type { TakeoverOptions } from '../core/publish/takeover.js';
 import { StateStore } from '../core/records/state.js';
+import { cutLibrary } from '../core/publish/cut-library.js';
 import { createConnector } from '../adapters/difusor.js';
 import { httpGet } from '../adapters/http.js';
 import { onlyFlag, registryFlag } from '../ui/flags.js';
@@ -133,10 +134,11 @@ export default class Preflight extends DifusionCommand {
 }
 
 /**
- * The state this host keeps, read for the base releases' manifests. The one place the cuts directory goes in, so a
- * standby with an empty state directory learns a base's manifest from the cut there (StateStore's cutsDir).
+ * The state this host keeps, read for the base releases' manifests, as publish reads it: a standby with an empty
+ * state directory learns a base's manifest from its own copy of that cut in the cuts directory (where its digest is
+ * the difusor's), so the files linked are those its publish would link.
  */
 function takeoverState(stateDir: string, cutsDir: string | undefined): StateStore {
-  void cutsDir;
-  return new StateStore(stateDir);
+  const state = new StateStore(stateDir);
+  return cutsDir ? new StateStore(stateDir, cutLibrary(cutsDir, { hashCacheFile: state.hashCacheFile() })) : state;
 }

@@ -91,8 +91,11 @@ describe('preflight on a standby with an empty state directory', () => {
     const entries = manifest.split('\n').filter(Boolean).length;
     expect(send?.files).toBeGreaterThan(0);
     expect(send?.bytes).toBeGreaterThan(0);
-    // Sent or linked from the live release (linked only where b knows that release's manifest): every file once.
+    // Sent or linked from the live release, every file once; b, which never published that release, knows its
+    // manifest from its own copy of the cut (same digest), so the unchanged files are linked, not sent.
     expect((send?.files ?? 0) + (send?.linked ?? 0)).toBe(entries);
+    expect(send?.linked).toBeGreaterThan(0);
+    expect(send?.base).toBe(CUTS[1]);
     expect(send?.detail).toMatch(new RegExp(`^a new release ${NEWEST}: ${send?.files} files / ${send?.bytes} bytes \\(linked: ${send?.linked} files?`));
 
     // Information, not a failure: whatever fails is a check of its own (the lab has no web server on its URLs).
