@@ -17,7 +17,8 @@ export default class Rollback extends DifusionCommand {
     'the newest release older than the newest live cut) on each one that holds it, after checking its copy ' +
     'against the manifest this host published. Difusores lacking the release are named and keep what they ' +
     'serve; suspended ones keep their notice. Afterwards `publish --latest` stays on CUT (a rollback hold in ' +
-    'the state directory) until a cut is published by name. On a terminal it shows the plan and asks; --yes ' +
+    'the state directory, and on each difusor for the other publication host) until a cut is published by name. ' +
+    'On a terminal it shows the plan and asks; --yes ' +
     'answers (required without a terminal).\n\n' +
     'Exit codes: 0 every targeted difusor on CUT, 1 none could go back (or the operator said no), 2 refused ' +
     '(usage, registry, no terminal without --yes, nothing to go back to, a --to this host never published or newer than the live cut), 3 partial, 5 another run holds the lock.';
