@@ -14,7 +14,8 @@ import { DifusionCommand } from '../ui/command.js';
 import { renderTable } from '../ui/render.js';
 
 export default class Preflight extends DifusionCommand {
-  static override summary = 'Readiness of each difusor: SSH with the pinned key, helper, rsync, write access, free disk, HTTP.';
+  static override summary =
+    'Readiness of each difusor: SSH with the pinned key, helper, rsync, write access, free disk, HTTP; and what this host would do there on takeover.';
   static override description =
     'Connects to every active difusor exactly as publish does (pinned host key, the same helper), and checks ' +
     'rsync 3.1 or later, write access under its path, free disk for a whole cut (the one given with --cut or ' +
@@ -27,7 +28,7 @@ export default class Preflight extends DifusionCommand {
     'publish of that cut from this host (DIFUSION_HOST, or the hostname) would do there: nothing (up to date), the ' +
     'switch only, a new release (files and bytes to send, files linked), a repair, refused (a newer cut is live), or ' +
     'left alone (another host\'s run holds the lease; with --latest, a rollback holds it on an older cut, which a ' +
-    'publish by name, as --cut says it, lifts). All of it is read with verbs that write nothing, and none of ' +
+    'publish by name, as --cut says it, lifts). Nothing is written on a difusor (lease show and inspect), and none of ' +
     'it is a failure: a difusor held by the other host\'s live run is information, not a reason for exit 3.';
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
@@ -38,8 +39,8 @@ export default class Preflight extends DifusionCommand {
   static override flags = {
     registry: registryFlag,
     only: onlyFlag,
-    cut: Flags.string({ description: 'size the disk check on this cut directory', helpValue: 'DIR', exclusive: ['latest'] }),
-    latest: Flags.string({ description: 'size the disk check on the newest cut in DIR', helpValue: 'DIR' }),
+    cut: Flags.string({ description: 'size the disk check on this cut directory, and plan its publish by name on each difusor', helpValue: 'DIR', exclusive: ['latest'] }),
+    latest: Flags.string({ description: 'size the disk check on the newest cut in DIR, and plan its publish (as cron\'s --latest) on each difusor', helpValue: 'DIR' }),
     'probe-mb': Flags.integer({ description: 'megabytes of the timed transfer to each difusor (0: skip it)', default: 4, min: 0, max: 64 }),
   };
 
