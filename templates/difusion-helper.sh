@@ -474,7 +474,8 @@ prepare | inspect)
 		read_manifest "$manifest" "$sig"
 	fi
 	if live=$(live_cut) && [ -d "releases/$live" ]; then echo "live $live"; else live=; fi
-	hold_line
+	# A builtin test first: a difusor never rolled back (most, most nights) costs no subshell here.
+	if [ -f .lease/hold ]; then hold_line; fi
 	if [ -d "releases/$cut" ] && [ ! -L "releases/$cut" ]; then
 		base=$cut
 	elif [ -n "$live" ]; then
