@@ -24,7 +24,9 @@ const SHAPE = { casillas: 300, counted: 150, imageBytes: 20_000, seed: 'alternat
 // Bounded for CI; each round is both hosts publishing one new cut at the same moment, give or take.
 const ROUNDS = Number(process.env.ALTERNATE_ROUNDS ?? 20);
 const LEASE_S = 8;
-const CUTS = Array.from({ length: ROUNDS + 3 }, (_, i) => `20220605_${String(20 + Math.floor((15 + 15 * i) / 60)).padStart(2, '0')}${String((15 + 15 * i) % 60).padStart(2, '0')}_PREP`);
+// Five minutes apart from 20:15, so that up to 40 rounds stay within the night's 23:59.
+const cutAt = (minutes: number): string => `20220605_${String(20 + Math.floor(minutes / 60)).padStart(2, '0')}${String(minutes % 60).padStart(2, '0')}_PREP`;
+const CUTS = Array.from({ length: ROUNDS + 3 }, (_, i) => cutAt(15 + 5 * i));
 
 let lab: Lab;
 let cuts: string;
