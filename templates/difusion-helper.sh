@@ -867,7 +867,8 @@ lease)
 	#   lease renew HOST RUN SECONDS    only while HOST RUN still holds it
 	#   lease release HOST RUN          only by its holder
 	#   lease show [SECONDS]            who holds it (a claim counted as at most SECONDS ahead); writes nothing
-	# Answers: "now N", then "held HOST RUN SINCE EXPIRY", "free", "taken SINCE EXPIRY", "takeover HOST RUN SINCE EXPIRY"
+	# Answers: "now N", then "held HOST RUN SINCE EXPIRY", "expired HOST RUN SINCE EXPIRY" (show: a dead holder's,
+	# the next take takes it over), "free", "taken SINCE EXPIRY", "takeover HOST RUN SINCE EXPIRY"
 	# (an expired lease taken over), "renewed SINCE EXPIRY", "lost ...", "released", "not-held". Times are this
 	# difusor's own clock (date +%s): the hosts' clocks may differ, the expiry is reckoned here.
 	sub=${1:-}
@@ -908,7 +909,9 @@ lease)
 	current_lease "$lease_s" "$now"
 	case $sub in
 	show)
-		if [ -n "$l_host" ]; then echo "held $l_host $l_run $l_since $l_expiry"; else echo free; fi
+		if [ -n "$l_host" ]; then echo "held $l_host $l_run $l_since $l_expiry"
+		elif [ -n "$l_expired" ]; then echo "expired $l_expired"
+		else echo free; fi
 		;;
 	take)
 		since=$now

@@ -831,6 +831,9 @@ describe('difusion-helper: lease (one run at a time on a difusor, across publica
 
   it('an expired lease is taken over and the answer names the dead holder', () => {
     put('.lease/holder', 'sitio-a run1 1000 1060\n');
+    // show names the dead holder (preflight says a takeover would take it over) and writes nothing.
+    expect(answer(ok(helper('lease', ['show', '120'])))).toEqual(['expired sitio-a run1 1000 1060']);
+    expect(readFileSync(holderFile(), 'utf8')).toBe('sitio-a run1 1000 1060\n');
     const out = ok(helper('lease', ['take', 'sitio-b', 'run2', '120']));
     expect(answer(out)).toEqual(['takeover sitio-a run1 1000 1060', `taken ${nowOf(out)} ${nowOf(out) + 120}`]);
   }, T);
