@@ -1108,5 +1108,46 @@ describe('the difusor\'s lease and never backwards (the alternate site)', () => 
       }, { lease: claim, allowBackwards: true });
       expect(report.outcomes[0]).toMatchObject({ result: 'failed', leftAlone: 'newer-live', error: expect.stringContaining(`the rollback hold on ${CUT} was lifted here by a publish by name of alterno at 2022-06-06T02:00:00Z`) });
     });
+
+    describe('a difusor the rollback could not reach, moved back by this host\'s cron following its hold', () => {
+      const servingNewest: Script = () => okOut(`live ${newest}\nfree 1000000\nbase ${newest}\nstaged ${CUT}\n${inventory(cutManifest)}`);
+      const holdSet: Script = (args) => okOut(`now 1654480800\nhold ${args[1]} ${args[2]} ${args[3]} 1654480800\n`);
+
+      test('gets the hold there too: set under the lease, before anything is staged or switched, and journaled', async () => {
+        const { connector, report, journal } = await publish(['a'], { a: { verbs: { lease: leaseFree, prepare: servingNewest, hold: holdSet } } }, { lease: claim, allowBackwards: true, respectHolds: true });
+        expect(report.outcomes[0]).toMatchObject({ result: 'live', previous: newest });
+        expect(report.outcomes[0]?.error).toBeUndefined();
+        expect(report.exitCode).toBe(0);
+        const verbs = connector.verbsOf('a').filter((v) => v !== 'open');
+        expect(verbs.slice(0, 3)).toEqual(['lease', 'prepare', 'hold']);
+        expect(verbs.indexOf('hold')).toBeLessThan(verbs.indexOf('switch'));
+        expect([...connector.stdin.keys()]).toContain(`a:hold:set ${CUT} primario ${claim.run}`);
+        expect(journal.find((e) => e.phase === 'rollback-hold')).toMatchObject({ difusor: 'a', cut: CUT, result: 'info', detail: { held: CUT, from: newest, host: 'primario' } });
+      });
+
+      test('an older helper that keeps no hold: still moved back, the outcome says the hold is not recorded there, exit 3', async () => {
+        const { report, journal } = await publish(['a', 'b'], { a: { verbs: { lease: leaseFree, prepare: servingNewest } }, b: { verbs: { lease: leaseFree } } }, { lease: claim, allowBackwards: true, respectHolds: true });
+        const a = outcome(report, 'a');
+        expect(a).toMatchObject({ result: 'live', holdNotRecorded: expect.stringContaining('refused: unknown verb hold') });
+        expect(a.error).toMatch(/^live, but the rollback's hold is not recorded on the difusor \(hold failed \(exit 2\): .*\): the other host's publish --latest may put the newer cut back there; stop its cron until a cut is published by name$/);
+        expect(outcome(report, 'b')).toMatchObject({ result: 'live' });
+        expect(outcome(report, 'b').holdNotRecorded).toBeUndefined();
+        expect(report.exitCode).toBe(3);
+        expect(journal.find((e) => e.phase === 'rollback-hold')).toMatchObject({ difusor: 'a', result: 'failed', error: expect.stringContaining('unknown verb hold') });
+      });
+
+      test('no hold where nothing moves back: a difusor on an older cut, one already held on the cut, a rehearsal, a run not following a hold', async () => {
+        const cases: Array<[string, Record<string, Script>, Partial<PublishRequest>]> = [
+          ['forward', { lease: leaseFree }, { lease: claim, allowBackwards: true }],
+          ['already held', { lease: leaseFree, prepare: () => okOut(`live ${newest}\nhold ${CUT} primario r0 1\nfree 1000000\nbase ${newest}\nstaged ${CUT}\n${inventory(cutManifest)}`) }, { lease: claim, allowBackwards: true }],
+          ['dry run', { lease: leaseFree, prepare: servingNewest, inspect: servingNewest }, { lease: claim, allowBackwards: true, dryRun: true }],
+          ['not following', { lease: leaseFree, prepare: servingNewest }, { lease: claim }],
+        ];
+        for (const [name, verbs, over] of cases) {
+          const { connector } = await publish(['a'], { a: { verbs: { ...verbs, hold: holdSet } } }, over);
+          expect({ name, verbs: connector.verbsOf('a') }).toEqual({ name, verbs: expect.not.arrayContaining(['hold']) });
+        }
+      });
+    });
   });
 });

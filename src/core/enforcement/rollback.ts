@@ -7,10 +7,10 @@ import { clearHold, readHold, writeHold, type RollbackHold } from '../records/ho
 import { manifestText, sha256Hex } from '../shared/manifest.js';
 import { MANIFEST_NAME, parseVerify } from '../publish/plan.js';
 import { compareRelease } from '../publish/verify.js';
-import { DEFAULT_LEASE_S, LeaseHeldError, isLeaseName, takeLease, takeoverDetail, thisHost, type LeaseClaim } from '../publish/lease.js';
+import { DEFAULT_LEASE_S, LeaseHeldError, isLeaseName, takeLease, takeoverDetail, thisHost } from '../publish/lease.js';
 import { exitCodeFor } from '../publish/publish.js';
 import { CANCELLED, askServing, errorText, helperStep, underLock, type Cancelled, type OperationPorts, type Serving } from '../publish/operation.js';
-import type { DifusorSession } from '../difusor-port.js';
+import { holdNotRecorded, holdThere } from '../publish/hold-marker.js';
 
 /**
  * Rollback: point `current` back to a release the difusores still hold.
@@ -112,26 +112,6 @@ function actionFor(serving: Serving, to: string): RollbackAction {
   if (serving.error) return 'unreachable';
   if (serving.live === to) return 'already';
   return serving.releases.includes(to) ? 'switch' : 'lacking';
-}
-
-/**
- * The hold on the difusor itself (.lease/hold), where the other publication host sees it too: its cron's
- * `publish --latest` leaves the difusor on this cut. Set under the lease, before the switch (a rollback killed
- * between the two leaves the difusor held, never unheld and back). Says why when it could not be set (a restricted
- * difusor whose installed helper predates protocol 5): the switch goes on, the outcome names it.
- */
-async function holdThere(session: DifusorSession, to: string, claim: LeaseClaim): Promise<string | undefined> {
-  try {
-    const out = await helperStep(session, 'hold', ['set', to, claim.host, claim.run]);
-    if (!out.stdout.includes(`\nhold ${to} ${claim.host} ${claim.run} `)) return `the difusor answered: ${out.stdout.trim().split('\n').pop() ?? '(nothing)'}`;
-    return undefined;
-  } catch (error) {
-    return errorText(error);
-  }
-}
-
-function holdNotRecorded(why: string): string {
-  return `live, but the rollback's hold is not recorded on the difusor (${why}): the other host's publish --latest may put the newer cut back there; stop its cron until a cut is published by name`;
 }
 
 export async function rollback(opts: { registry: Registry; to?: string; only: string[] }, ports: RollbackPorts): Promise<RollbackResult | Cancelled> {

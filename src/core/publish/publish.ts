@@ -16,6 +16,7 @@ import {
 import type { DifusorConnector, DifusorSession, HelperOutput, OpenOptions } from '../difusor-port.js';
 import { LeaseHeldError, takeLease, takeoverDetail, type HeldLease, type LeaseClaim } from './lease.js';
 import { heldByRollback, holdLiftedThere, newerCutLive } from './forward.js';
+import { holdNotRecorded, holdThere } from './hold-marker.js';
 
 /**
  * What happens on publish, for every targeted difusor:
@@ -83,6 +84,11 @@ export interface DifusorOutcome {
    * The error says which and whose; the run exits 3 even when every difusor is left alone.
    */
   leftAlone?: 'held' | 'newer-live' | 'rollback-hold';
+  /**
+   * Moved back following this host's rollback hold, but the hold could not be recorded on the difusor (why): the
+   * other host's cron may move it forward again. Live all the same; the run exits 3.
+   */
+  holdNotRecorded?: string;
 }
 
 export interface PublishReport {
@@ -302,6 +308,7 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
     const { report, plan } = await prepareAndPlan(a, session);
     refuseBackwards(a, report);
     await refuseOrLiftHold(a, session, report);
+    await holdWhereMovedBack(a, session, report);
     if (req.dryRun) return await endPlanned(a, session, plan);
     // Sent on a guess the plan makes useless: stopped; the prune after the switch (or below, when there is no
     // switch) clears what it left.
@@ -427,6 +434,27 @@ function refuseBackwards(a: Attempt, report: PrepareReport): void {
   if (!a.req.allowBackwards) throw new StepError('preparing', newer, 'newer-live');
   const lifted = holdLiftedThere(a.req.cut, report.lifted);
   if (lifted) throw new StepError('preparing', `${newer}; ${lifted}`, 'newer-live');
+}
+
+/**
+ * A difusor the rollback could not reach, moved back now by this host's --latest following its rollback hold, gets
+ * the hold on the difusor too (under this run's lease, before anything is staged or switched), as if the rollback had
+ * reached it: else the other host's cron would move it forward again. Where it cannot be recorded (a helper older
+ * than protocol 5) the difusor still goes back, and its outcome says so (exit 3), as rollback's does.
+ */
+async function holdWhereMovedBack(a: Attempt, session: DifusorSession, report: PrepareReport): Promise<void> {
+  const { req } = a;
+  if (!req.allowBackwards || !req.lease || req.dryRun || !newerCutLive(req.cut, report.live)) return;
+  if (report.hold?.cut === req.cut) return;
+  const why = await holdThere(session, req.cut, req.lease);
+  if (why) {
+    a.outcome.holdNotRecorded = why;
+    // Said where every outcome's trouble is said; a failure further on replaces it (the difusor then stays forward).
+    a.outcome.error = holdNotRecorded(why);
+    await a.ports.journal?.record({ difusor: a.d.id, cut: req.cut, phase: 'rollback-hold', result: 'failed', error: why, detail: { cut: req.cut, host: req.lease.host } });
+    return;
+  }
+  await a.ports.journal?.record({ difusor: a.d.id, cut: req.cut, phase: 'rollback-hold', result: 'info', detail: { held: req.cut, from: report.live, host: req.lease.host } });
 }
 
 /**
@@ -947,9 +975,10 @@ async function pruneAndClose(s: Staged, req: PublishRequest, ports: PublishPorts
 }
 
 /** A difusor left alone (another run's lease, a newer cut live) is partial, never the run's failure: exit 3. */
-export function exitCodeFor(outcomes: Array<Pick<DifusorOutcome, 'result' | 'leftAlone'>>): 0 | 1 | 3 {
+export function exitCodeFor(outcomes: Array<Pick<DifusorOutcome, 'result' | 'leftAlone' | 'holdNotRecorded'>>): 0 | 1 | 3 {
   const failed = outcomes.filter((o) => o.result === 'failed');
-  if (failed.length === 0) return 0;
+  // A difusor moved back whose hold is not recorded there is live, but the other host's cron could undo it: said.
+  if (failed.length === 0) return outcomes.some((o) => o.holdNotRecorded !== undefined) ? 3 : 0;
   return failed.length === outcomes.length && failed.some((o) => !o.leftAlone) ? 1 : 3;
 }
 
