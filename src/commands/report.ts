@@ -2,7 +2,6 @@ import { Flags } from '@oclif/core';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { readJournal } from '../core/records/journal.js';
-import { MergedJournalError, readMergedJournal, type MergedJournal } from '../core/records/merged-journal.js';
 import { displayPath } from '../core/registry/registry.js';
 import { buildReport, type MemoriaReport } from '../core/memoria/report.js';
 import { dayNumber, type Period } from '../core/memoria/traffic.js';
@@ -129,16 +128,6 @@ export default class Report extends DifusionCommand {
     return report;
   }
 
-  /** This host's journal and the others given, verified and merged; undefined without --journal (this host's alone, as read). */
-  private async mergedJournal(stateDir: string, others: string[]): Promise<MergedJournal | undefined> {
-    if (others.length === 0) return undefined;
-    try {
-      return await readMergedJournal(stateDir, others);
-    } catch (error) {
-      if (error instanceof MergedJournalError) this.error(error.message, { exit: error.exitCode });
-      throw error;
-    }
-  }
 
   private period(from: string, to: string, fromFlag: string, toFlag: string): Period {
     for (const [value, flag] of [

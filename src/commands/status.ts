@@ -1,6 +1,6 @@
 import { gatherStatus, type StatusReport } from '../core/publish/status.js';
 import { StateStore } from '../core/records/state.js';
-import { MergedJournalError, cutsSwitchedTo, readMergedJournal, type MergedJournal } from '../core/records/merged-journal.js';
+import { cutsSwitchedTo } from '../core/records/merged-journal.js';
 import { createConnector } from '../adapters/difusor.js';
 import { journalFlag, onlyFlag, registryFlag } from '../ui/flags.js';
 import { DifusionCommand } from '../ui/command.js';
@@ -69,14 +69,4 @@ export default class Status extends DifusionCommand {
     return report;
   }
 
-  /** This host's journal and the others given, verified and merged; undefined without --journal. */
-  private async mergedJournal(stateDir: string, others: string[]): Promise<MergedJournal | undefined> {
-    if (others.length === 0) return undefined;
-    try {
-      return await readMergedJournal(stateDir, others);
-    } catch (error) {
-      if (error instanceof MergedJournalError) this.error(error.message, { exit: error.exitCode });
-      throw error;
-    }
-  }
 }

@@ -6,6 +6,7 @@ import { CutRefusedError } from '../core/publish/cut.js';
 import { RegistryEditError } from '../core/registry/registry-edit.js';
 import { RosterError } from '../core/enforcement/roster.js';
 import type { Clock, ClockFactory } from '../core/clock-port.js';
+import { MergedJournalError, readMergedJournal, type MergedJournal } from '../core/records/merged-journal.js';
 
 /** What every difusion command shares: the registry, refusals turned into exit codes, and exit codes kept under --json. */
 export abstract class DifusionCommand extends Command {
@@ -54,6 +55,17 @@ export abstract class DifusionCommand extends Command {
       return registry.difusores.filter((d) => chosen.targets.includes(d) || chosen.skipped.some((s) => s.id === d.id));
     } catch (error) {
       this.refuse(error);
+    }
+  }
+
+  /** This host's journal and the other host's copies (--journal), verified and merged; undefined without them. */
+  protected async mergedJournal(stateDir: string, others: string[]): Promise<MergedJournal | undefined> {
+    if (others.length === 0) return undefined;
+    try {
+      return await readMergedJournal(stateDir, others);
+    } catch (error) {
+      if (error instanceof MergedJournalError) this.error(error.message, { exit: error.exitCode });
+      throw error;
     }
   }
 
