@@ -1,9 +1,10 @@
-import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { wentLiveTimes } from '../../src/core/probe/probe.js';
-import { foldWentLive, readWentLive, wentLiveFor } from '../../src/core/probe/went-live.js';
-import type { JournalEntry } from '../../src/core/records/journal.js';
+import { foldWentLive, readWentLive, verifyJournalCopies, wentLiveFor } from '../../src/core/probe/went-live.js';
+import { openJournal, type JournalEntry } from '../../src/core/records/journal.js';
+import { mergeJournals } from '../../src/core/records/merged-journal.js';
 
 const cut = (m: number): string => `20220605_${String(20 + Math.floor(m / 60)).padStart(2, '0')}${String(m % 60).padStart(2, '0')}_PREP_DGO`;
 let seq = 0;
@@ -71,5 +72,112 @@ describe('read from the journal file, only what was appended since', () => {
     expect(wentLiveFor(await readWentLive(dir), 'a').has(cut(75))).toBe(true);
     await writeFile(journal, line(entry('switch', 90, 91, 'z')).padEnd(8000, ' ').trimEnd() + '\n');
     expect([...wentLiveFor(await readWentLive(dir), 'a').keys()]).toEqual([cut(90)]);
+  });
+});
+
+describe("two journals: this host's and a copy of the other host's (probe --journal)", () => {
+  let dir: string;
+  let copy: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'difusion-went-live-two-'));
+    await mkdir(path.join(dir, 'rounds'));
+    await mkdir(path.join(dir, 'copia'));
+    copy = path.join(dir, 'copia', 'journal.jsonl');
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+  const line = (e: JournalEntry): string => `${JSON.stringify(e)}\n`;
+  const on = (host: string, e: JournalEntry): JournalEntry => ({ ...e, host });
+  const found = (c: number, minute: number, difusor: string): JournalEntry => ({ ...entry('check', c, minute, difusor, 'skipped'), detail: { reason: 'already live' } });
+
+  // Each journal in its own time order; together they interleave. primario rolls every difusor back to 30 at 50,
+  // which withdraws alterno's 45 switched at 46 and at 50 (the same instant: alterno's entry goes first, by host).
+  const primario = [
+    on('primario', entry('switch', 15, 16, 'a')),
+    on('primario', entry('switch', 15, 17, 'b')),
+    on('primario', entry('switch', 30, 31, 'a')),
+    on('primario', entry('rollback', 30, 50)),
+    on('primario', entry('rollback', 15, 57, 'b')),
+    on('primario', found(60, 62, 'c')),
+    on('primario', entry('switch', 75, 76, 'a')),
+  ];
+  const alterno = [
+    on('alterno', entry('switch', 30, 33, 'c')),
+    on('alterno', entry('switch', 45, 46, 'c')),
+    on('alterno', entry('switch', 45, 50, 'b')),
+    on('alterno', entry('switch', 60, 55, 'b')),
+    on('alterno', entry('switch', 60, 56, 'c')),
+    on('alterno', entry('rollback', 45, 70, 'c')),
+    on('alterno', entry('switch', 90, 80, 'c')),
+  ];
+  const merged = (a: JournalEntry[], b: JournalEntry[]): JournalEntry[] =>
+    mergeJournals([
+      { label: 'primario', entries: a },
+      { label: 'alterno', entries: b },
+    ]);
+
+  /** Rounds in which each journal has grown to [primario's count, alterno's count]. */
+  const schedules: Record<string, Array<[number, number]>> = {
+    'both growing together': primario.map((_, i) => [i + 1, i + 1]),
+    'the copy arriving only at the end of the night': [...primario.map((_, i): [number, number] => [i + 1, 0]), ...alterno.map((_, i): [number, number] => [primario.length, i + 1])],
+    "the copy ahead of this host's journal": [...alterno.map((_, i): [number, number] => [0, i + 1]), ...primario.map((_, i): [number, number] => [i + 1, alterno.length])],
+    'both whole at once': [[primario.length, alterno.length]],
+  };
+
+  for (const [name, rounds] of Object.entries(schedules)) {
+    it(`${name}: every round's fold is wentLiveTimes over the two journals merged so far, for every difusor`, async () => {
+      const own = path.join(dir, 'journal.jsonl');
+      let written: [number, number] = [0, 0];
+      for (const [a, b] of rounds) {
+        for (const e of primario.slice(written[0], a)) await appendFile(own, line(e));
+        for (const e of alterno.slice(written[1], b)) await appendFile(copy, line(e));
+        written = [a, b];
+        if (b === 0) await writeFile(copy, '', { flag: 'a' });
+        const fold = await readWentLive(dir, [copy]);
+        const all = merged(primario.slice(0, a), alterno.slice(0, b));
+        for (const id of IDS) expect([id, a, b, wentLiveFor(fold, id)]).toEqual([id, a, b, wentLiveTimes(all, id)]);
+      }
+      // The late copy's switch of 45 at 46 went before primario's rollback to 30 at 50: withdrawn, whatever came first.
+      const last = await readWentLive(dir, [copy]);
+      expect(wentLiveFor(last, 'a').has(cut(45))).toBe(false);
+      expect(wentLiveFor(last, 'a').get(cut(60))).toEqual(new Date(Date.UTC(2022, 5, 6, 2, 55)));
+      // This host's fold alone is kept apart and knows nothing of alterno's cuts.
+      expect(wentLiveFor(await readWentLive(dir), 'a')).toEqual(wentLiveTimes(primario, 'a'));
+    });
+  }
+
+  it('a copy replaced by another (rsync of a journal started anew) is read again from the start, with this host\'s', async () => {
+    const own = path.join(dir, 'journal.jsonl');
+    await writeFile(own, primario.map(line).join(''));
+    await writeFile(copy, alterno.map(line).join(''));
+    for (const id of IDS) expect(wentLiveFor(await readWentLive(dir, [copy]), id)).toEqual(wentLiveTimes(merged(primario, alterno), id));
+    // Rewritten whole with more lines, the same first ones (what rsync -t does every minute): read on from where it was.
+    const more = [on('alterno', entry('switch', 105, 90, 'b'))];
+    await writeFile(copy, [...alterno, ...more].map(line).join(''));
+    expect(wentLiveFor(await readWentLive(dir, [copy]), 'b')).toEqual(wentLiveTimes(merged(primario, [...alterno, ...more]), 'b'));
+    // Another journal in its place, shorter: nothing of the old one stays.
+    const anew = [on('alterno', entry('switch', 120, 95, 'c'))];
+    await writeFile(copy, anew.map(line).join(''));
+    for (const id of IDS) expect(wentLiveFor(await readWentLive(dir, [copy]), id)).toEqual(wentLiveTimes(merged(primario, anew), id));
+    expect(wentLiveFor(await readWentLive(dir, [copy]), 'b').has(cut(105))).toBe(false);
+    // Longer, with other first lines: the same.
+    const longer = [on('alterno', entry('switch', 30, 32, 'b')), ...alterno.slice(1), ...more, ...anew];
+    await writeFile(copy, longer.map(line).join(''));
+    for (const id of IDS) expect(wentLiveFor(await readWentLive(dir, [copy]), id)).toEqual(wentLiveTimes(merged(primario, longer), id));
+  });
+
+  it('a copy is verified once: missing, this host\'s own, given twice or altered, it is refused naming the file (and line)', async () => {
+    const own = path.join(dir, 'journal.jsonl');
+    await writeFile(own, '');
+    await expect(verifyJournalCopies(dir, [path.join(dir, 'nada.jsonl')])).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('nada.jsonl: no such journal file') });
+    await expect(verifyJournalCopies(dir, [own])).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining("this host's own journal") });
+    // A real journal of the other host, with its chain and head: accepted, then given twice, then altered.
+    const journal = await openJournal(path.join(dir, 'copia'), { run: 'r', operator: 'o', command: 'publish', host: 'alterno' });
+    for (const minute of [1, 2, 3]) await journal.append({ phase: 'switch', result: 'ok', difusor: 'a', cut: cut(minute) });
+    expect(await verifyJournalCopies(dir, [path.relative(process.cwd(), copy)])).toEqual([copy]);
+    await expect(verifyJournalCopies(dir, [copy, path.join(dir, 'copia', '..', 'copia', 'journal.jsonl')])).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('given twice') });
+    const lines = (await readFile(copy, 'utf8')).split('\n');
+    lines[1] = (lines[1] as string).replace(cut(2), cut(59));
+    await writeFile(copy, lines.join('\n'));
+    await expect(verifyJournalCopies(dir, [copy])).rejects.toMatchObject({ exitCode: 6, line: 2, message: expect.stringMatching(/journal\.jsonl:2: .*no lag is reckoned from it/) });
   });
 });
