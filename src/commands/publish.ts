@@ -66,7 +66,7 @@ export default class Publish extends DifusionCommand {
           // ssh2 and execa load only once there is something to send: cron's --latest with nothing new never does.
           connect: async (reg, targets) => (await import('../adapters/difusor.js')).createConnector(reg, targets),
           // Only when a cutoff's notice is known to be missing: then the notice goes up again alongside the cut.
-          restoreNotices: async (reg, ids, journal) => {
+          restoreNotices: async (reg, ids, journal, lease) => {
             const [{ restoreNotices }, { createConnector }, { NOTICE_TEMPLATE }] = await Promise.all([
               import('../core/enforcement/suspension.js'),
               import('../adapters/difusor.js'),
@@ -78,6 +78,7 @@ export default class Publish extends DifusionCommand {
               journal,
               noticeTemplate,
               clock,
+              lease,
             });
           },
           openJournal,

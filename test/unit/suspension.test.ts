@@ -1,7 +1,9 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { cutoff, checkReason, type CutoffPlan, type ReinstatePlan } from '../../src/core/enforcement/suspension.js';
+import { cutoff, checkReason, restoreNotices, type CutoffPlan, type ReinstatePlan } from '../../src/core/enforcement/suspension.js';
+import { writeFileSync } from 'node:fs';
+import { StateStore } from '../../src/core/records/state.js';
 import { chooseTarget, rollback } from '../../src/core/enforcement/rollback.js';
 import { readHold } from '../../src/core/records/hold.js';
 import { RunRefusal } from '../../src/core/publish/publish-run.js';
@@ -180,6 +182,58 @@ describe('cutoff with its ports faked', () => {
     expect(s.calls).toEqual(['status']);
     expect(s.text()).toBe(registryText());
     expect(s.journal).toEqual([]);
+  });
+});
+
+describe('a notice a later publish puts back up (restoreNotices), under the difusor\'s lease', () => {
+  const suspended = { at: '2022-06-05T20:05:00-05:00', reason: 'sin respuesta' };
+  const claim = { host: 'primario', run: 'run-7', seconds: 120, hostLocked: true };
+
+  /** A suspension whose cutoff could not deliver its notice, as the publish finds it: the registry on disk, the record. */
+  async function missingNotice(helper: Parameters<typeof setup>[0]) {
+    const s = setup(helper, { suspended, leaseAnswers: true });
+    writeFileSync(s.registry.file, s.text());
+    await new StateStore(stateDir).recordResult('ujed', { at: NOW.toISOString(), cut: '20220605_200500', result: 'notice-failed', error: 'ssh: connect timed out' });
+    const journal = await s.ports.openJournal();
+    const restore = () => restoreNotices(s.registry, ['ujed'], { connect: s.ports.connect, journal, noticeTemplate: TEMPLATE, clock: s.ports.clock, lease: claim });
+    return { ...s, restore };
+  }
+  const lease = (answer: string) => (verb: string, args: string[]) =>
+    verb === 'lease' ? ok(args[0] === 'release' ? 'now 1\nreleased\n' : answer) : verb === 'status' ? ok('live 20220605_2015\n') : verb === 'notice-switch' ? ok(`live notices/${args[0]}\n`) : ok();
+
+  test('taken before anything is asked or written there, released after the switch', async () => {
+    const s = await missingNotice(lease('now 1\ntaken 1 121\n'));
+    const [restored] = await s.restore();
+    expect(restored).toEqual({ id: 'ujed', notice: expect.stringMatching(/^\d{8}_\d{6}$/) });
+    expect(s.calls[0]).toBe('lease take primario run-7 120 --host-lock');
+    expect(s.calls[1]).toBe('status');
+    expect(s.calls.slice(-2)).toEqual([`notice-switch ${restored?.notice}`, 'lease release primario run-7']);
+    expect((await new StateStore(stateDir).readRecord('ujed')).lastResult).toMatchObject({ result: 'notice' });
+  });
+
+  test('another run\'s live lease: left alone (nothing asked, nothing written), named, still missing for the next publish', async () => {
+    const s = await missingNotice(lease('now 1654480000\nheld alterno run-b 1654479990 1654480100\n'));
+    const [restored] = await s.restore();
+    expect(restored).toMatchObject({ id: 'ujed', leftAlone: 'held', error: expect.stringMatching(/^held by alterno \(run run-b\) since 2022-06-06T01:46:30Z, 100 s left/) });
+    expect(s.calls).toEqual(['lease take primario run-7 120 --host-lock']);
+    expect(s.journal).toEqual([expect.objectContaining({ phase: 'cutoff', result: 'failed', difusor: 'ujed', detail: expect.objectContaining({ retry: true, leftAlone: 'held', host: 'primario' }) })]);
+    expect((await new StateStore(stateDir).readRecord('ujed')).lastResult).toMatchObject({ result: 'notice-failed', error: expect.stringMatching(/^held by alterno/) });
+  });
+
+  test('an expired lease is taken over and journaled with whose it was', async () => {
+    const s = await missingNotice(lease('now 2000\ntakeover alterno run-b 900 1020\ntaken 2000 2120\n'));
+    const [restored] = await s.restore();
+    expect(restored?.error).toBeUndefined();
+    expect(s.journal.map((e) => `${e.phase} ${e.result}`)).toEqual(['lease-takeover info', 'cutoff ok']);
+    expect(s.journal[0]).toMatchObject({ difusor: 'ujed', detail: { host: 'primario', tookOverFrom: { host: 'alterno', run: 'run-b' } } });
+  });
+
+  test('an older helper that has no lease verb: not put up, said (as a difusor whose lease cannot be asked)', async () => {
+    const s = await missingNotice((verb) => (verb === 'lease' ? { code: 2, stdout: '', stderr: 'difusion-helper: refused: unknown verb lease\n' } : ok()));
+    const [restored] = await s.restore();
+    expect(restored).toMatchObject({ error: expect.stringContaining('unknown verb lease') });
+    expect(restored?.leftAlone).toBeUndefined();
+    expect(s.calls).toEqual(['lease take primario run-7 120 --host-lock']);
   });
 });
 

@@ -268,17 +268,27 @@ async function deliverNotice(
 /** Each step of a retried notice: its files are a few kB, and a hung difusor must not hold the lock for long. */
 const RESTORE_STEP_TIMEOUT_MS = 20_000;
 
+export interface RestorePorts {
+  connect: OperationPorts['connect'];
+  journal: Journal;
+  noticeTemplate: string;
+  clock: OperationPorts['clock'];
+  /** The publish's claim (this host, its run, under its lock): the notice goes up under the difusor's lease too. */
+  lease: LeaseClaim;
+}
+
 /**
  * A cutoff whose notice did not reach the difusor (down at the time) is finished by the next publish,
  * every 15 minutes from cron, until it is: the same notice (the registry's suspension time and reason)
  * is put up again. Called under the publish's lock and journal; the cut itself never goes to a suspended
- * difusor. The registry and the state are read again here, under the lock: a reinstate or a cutoff that
+ * difusor. Under the difusor's lease, like cutoff: another run's live lease there leaves it alone (said, leftAlone
+ * 'held'; the next publish tries again), an expired one is taken over and journaled. The registry and the state are read again here, under the lock: a reinstate or a cutoff that
  * ran since the publish started has the last word.
  */
 export async function restoreNotices(
   registry: Registry,
   ids: string[],
-  ports: { connect: OperationPorts['connect']; journal: Journal; noticeTemplate: string; clock: OperationPorts['clock'] },
+  ports: RestorePorts,
 ): Promise<RestoredNotice[]> {
   const current = await loadRegistry(registry.file);
   if (!current.ok) return [];
@@ -302,7 +312,7 @@ async function restoreOne(
   registry: Registry,
   state: StateStore,
   connector: DifusorConnector,
-  ports: { journal: Journal; noticeTemplate: string; clock: OperationPorts['clock'] },
+  ports: Omit<RestorePorts, 'connect'>,
 ): Promise<RestoredNotice> {
   const at = new Date(difusor.suspended_at as string);
   let notice = renderNotice({
@@ -314,24 +324,41 @@ async function restoreOne(
     template: ports.noticeTemplate,
   });
   const detail = { reason: difusor.suspension_reason, notice: notice.stamp, retry: true };
+  const failed = async (message: string, leftAlone?: 'held'): Promise<RestoredNotice> => {
+    await state.recordResult(difusor.id, { at: ports.clock.now().toISOString(), cut: notice.stamp, result: NOTICE_FAILED, error: message });
+    await ports.journal.append({
+      phase: 'cutoff',
+      result: 'failed',
+      difusor: difusor.id,
+      error: message,
+      detail: { ...detail, ...(leftAlone ? { leftAlone, host: ports.lease.host } : {}) },
+    });
+    return { id: difusor.id, notice: notice.stamp, error: message, ...(leftAlone ? { leftAlone } : {}) };
+  };
+  // Another run there (the other host's publish, a cutoff of either host) is not written over: the notice waits.
+  const reached = await reachUnderLease(connector, difusor, ports.lease);
+  if ('held' in reached) return failed(reached.held.message, 'held');
   try {
-    const session = await connector.open(difusor);
+    if ('error' in reached) throw reached.error;
+    const { session, lease } = reached;
     try {
+      if (lease.takenOver) {
+        await ports.journal.append({ phase: 'lease-takeover', result: 'info', difusor: difusor.id, detail: takeoverDetail(ports.lease.host, lease.takenOver) });
+      }
       const serving = parseHelperStatus((await helperStep(session, 'status', [], undefined, RESTORE_STEP_TIMEOUT_MS)).stdout);
       // The cutoff may have switched the notice in and lost only the answer: a notice is live, nothing to do.
       if (serving.notice) {
         notice = { ...notice, stamp: serving.notice };
       } else {
+        await lease.confirm();
         await deliverNotice(session, notice, connector, difusor, RESTORE_STEP_TIMEOUT_MS);
       }
     } finally {
+      await lease.release();
       session.close();
     }
   } catch (error) {
-    const message = errorText(error);
-    await state.recordResult(difusor.id, { at: ports.clock.now().toISOString(), cut: notice.stamp, result: NOTICE_FAILED, error: message });
-    await ports.journal.append({ phase: 'cutoff', result: 'failed', difusor: difusor.id, error: message, detail });
-    return { id: difusor.id, notice: notice.stamp, error: message };
+    return failed(errorText(error));
   }
   await state.recordResult(difusor.id, { at: ports.clock.now().toISOString(), cut: notice.stamp, result: 'notice' });
   await ports.journal.append({ phase: 'cutoff', result: 'ok', difusor: difusor.id, detail: { ...detail, notice: notice.stamp } });

@@ -26,7 +26,7 @@ import type { DifusorConnector } from '../difusor-port.js';
 import type { Clock } from '../clock-port.js';
 import type { Journal, JournalContext } from '../records/journal.js';
 import { clearHold, readHold, type RollbackHold } from '../records/hold.js';
-import { DEFAULT_LEASE_S, isLeaseName, thisHost } from './lease.js';
+import { DEFAULT_LEASE_S, isLeaseName, thisHost, type LeaseClaim } from './lease.js';
 
 /**
  * A publish run around the core: which cut, which difusores, the legal window, the lock, the
@@ -82,9 +82,10 @@ export interface PublishRunPorts {
   onManifestProgress?(done: number, total: number): void;
   /**
    * Puts back up the notice of suspended difusores whose cutoff could not deliver it (see suspension.ts),
-   * under this run's lock and journal, alongside the publish. Without it, the summary only names them.
+   * under this run's lock and journal, alongside the publish, each under the difusor's lease (this run's claim).
+   * Without it, the summary only names them.
    */
-  restoreNotices?(registry: Registry, ids: string[], journal: Journal): Promise<RestoredNotice[]>;
+  restoreNotices?(registry: Registry, ids: string[], journal: Journal, lease: LeaseClaim): Promise<RestoredNotice[]>;
 }
 
 /** A suspended difusor's notice put up again (its stamp), or why it could not be. */
@@ -92,6 +93,8 @@ export interface RestoredNotice {
   id: string;
   notice: string;
   error?: string;
+  /** Another run holds the difusor's lease: left alone (the error names the holder), the publish exits 3. */
+  leftAlone?: 'held';
 }
 
 export interface PublishRunResult extends PublishReport {
@@ -191,12 +194,12 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
     const files = manifest.entries.length;
     ports.onStart?.({ cut, cutDir, targets, mode: decision.mode, wouldRefuse, files, bytes: manifest.totalBytes, held });
 
+    const request = publishRequest({ ...opts, host, followsHold: held !== undefined && !held.difusores, replacesRun: deadRunOf(lock) }, run, { cut, cutDir, manifest, signature, targets, likelyLive, lastLive });
     // The notices go alongside the cut, so a suspended difusor that is still down delays no one's switch.
-    const restoring = restoreMissingNotices(opts, ports, missingNotice, journal);
+    const restoring = restoreMissingNotices(opts, ports, missingNotice, journal, request.lease);
     let report: PublishReport;
     let restored: RestoredNotice[];
     try {
-      const request = publishRequest({ ...opts, host, followsHold: held !== undefined && !held.difusores, replacesRun: deadRunOf(lock) }, run, { cut, cutDir, manifest, signature, targets, likelyLive, lastLive });
       report = await publishThenClose(connector, request, { state, observer: ports.observer, journal });
       // What the difusores serve is recorded before waiting on a notice: a kill meanwhile loses neither.
       if (!opts.dryRun) await recordOutcomes(state, cut, report, ports.clock);
@@ -206,9 +209,12 @@ export async function runPublish(opts: PublishRunOptions, ports: PublishRunPorts
     }
     sayWhatBecameOfNotices(skipped, selected.skipped, restored);
     const holdLifted = await liftHoldWhenMovingForward(opts, hold, report, journal, cut);
-    await journal.append({ cut, phase: 'end', result: report.exitCode === 0 ? 'ok' : 'failed', detail: { exitCode: report.exitCode } });
+    // A notice left alone for another run's lease on its difusor is partial, as a difusor held is: exit 3.
+    const exitCode = report.exitCode === 0 && restored.some((r) => r.leftAlone) ? 3 : report.exitCode;
+    await journal.append({ cut, phase: 'end', result: exitCode === 0 ? 'ok' : 'failed', detail: { exitCode } });
     return {
       ...report,
+      exitCode,
       run,
       mode: decision.mode,
       clock: ports.clock.fromEnv ? ports.clock.setting : undefined,
@@ -439,9 +445,10 @@ function restoreMissingNotices(
   ports: PublishRunPorts,
   missingNotice: Set<string>,
   journal: Journal,
+  lease: LeaseClaim | undefined,
 ): Promise<RestoredNotice[]> {
-  if (missingNotice.size === 0 || opts.dryRun || !ports.restoreNotices) return Promise.resolve([]);
-  return ports.restoreNotices(opts.registry, [...missingNotice], journal).catch((error: unknown) => {
+  if (missingNotice.size === 0 || opts.dryRun || !ports.restoreNotices || !lease) return Promise.resolve([]);
+  return ports.restoreNotices(opts.registry, [...missingNotice], journal, lease).catch((error: unknown) => {
     const message = error instanceof Error ? error.message : String(error);
     return [...missingNotice].map((id) => ({ id, notice: '', error: message }));
   });
