@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { cutLibrary, lastCutsDir } from '../../src/core/publish/cut-library.js';
@@ -66,4 +66,31 @@ it('looks among the newest cuts only, so a digest nobody published costs a bound
   const { text, digest } = await publishedManifest(A);
   const state = new StateStore(path.join(dir, 'state'), cutLibrary(cuts, { newest: 1 }));
   expect(await state.cutWithManifest(digest, Buffer.byteLength(text))).toBeUndefined();
+});
+
+it('hashes each cut once while its directory stays the same: a new digest every round costs comparisons, not hashing', async () => {
+  const state = new StateStore(path.join(dir, 'state'), cutLibrary(cuts));
+  const { text, digest } = await publishedManifest(B);
+  const bytes = Buffer.byteLength(text);
+  for (let round = 0; round < 3; round++) expect(await state.cutWithManifest(`${round}`.repeat(64), bytes)).toBeUndefined();
+  // Rewritten in place (the directory itself unchanged): the manifest hashed in the first round is what counts.
+  await writeFile(path.join(cuts, B, 'datos', 'y.csv'), 'z');
+  expect(await state.cutWithManifest(digest, bytes)).toBe(B);
+});
+
+it('finds a cut whose copy arrived after a first look found nothing (a probe watching all night)', async () => {
+  const C = '20220605_2045_PREP';
+  const state = new StateStore(path.join(dir, 'state'), cutLibrary(cuts));
+  const elsewhere = path.join(dir, 'elsewhere');
+  await mkdir(path.join(elsewhere, C), { recursive: true });
+  await writeFile(path.join(elsewhere, C, 'index.html'), 'c');
+  const m = await buildManifest(path.join(elsewhere, C), await scanCut(path.join(elsewhere, C)), new HashCache());
+  expect(await state.cutWithManifest(m.digest, Buffer.byteLength(m.text))).toBeUndefined();
+  await rename(path.join(elsewhere, C), path.join(cuts, C));
+  expect(await state.cutWithManifest(m.digest, Buffer.byteLength(m.text))).toBe(C);
+});
+
+it("never reads a base name from the difusor as a path out of the state dir", async () => {
+  const state = new StateStore(path.join(dir, 'state'), cutLibrary(cuts));
+  expect(await state.manifestHashes(`../../${path.basename(cuts)}/${A}`, 'f'.repeat(64))).toBeUndefined();
 });

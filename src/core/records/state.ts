@@ -1,6 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseManifest, sha256Hex } from '../shared/manifest.js';
+import { isCutId } from '../shared/cut-id.js';
 import type { JournalRecord } from './journal.js';
 import type { ProbeRow } from './probe-row.js';
 import { writeAtomically } from './state-file.js';
@@ -81,7 +82,8 @@ export class StateStore {
 
   /** Parsed once per run and digest, however many difusores share the same base. */
   manifestHashes(cut: string, digest: string | undefined): Promise<Map<string, string> | undefined> {
-    if (!digest) return Promise.resolve(undefined);
+    // The name comes from the difusor (its base release): never a path out of the state dir.
+    if (!digest || !isCutId(cut)) return Promise.resolve(undefined);
     const key = `${cut}:${digest}`;
     let parsed = this.parsed.get(key);
     if (!parsed) {
@@ -220,15 +222,15 @@ export class StateStore {
     return this.learnCutOf(digest, bytes, new Set(cuts));
   }
 
-  private readonly unknownDigests = new Set<string>();
-
-  /** Among this host's recent cuts not yet in the state dir; a digest none of them has is looked for once per store. */
+  /**
+   * Among this host's recent cuts not yet in the state dir. Asked again every time (a copy of a cut may arrive
+   * while a probe watches): the source hashes each cut once, so a digest nobody published costs comparisons.
+   */
   private async learnCutOf(digest: string, bytes: number, kept: Set<string>): Promise<string | undefined> {
-    if (!this.learnFrom || this.unknownDigests.has(digest)) return undefined;
+    if (!this.learnFrom) return undefined;
     for (const cut of await this.learnFrom.cutsWithManifestLength(bytes)) {
       if (!kept.has(cut) && (await this.learn(cut, digest))) return cut;
     }
-    this.unknownDigests.add(digest);
     return undefined;
   }
 
