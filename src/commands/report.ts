@@ -2,6 +2,7 @@ import { Flags } from '@oclif/core';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { readJournal } from '../core/records/journal.js';
+import { headCaveat } from '../core/records/merged-journal.js';
 import { displayPath } from '../core/registry/registry.js';
 import { buildReport, type MemoriaReport } from '../core/memoria/report.js';
 import { dayNumber, type Period } from '../core/memoria/traffic.js';
@@ -83,6 +84,10 @@ export default class Report extends DifusionCommand {
       await connector.dispose();
     }
     if (merged) report = { ...report, journals: merged.journals };
+    const caveats = (report.journals ?? []).flatMap((j) => {
+      const caveat = headCaveat(j);
+      return caveat ? [`${displayPath(j.file)} (${j.host}): ${caveat}.`] : [];
+    });
 
     const out = path.resolve(flags.out);
     await mkdir(out, { recursive: true });
@@ -95,6 +100,8 @@ export default class Report extends DifusionCommand {
     for (const d of report.difusores.filter((r) => r.result === 'ok')) await write(`${d.id}.csv`, renderDifusorCsv(d));
     await write('index.html', renderReportHtml(report, { generatedLocal: formatLocal(new Date(report.generatedAt), publication.timezone) }));
 
+    // Under --json report.json and the document carry it (journals[].head); the operator reads it on stderr.
+    if (this.jsonEnabled()) for (const caveat of caveats) this.say(caveat);
     if (!this.jsonEnabled()) {
       this.log(
         renderTable(
@@ -118,6 +125,7 @@ export default class Report extends DifusionCommand {
         const from = report.journals.map((j) => `${j.own ? "this host's" : displayPath(j.file)} (${j.host}, ${j.entries} entries)`).join(' and ');
         this.log(`journals verified and merged in time order: ${from}`);
       }
+      for (const caveat of caveats) this.log(caveat);
       this.log(`${report.incidents.length} incident(s) in the period; ${report.cuts.length} cut(s) went live.`);
       this.log(`written: ${displayPath(path.join(out, 'index.html'))}, report.json, ${report.difusores.filter((r) => r.result === 'ok').length} CSV file(s)`);
       for (const d of report.difusores.filter((r) => r.result === 'failed')) {

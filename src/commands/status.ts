@@ -1,10 +1,11 @@
 import { gatherStatus, type StatusReport } from '../core/publish/status.js';
 import { StateStore } from '../core/records/state.js';
-import { cutsSwitchedTo } from '../core/records/merged-journal.js';
+import { cutsSwitchedTo, headCaveat } from '../core/records/merged-journal.js';
 import { createConnector } from '../adapters/difusor.js';
 import { journalFlag, onlyFlag, registryFlag } from '../ui/flags.js';
 import { DifusionCommand } from '../ui/command.js';
 import { formatBytes, localStamp, renderTable } from '../ui/render.js';
+import { displayPath } from '../core/registry/registry.js';
 
 export default class Status extends DifusionCommand {
   static override summary = 'One row per difusor: state, live cut, lag behind the newest cut, last result.';
@@ -43,6 +44,11 @@ export default class Status extends DifusionCommand {
       if (merged) report.journals = merged.journals;
     } finally {
       await connector.dispose();
+    }
+    // The same caveat as `journal verify`: a copy's newest switches could have been removed unseen. On stderr under --json.
+    for (const j of merged?.journals ?? []) {
+      const caveat = headCaveat(j);
+      if (caveat) this.say(`${displayPath(j.file)} (${j.host}): ${caveat}.`);
     }
     if (!this.jsonEnabled()) {
       const byBoth = report.journals ? ` (by the journals of ${report.journals.map((j) => j.host).join(' and ')})` : '';

@@ -187,7 +187,16 @@ const KIND: Record<Incident['kind'], string> = {
 function journalsNote(report: MemoriaReport): string {
   if (!report.journals || report.journals.length < 2) return '';
   const each = report.journals.map((j) => `${escapeHtml(j.host)} (${j.entries} entradas${j.own ? ', este sitio' : ''})`).join(', ');
-  return `<p class="meta">Bitácoras verificadas y unidas en orden de tiempo: ${each}.</p>\n`;
+  // A copy without its head: the chain cannot show that its last lines were removed, and the memoria must say so.
+  const unseen = report.journals
+    .filter((j) => j.head === 'none')
+    .map(
+      (j) =>
+        ` La bitácora de ${escapeHtml(j.host)} (${escapeHtml(j.file)}) se verificó sin su cabeza (journal.head): sus últimas líneas` +
+        `${j.seenBefore ? ` posteriores a la entrada ${j.seenBefore}, que este sitio ya había verificado,` : ''} pudieron haberse quitado sin que se note.`,
+    )
+    .join('');
+  return `<p class="meta">Bitácoras verificadas y unidas en orden de tiempo: ${each}.${unseen}</p>\n`;
 }
 
 function timeline(report: MemoriaReport): string {

@@ -100,11 +100,11 @@ describe('readMergedJournal', () => {
     const merged = await readMergedJournal(a, [copy]);
     expect(merged.entries.map((e) => `${e.host}@${e.at.slice(14, 16)}`)).toEqual(['primario@00', 'alterno@01', 'primario@02', 'alterno@03', 'primario@04']);
     expect(merged.journals).toEqual([
-      { file: join(a, 'journal.jsonl'), host: 'primario', entries: 3, own: true },
-      { file: copy, host: 'alterno', entries: 2, own: false },
+      { file: join(a, 'journal.jsonl'), host: 'primario', entries: 3, own: true, head: 'checked' },
+      { file: copy, host: 'alterno', entries: 2, own: false, head: 'none' },
     ]);
     // A whole state directory copied: its head goes with it.
-    expect((await readMergedJournal(a, [join(b, 'journal.jsonl')])).journals[1]?.head).toBe(join(b, 'journal.head'));
+    expect((await readMergedJournal(a, [join(b, 'journal.jsonl')])).journals[1]).toMatchObject({ head: 'checked', headFile: join(b, 'journal.head'), seenBefore: 2 });
   });
 
   test('a tampered copy is refused, naming the file and line (exit 6)', async () => {

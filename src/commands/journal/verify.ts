@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { JOURNAL_FILE, JOURNAL_HEAD_FILE, headFileBeside, verifyJournal, verifyJournalFile, type JournalVerification } from '../../core/records/journal.js';
+import { JOURNAL_FILE, JOURNAL_HEAD_FILE, headFileBeside, journalHost, readJournal, verifyJournal, type JournalVerification } from '../../core/records/journal.js';
+import { MergedJournalError, headCaveat, thisHostsOf, verifyCopy, type VerifiedCopy } from '../../core/records/merged-journal.js';
 import { displayPath } from '../../core/registry/registry.js';
 import { journalFlag, registryFlag } from '../../ui/flags.js';
 import { DifusionCommand } from '../../ui/command.js';
@@ -8,7 +9,12 @@ import { DifusionCommand } from '../../ui/command.js';
 export type JournalVerifyResult = JournalVerification & { journal: string };
 
 /** One journal of a verification with --journal: whose it is and which head was checked with it. */
-export type JournalFileVerifyResult = JournalVerifyResult & { own: boolean; head: string | null };
+export type JournalFileVerifyResult = JournalVerifyResult & {
+  own: boolean;
+  head: string | null;
+  /** The seq up to which this host had verified the copy before (the copy was found to extend it). */
+  seenBefore?: number;
+};
 
 export interface JournalsVerifyResult {
   ok: boolean;
@@ -23,7 +29,9 @@ export default class JournalVerify extends DifusionCommand {
     'torn by an interrupted write (the next run that journals moves such a line aside and records it).\n\n' +
     "With --journal FILE (repeatable) the other publication host's journal, copied here, is verified too, with " +
     'this host\'s own: the chain from the file alone, and its head when one is beside it (FILE.head, or ' +
-    'journal.head when FILE is a journal.jsonl). Without the head a removal of its last lines cannot be detected.\n\n' +
+    'journal.head when FILE is a journal.jsonl). Without the head a removal of its last lines cannot be detected. ' +
+    'A copy must extend what this host verified of it before (kept in state_dir/journal-copies/): one cut or ' +
+    'rewritten below that is refused, and so is a copy with an entry naming this host, or naming two hosts.\n\n' +
     'Exit codes: 0 intact, 2 invalid registry or a --journal file missing, 6 a journal was altered or damaged.';
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
@@ -63,11 +71,25 @@ export default class JournalVerify extends DifusionCommand {
       }
     }
     const own = join(stateDir, JOURNAL_FILE);
-    const journals: JournalFileVerifyResult[] = [{ ...(await verifyJournal(stateDir)), journal: own, own: true, head: join(stateDir, JOURNAL_HEAD_FILE) }];
+    const ownVerification = await verifyJournal(stateDir);
+    const journals: JournalFileVerifyResult[] = [{ ...ownVerification, journal: own, own: true, head: join(stateDir, JOURNAL_HEAD_FILE) }];
+    // Names the copies may not speak for; from an altered own journal only this host's own name.
+    const thisHosts = thisHostsOf(journalHost(), ownVerification.ok ? await readJournal(stateDir) : []);
+    const copies: VerifiedCopy[] = [];
     for (const file of files) {
-      const head = await headFileBeside(file);
-      journals.push({ ...(await verifyJournalFile(file, head)), journal: file, own: false, head: head ?? null });
+      try {
+        const copy = await verifyCopy(stateDir, file, thisHosts);
+        copies.push(copy);
+        const { headFile, seenBefore } = copy.source;
+        journals.push({ ok: true, entries: copy.entries.length, journal: file, own: false, head: headFile ?? null, ...(seenBefore ? { seenBefore } : {}) });
+      } catch (error) {
+        if (!(error instanceof MergedJournalError)) throw error;
+        if (error.line === undefined) this.error(error.message, { exit: error.exitCode });
+        journals.push({ ok: false, line: error.line, problem: error.problem ?? error.message, journal: file, own: false, head: (await headFileBeside(file)) ?? null });
+      }
     }
+    // What was verified of each copy is kept only when the whole night verified: the next read must extend it.
+    if (journals.every((j) => j.ok)) for (const copy of copies) await copy.remember();
     const result: JournalsVerifyResult = { ok: journals.every((j) => j.ok), journals };
     if (this.jsonEnabled()) {
       if (!result.ok) {
@@ -83,7 +105,7 @@ export default class JournalVerify extends DifusionCommand {
           ? ''
           : j.head
             ? `; its head ${displayPath(j.head)} checked`
-            : '; no head file beside it (FILE.head or journal.head): a removal of its last lines cannot be detected';
+            : `; ${headCaveat({ head: 'none', seenBefore: j.seenBefore })}`;
         this.log(`${name}: intact, ${j.entries} entries, hash chain verified${headSaid}.`);
       } else {
         this.log(`${name}:${j.line}: ${j.problem}`);

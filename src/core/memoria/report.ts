@@ -75,7 +75,16 @@ export interface MemoriaReport {
   /** Every run in the period, in time order: the night as the journals tell it, each run with its host. */
   runs: RunSummary[];
   /** The journals the report was built from, when more than this host's (the alternate site's `--journal`). */
-  journals?: Array<{ file: string; host: string; entries: number; own: boolean; head?: string }>;
+  journals?: Array<{
+    file: string;
+    host: string;
+    entries: number;
+    own: boolean;
+    /** 'none': a copy verified without its head, whose last lines could have been removed unseen (after `seenBefore`). */
+    head: 'checked' | 'none';
+    headFile?: string;
+    seenBefore?: number;
+  }>;
   exitCode: 0 | 1 | 3;
 }
 
