@@ -81,7 +81,8 @@ is_cut() {
 		case ${1#????????_????_} in
 		'' | *[!A-Za-z0-9_-]*) return 1 ;;
 		esac
-		return 0
+		# A suffix of at most 64: every line naming a cut (a hold, an answer) stays within what is read back.
+		[ ${#1} -le 78 ] && return 0
 		;;
 	esac
 	return 1
@@ -391,8 +392,13 @@ hold_line() (
 )
 
 lease_write() {
-	printf '%s %s %s %s\n' "$holder_host" "$holder_run" "$1" "$2" >".lease/holder.new" &&
-		mv -f .lease/holder.new .lease/holder || die "cannot write $ROOT/.lease/holder"
+	if printf '%s %s %s %s\n' "$holder_host" "$holder_run" "$1" "$2" >".lease/holder.new" && mv -f .lease/holder.new .lease/holder; then
+		return 0
+	fi
+	rm -f .lease/holder.new
+	# sh's printf says only "I/O error": a full disk is named, it is what the operator must act on.
+	[ "$(free_kb)" = 0 ] && die "cannot write $ROOT/.lease/holder: No space left on device"
+	die "cannot write $ROOT/.lease/holder"
 }
 
 verb=${1:-}
@@ -968,6 +974,8 @@ hold)
 	set)
 		no_more_than 4 "$@"
 		need_cut "${2:-}"
+		# Only on a release this difusor holds: the client holds a difusor only on the release it switches it to.
+		[ -d "releases/$2" ] && [ ! -L "releases/$2" ] || die "refused: hold set $2: releases/$2 is not a release here"
 		shift
 		;;
 	clear) no_more_than 3 "$@" ;;

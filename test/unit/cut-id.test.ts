@@ -44,6 +44,8 @@ describe('parseCutId', () => {
     expect(CUT_ID_PATTERN.test('20220631_2000')).toBe(true);
     expect(CUT_ID_PATTERN.test('20220605_2015_PREP_DGO')).toBe(true);
     expect(CUT_ID_PATTERN.test('20220605_2015/x')).toBe(false);
+    expect(CUT_ID_PATTERN.test(`20220605_2015_${'A'.repeat(64)}`)).toBe(true);
+    expect(CUT_ID_PATTERN.test(`20220605_2015_${'A'.repeat(65)}`)).toBe(false);
   });
 });
 

@@ -956,6 +956,8 @@ describe('difusion-helper hold: a rollback hold where every publication host see
 
   it.each([
     [['set', '../x', 'sitio-a', 'run1'], 'not a cut id: ../x'],
+    [['set', '19700101_0000', 'sitio-a', 'run1'], 'refused: hold set 19700101_0000: releases/19700101_0000 is not a release here'],
+    [['set', `20220605_2015_${'A'.repeat(65)}`, 'sitio-a', 'run1'], `not a cut id: 20220605_2015_${'A'.repeat(65)}`],
     [['set', HELD, '-rf', 'run1'], 'not a lease host name: -rf'],
     [['set', HELD, 'sitio-a', 'run1', 'more'], `refused: hold takes at most 4 arguments, not: set ${HELD} sitio-a run1 more`],
     [['clear', 'sitio-a', 'r/1'], 'not a lease run name: r/1'],
@@ -967,6 +969,11 @@ describe('difusion-helper hold: a rollback hold where every publication host see
     const r = helper('hold', args);
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 2, stderr: `difusion-helper: ${message}\n` });
     expect(existsSync(holdFile())).toBe(false);
+  }, T);
+
+  it('takes a cut whose suffix is 64 characters, the longest a cut id has', () => {
+    const long = `20220605_2045_${'A'.repeat(64)}`;
+    expect(ok(helper('inspect', [long]))).toMatch(/^live 20220605_2030\n/);
   }, T);
 
   it('takes only the whitelisted form through a restricted account', () => {

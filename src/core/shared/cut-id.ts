@@ -9,7 +9,8 @@ export interface CutId {
   wall: string;
 }
 
-export const CUT_ID_PATTERN = /^(\d{4})(\d{2})(\d{2})_(\d{2})(\d{2})(?:_[A-Za-z0-9_-]+)?$/;
+/** The suffix at most 64 characters, as the helper accepts it: every line that names a cut stays short. */
+export const CUT_ID_PATTERN = /^(\d{4})(\d{2})(\d{2})_(\d{2})(\d{2})(?:_[A-Za-z0-9_-]{1,64})?$/;
 
 export function daysInMonth(year: number, month: number): number {
   if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
