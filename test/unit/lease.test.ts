@@ -8,7 +8,9 @@ import {
   leaseHostName,
   parseLeaseAnswer,
   takeLease,
+  takeoverDetail,
   type Every,
+  type LeaseHolder,
 } from '../../src/core/publish/lease.js';
 
 /** A session whose lease verb answers from a script, recording every call. */
@@ -68,13 +70,67 @@ describe('lease answers', () => {
   });
 
   it.each([
-    ['', 'no lease answer in: (nothing)'],
-    ['taken 1 2\n', 'unexpected lease answer (no "now" first): taken 1 2'],
-    ['now 1\nheld a b c d\n', 'unexpected lease answer: held a b c d'],
-    ['now 1\ntaken 1\n', 'unexpected lease answer: taken 1'],
-    ['now 1\nyours\n', 'unexpected lease answer: yours'],
-  ])('refuses %j naming it', (stdout, message) => {
-    expect(() => parseLeaseAnswer(stdout)).toThrow(message);
+    ['', 'lease take answered no lease answer: "(nothing)"'],
+    ['taken 1 2\n', 'lease take answered no "now" first: "taken 1 2"'],
+    ['now 1\nheld a b c d\n', 'lease take answered a held line that is not "held HOST RUN SINCE EXPIRY": "held a b c d"'],
+    ['now 1\ntaken 1\n', 'lease take answered a taken line that is not "taken SINCE EXPIRY": "taken 1"'],
+    ['now 1\nyours\n', 'lease take answered an unexpected line: "yours"'],
+    ['now 1\nfree now\n', 'lease take answered an unexpected line: "free now"'],
+  ])('refuses %j naming the verb and the line', (stdout, message) => {
+    expect(() => parseLeaseAnswer(stdout, { verb: 'lease take' })).toThrow(message);
+  });
+
+  it.each([
+    ['an OSC 52 clipboard write as the holder', 'now 1\nheld \x1b]52;c;ZWNobyBwd25lZA==\x07 r 1 2\n'],
+    ['colours around the holder', 'now 1\nheld \x1b[31mprimario\x1b[0m r 1 2\n'],
+    ['an 8-bit CSI (C1) in the run', 'now 1\nheld a r\u009b2J 1 2\n'],
+    ['a bidi override in the host', 'now 1\nheld a\u202eb r 1 2\n'],
+    ['a dead holder taken over with a cursor move', 'now 1\ntakeover a\x1b[1A r 1 2\ntaken 1 2\n'],
+    ['a renewal lost to a holder with escapes', 'now 1\nlost \x1b[2J r 1 2\n'],
+    ['a since of 20 digits', 'now 1\nheld h r 99999999999999999999 2\n'],
+    ['an expiry of 13 digits in a takeover', 'now 1\ntakeover h r 1 1000000000000\ntaken 1 2\n'],
+    ['taken times of 13 digits', 'now 1\ntaken 1 1000000000000\n'],
+    ['renewed times of 20 digits', 'now 1\nrenewed 99999999999999999999 2\n'],
+    ['a now of 13 digits', 'now 1000000000000\nfree\n'],
+    ['a host of 65 characters', `now 1\nheld ${'h'.repeat(65)} r 1 2\n`],
+  ])('refuses %s, naming the difusor, the verb and the line shown escaped', (_what, stdout) => {
+    let message = '';
+    try {
+      parseLeaseAnswer(stdout, { verb: 'lease renew', difusor: 'd1' });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/^d1: lease renew answered .*: "/);
+    // eslint-disable-next-line no-control-regex
+    expect(message).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202e]/);
+  });
+
+  it('reads the largest times the helper writes (12 digits), and says them', () => {
+    const held = parseLeaseAnswer('now 999999999990\nheld sitio-b r2 999999999990 999999999999\n');
+    expect(held).toEqual({ kind: 'held', now: 999_999_999_990, holder: { host: 'sitio-b', run: 'r2', since: 999_999_999_990, expiry: 999_999_999_999 } });
+    expect(describeHolder((held as { holder: LeaseHolder }).holder, 999_999_999_990)).toBe(
+      "held by sitio-b (run r2) since +033658-09-27T01:46:30Z, 9 s left on its lease (the difusor's clock)",
+    );
+  });
+
+  it('never throws saying a holder, whatever its times or names', () => {
+    expect(describeHolder({ host: 'h', run: 'r', since: 1e20, expiry: 2 }, 1)).toBe("held by h (run r) since 100000000000000000000 (epoch s), 1 s left on its lease (the difusor's clock)");
+    expect(describeHolder({ host: '\x1b[2J', run: 'r', since: 0, expiry: 2 }, 1)).toBe('held by "\\u001b[2J" (run r) since 1970-01-01T00:00:00Z, 1 s left on its lease (the difusor\'s clock)');
+    expect(takeoverDetail('a', { host: 'h', run: 'r', since: 1e20, expiry: 0 })).toEqual({
+      host: 'a',
+      tookOverFrom: { host: 'h', run: 'r', since: '100000000000000000000 (epoch s)', expiredAt: '1970-01-01T00:00:00.000Z' },
+    });
+  });
+
+  it('a forged answer to take fails that difusor with the difusor, the verb and the line named; a failing helper\'s stderr is escaped', async () => {
+    const answering = (out: { code: number; stdout: string; stderr: string }): DifusorSession =>
+      ({ helper: async () => out, transfer: async () => ({ filesSent: 0, bytesSent: 0 }), close: () => undefined }) as DifusorSession;
+    await expect(takeLease(answering({ code: 0, stdout: 'now 1\nheld \x1b[8m r 1 2\n', stderr: '' }), claim, { difusor: 'd1', every: () => () => undefined })).rejects.toThrow(
+      'd1: lease take answered a held line that is not "held HOST RUN SINCE EXPIRY": "held \\u001b[8m r 1 2"',
+    );
+    await expect(takeLease(answering({ code: 2, stdout: '', stderr: 'refused \x1b]52;c;eA==\x07' }), claim, { difusor: 'd1', every: () => () => undefined })).rejects.toThrow(
+      'd1: lease take failed (exit 2): refused \\u001b]52;c;eA==\\u0007',
+    );
   });
 
   it('names the holder and since when, on the difusor\'s clock', () => {

@@ -67,11 +67,53 @@ describe('parsePrepare', () => {
     expect(r).toEqual({ files: new Map(), others: [], freeKb: 5000 });
   });
 
-  it('reads a rollback\'s hold on the difusor, or its lifted trace; a malformed one is none', () => {
+  it('reads a rollback\'s hold on the difusor, or its lifted trace', () => {
     expect(parsePrepare('live 20220605_2015\nhold 20220605_2015 primario r1 1654480800\nfree 1\n').hold).toEqual({ cut: '20220605_2015', host: 'primario', run: 'r1', since: 1654480800 });
     expect(parsePrepare('lifted 20220605_2015 alterno r2 1654480900\n')).toMatchObject({ lifted: { cut: '20220605_2015', host: 'alterno', run: 'r2', since: 1654480900 } });
-    expect(parsePrepare('hold 20220605_2015 primario r1\n').hold).toBeUndefined();
-    expect(parsePrepare('hold 20220605_2015 primario r1 1 extra\n').hold).toBeUndefined();
+    expect(parsePrepare('hold 20220605_2015_PREP a.b-c_d r1 999999999999\n').hold).toEqual({ cut: '20220605_2015_PREP', host: 'a.b-c_d', run: 'r1', since: 999_999_999_999 });
+  });
+
+  it('takes a free space df could not give as unknown, and ignores keys a newer helper may add', () => {
+    expect(parsePrepare('free \nlive 20220605_2015\nsomething new\n')).toEqual({ files: new Map(), others: [], live: '20220605_2015' });
+  });
+
+  const from = { verb: 'inspect', difusor: 'd1' };
+  it.each([
+    ['a hold line short of a word', 'hold 20220605_2015 primario r1', 'a hold line that is not "hold CUT HOST RUN SINCE"'],
+    ['a hold line with a word too many', 'hold 20220605_2015 primario r1 1 extra', 'a hold line that is not "hold CUT HOST RUN SINCE"'],
+    ['a hold on something that is no cut', 'hold x h r 1', 'a hold line that is not "hold CUT HOST RUN SINCE"'],
+    ['a hold on a path', 'hold ../../x h r 1', 'a hold line that is not "hold CUT HOST RUN SINCE"'],
+    ['a hold on a cut of no date', 'hold 20221332_2015 h r 1', 'a hold line that is not "hold CUT HOST RUN SINCE"'],
+    ['a hold whose host is an escape', 'hold 20220605_2015 \x1b[8m r 1', 'a hold line that is not "hold CUT HOST RUN SINCE"'],
+    ['a hold whose host sets the window title', 'hold 20220605_2015 \x1b]0;pwned\x1b\\ r 1', 'a hold line that is not "hold CUT HOST RUN SINCE"'],
+    ['a hold whose run is an 8-bit CSI', 'hold 20220605_2015 h r\u009b2J 1', 'a hold line that is not "hold CUT HOST RUN SINCE"'],
+    ['a hold whose since has 20 digits', 'hold 20220605_2030 h r 99999999999999999999', 'a hold line that is not "hold CUT HOST RUN SINCE"'],
+    ['a hold whose since has 13 digits', 'hold 20220605_2030 h r 1000000000000', 'a hold line that is not "hold CUT HOST RUN SINCE"'],
+    ['a lifted trace whose since has 20 digits', 'lifted 20220605_2030 h r 99999999999999999999', 'a lifted line that is not "lifted CUT HOST RUN SINCE"'],
+    ['a lifted trace on no cut', 'lifted ../x h r 1', 'a lifted line that is not "lifted CUT HOST RUN SINCE"'],
+    ['a live that moves the cursor', 'live 20220605_2045\x1b[2K\x1b[1A', 'a live that is not a cut id'],
+    ['a live that writes the clipboard (OSC 52)', 'live \x1b]52;c;ZWNobyBwd25lZA==\x07', 'a live that is not a cut id'],
+    ['a live that is a path', 'live notices/20220605_210000', 'a live that is not a cut id'],
+    ['a base that is a path', 'base ../../../../tmp/review-17/evil', 'a base that is not a cut id'],
+    ['a base with a bidi override', 'base 20220605_2015\u202e', 'a base that is not a cut id'],
+    ['a staged that is no cut', 'staged ../x', 'a staged that is not a cut id'],
+    ['a manifest digest that is not SHA-256', 'manifest \x1b[2J', 'a manifest digest that is not SHA-256 hex'],
+    ['a free space that is not a number', 'free lots', 'a free space that is not a number of KB'],
+    ['a free space of 20 digits', 'free 99999999999999999999', 'a free space that is not a number of KB'],
+  ])('refuses %s, naming the difusor, the verb and the line shown escaped', (_what, line, what) => {
+    let message = '';
+    try {
+      parsePrepare(`free 1\n${line}\n`, from);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toBe(`d1: inspect answered ${what}: ${JSON.stringify(line).replace(/[\u007f-\u009f\u202e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}`);
+    // eslint-disable-next-line no-control-regex
+    expect(message).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202e]/);
+  });
+
+  it('shows at most 200 characters of a refused line', () => {
+    expect(() => parsePrepare(`live ${'x'.repeat(1000)}\n`)).toThrow(`prepare answered a live that is not a cut id: "live ${'x'.repeat(195)}" (and 805 more characters)`);
   });
 });
 

@@ -58,10 +58,49 @@ describe('the lease as preflight tells it', () => {
     expect(parseLeaseShow('now 100\nexpired a r1 10 40\n', 'b')).toMatchObject({ state: 'expired', holder: { host: 'a' } });
   });
 
-  it('refuses an answer it cannot read, naming the line', () => {
-    expect(() => parseLeaseShow('held a r1 90 190\n', 'b')).toThrow('unexpected lease show answer (no "now" first): held a r1 90 190');
-    expect(() => parseLeaseShow('now 100\nheld a r1 x 190\n', 'b')).toThrow('unexpected lease show answer: held a r1 x 190');
-    expect(() => parseLeaseShow('now 100\n', 'b')).toThrow("no lease in lease show's answer: now 100");
+  it('refuses an answer it cannot read, naming the difusor, the verb and the line', () => {
+    const from = { verb: 'lease show', difusor: 'd1' };
+    expect(() => parseLeaseShow('held a r1 90 190\n', 'b', from)).toThrow('d1: lease show answered no "now" first: "held a r1 90 190"');
+    expect(() => parseLeaseShow('now 100\nheld a r1 x 190\n', 'b', from)).toThrow('d1: lease show answered a held line that is not "held HOST RUN SINCE EXPIRY": "held a r1 x 190"');
+    expect(() => parseLeaseShow('now 100\n', 'b', from)).toThrow('d1: lease show answered no lease: "now 100"');
+    expect(() => parseLeaseShow('now 100\nyours\n', 'b')).toThrow('lease show answered an unexpected line: "yours"');
+  });
+
+  it.each([
+    ['an OSC 52 clipboard write as the host', 'now 5\nheld \x1b]52;c;ZWNobyBwd25lZA==\x1b\\ r 1 2\n', '"held \\u001b]52;c;ZWNobyBwd25lZA==\\u001b\\\\ r 1 2"'],
+    ['a screen clear as the run', 'now 5\nexpired a \x1b[2J 1 2\n', '"expired a \\u001b[2J 1 2"'],
+    ['an 8-bit CSI (C1) in the host', 'now 5\nheld a\u009b31m r 1 2\n', '"held a\\u009b31m r 1 2"'],
+    ['a since of 20 digits', 'now 5\nheld h r 99999999999999999999 2\n', '"held h r 99999999999999999999 2"'],
+    ['an expiry of 13 digits', 'now 5\nheld h r 1 1000000000000\n', '"held h r 1 1000000000000"'],
+    ['a now of 13 digits', 'now 1000000000000\nfree\n', '"now 1000000000000"'],
+    ['a host of 65 characters', `now 5\nheld ${'h'.repeat(65)} r 1 2\n`, `"held ${'h'.repeat(65)} r 1 2"`],
+    ['a host starting with -', 'now 5\nheld -h r 1 2\n', '"held -h r 1 2"'],
+  ])('refuses %s, the line shown escaped (never raw bytes)', (_what, stdout, shown) => {
+    let message = '';
+    try {
+      parseLeaseShow(stdout, 'b', { verb: 'lease show', difusor: 'd1' });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/^d1: lease show answered /);
+    expect(message.endsWith(shown)).toBe(true);
+    // eslint-disable-next-line no-control-regex
+    expect(message).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+  });
+
+  it('reads the largest times the helper writes (12 digits)', () => {
+    expect(parseLeaseShow('now 999999999999\nheld a r1 999999999990 999999999999\n', 'b')).toMatchObject({ state: 'held', now: 999_999_999_999 });
+    expect(describeLease(parseLeaseShow('now 999999999999\nheld a r1 999999999990 999999999999\n', 'b'), TZ)).toMatch(/^held by a \(run r1\) since .*33658.*expires in 0 s/);
+  });
+
+  it('never throws describing a lease, whatever its times (one no Date holds is said as the number)', () => {
+    const huge: LeaseView = { state: 'held', now: 1, holder: { host: 'h', run: 'r', since: 1e20, expiry: 2 }, mine: false };
+    expect(describeLease(huge, TZ)).toBe("held by h (run r) since 100000000000000000000 (epoch s), expires in 1 s (the difusor's clock)");
+    expect(describeLease({ ...huge, state: 'expired', holder: { ...huge.holder, since: Number.NaN } }, TZ)).toMatch(/^expired 0 s ago, held by h \(run r\) since NaN \(epoch s\)/);
+    // A view built elsewhere with an odd name: shown escaped, not raw.
+    expect(describeLease({ ...huge, holder: { ...huge.holder, host: '\x1b[2J', since: SINCE } }, TZ)).toBe(
+      'held by "\\u001b[2J" (run r) since 2022-06-05 20:15:02 (UTC-5), expires in 1 s (the difusor\'s clock)',
+    );
   });
 
   it('says who holds it, since when in local time, and for how long on the difusor\'s clock', () => {
@@ -155,6 +194,59 @@ describe('what a publish from this host would send', () => {
     const s = session({ lease: ok('now 100\nfree\n') });
     expect((await readTakeover(s, localDifusor('d1'), { notice: '20220605T2100' }, options())).serves).toBe('the notice 20220605T2100 (suspended)');
     expect((await readTakeover(s, localDifusor('d1'), {}, options())).serves).toBe('nothing yet');
+  });
+
+  it('never throws and never passes raw bytes on: forged lease, live, hold, huge times (the review\'s reproduction)', async () => {
+    const ESC = '\x1b';
+    const cut = { cut: '20220605_2100', manifest: NEW, signed: false, byName: false };
+    const cases: Array<[string, string, string, Record<string, string | RegExp>]> = [
+      [
+        `now 5\nheld ${ESC}]52;c;ZWNobyBwd25lZA==${ESC}\\ r 1 2\n`,
+        `live 20220605_2045${ESC}[2K${ESC}[1A\nfree 1\n`,
+        'OSC 52 host, cursor moves after live',
+        {
+          leaseDetail: 'unknown: d1: lease show answered a held line that is not "held HOST RUN SINCE EXPIRY": "held \\u001b]52;c;ZWNobyBwd25lZA==\\u001b\\\\ r 1 2"',
+          send: 'd1: inspect answered a live that is not a cut id: "live 20220605_2045\\u001b[2K\\u001b[1A"',
+        },
+      ],
+      [
+        'now 5\nfree\n',
+        `live 20220605_2045\nhold x ${ESC}[8m r 1\nfree 1\n`,
+        'a forged hold does not leave the difusor alone under --latest: it is refused, named',
+        { leaseDetail: 'free', send: 'd1: inspect answered a hold line that is not "hold CUT HOST RUN SINCE": "hold x \\u001b[8m r 1"' },
+      ],
+      [
+        'now 5\nheld h r 99999999999999999999 2\n',
+        'live 20220605_2045\nlifted 20220605_2030 h r 99999999999999999999\n',
+        'huge since in lease show and in lifted',
+        {
+          leaseDetail: 'unknown: d1: lease show answered a held line that is not "held HOST RUN SINCE EXPIRY": "held h r 99999999999999999999 2"',
+          send: 'd1: inspect answered a lifted line that is not "lifted CUT HOST RUN SINCE": "lifted 20220605_2030 h r 99999999999999999999"',
+        },
+      ],
+      [
+        'now 5\nfree\n',
+        'live 20220605_2045\nbase ../../../../tmp/evil\n',
+        'a base that is a path',
+        { leaseDetail: 'free', send: 'd1: inspect answered a base that is not a cut id: "base ../../../../tmp/evil"' },
+      ],
+    ];
+    for (const [lease, inspect, , expected] of cases) {
+      const view = await readTakeover(session({ lease: ok(lease), inspect: ok(inspect) }), localDifusor('d1'), { live: '20220605_2045' }, options({ cut }));
+      expect({ leaseDetail: view.leaseDetail, send: view.send?.detail }).toEqual(expected);
+      expect(view.send?.kind).toBe('unknown');
+      // eslint-disable-next-line no-control-regex
+      expect([view.leaseDetail, view.serves, view.send?.detail].join('')).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+    }
+  });
+
+  it('shows what status passed on escaped: a live that is no cut, a notice with controls; a failing helper\'s stderr escaped', async () => {
+    const s = session({ lease: { code: 2, stdout: '', stderr: 'difusion-helper: \x1b]52;c;eA==\x07 no' } });
+    const odd = await readTakeover(s, localDifusor('d1'), { live: '2022\x1b[2J' }, options());
+    expect(odd.serves).toBe('not a cut: "2022\\u001b[2J"');
+    expect(odd.live).toBeUndefined();
+    expect(odd.leaseDetail).toBe('unknown: lease show failed: difusion-helper: \\u001b]52;c;eA==\\u0007 no');
+    expect((await readTakeover(s, localDifusor('d1'), { notice: 'x\x1b[8m' }, options())).serves).toBe('the notice "x\\u001b[8m" (suspended)');
   });
 
   it('names a helper too old for the lease verb, and what to do', async () => {

@@ -1,5 +1,6 @@
 import { isLeaseName } from '../shared/host-name.js';
 import type { DifusorSession } from '../difusor-port.js';
+import { badAnswer, isHelperTime, plainOrShown, printable, type AnswerSource } from './helper-answer.js';
 
 /**
  * A difusor's lease: one run at a time on a difusor, whichever publication host it comes from.
@@ -69,47 +70,61 @@ export function leaseArgs(verb: 'take' | 'renew' | 'release', claim: Pick<LeaseC
   return [verb, claim.host, claim.run, String(seconds), ...replaces];
 }
 
-function holderFrom(words: string[], where: string): LeaseHolder {
+/** "HOST RUN SINCE EXPIRY", checked as the helper writes it: lease names, times of at most 12 digits. */
+export function holderFromWords(words: string[]): LeaseHolder | undefined {
   const [host, run, since, expiry] = words;
-  if (words.length !== 4 || !host || !run || !/^\d+$/.test(since ?? '') || !/^\d+$/.test(expiry ?? '')) {
-    throw new Error(`unexpected lease answer: ${where}`);
-  }
-  return { host, run, since: Number(since), expiry: Number(expiry) };
+  if (words.length !== 4 || !isLeaseName(host ?? '') || !isLeaseName(run ?? '') || !isHelperTime(since) || !isHelperTime(expiry)) return undefined;
+  return { host: host as string, run: run as string, since: Number(since), expiry: Number(expiry) };
 }
 
-/** The helper's answer to a lease verb; anything else is an error naming the line. */
-export function parseLeaseAnswer(stdout: string): LeaseAnswer {
+/**
+ * The helper's answer to a lease verb; anything else is an error naming the difusor (when `from` does), the verb
+ * and the line, shown escaped: a difusor's admin writes these lines, and the operator's terminal shows the error.
+ */
+export function parseLeaseAnswer(stdout: string, from: AnswerSource = { verb: 'lease' }): LeaseAnswer {
   let now: number | undefined;
   let takenOver: LeaseHolder | undefined;
   let answer: LeaseAnswer | undefined;
   for (const line of stdout.split('\n').filter(Boolean)) {
     const [word, ...rest] = line.trim().split(/\s+/);
+    const unexpected = (): Error => badAnswer(from, 'an unexpected line', line);
+    const holder = (): LeaseHolder => {
+      const h = holderFromWords(rest);
+      if (!h) throw badAnswer(from, `a ${word} line that is not "${word} HOST RUN SINCE EXPIRY"`, line);
+      return h;
+    };
     const times = (): [number, number] => {
-      if (rest.length !== 2 || !rest.every((r) => /^\d+$/.test(r))) throw new Error(`unexpected lease answer: ${line}`);
+      if (rest.length !== 2 || !rest.every((r) => isHelperTime(r))) throw badAnswer(from, `a ${word} line that is not "${word} SINCE EXPIRY"`, line);
       return [Number(rest[0]), Number(rest[1])];
     };
-    if (word === 'now' && rest.length === 1 && /^\d+$/.test(rest[0] ?? '')) now = Number(rest[0]);
-    else if (now === undefined) throw new Error(`unexpected lease answer (no "now" first): ${line}`);
-    else if (word === 'free' || word === 'released' || word === 'not-held') answer = { kind: word, now };
-    else if (word === 'held') answer = { kind: 'held', now, holder: holderFrom(rest, line) };
-    else if (word === 'takeover') takenOver = holderFrom(rest, line);
+    if (word === 'now' && rest.length === 1 && isHelperTime(rest[0])) now = Number(rest[0]);
+    else if (now === undefined) throw badAnswer(from, 'no "now" first', line);
+    else if ((word === 'free' || word === 'released' || word === 'not-held') && rest.length === 0) answer = { kind: word, now };
+    else if (word === 'held') answer = { kind: 'held', now, holder: holder() };
+    else if (word === 'takeover') takenOver = holder();
     else if (word === 'taken') {
       const [since, expiry] = times();
       answer = { kind: 'taken', now, since, expiry, ...(takenOver ? { takenOver } : {}) };
     } else if (word === 'renewed') {
       const [since, expiry] = times();
       answer = { kind: 'renewed', now, since, expiry };
-    } else if (word === 'lost') answer = rest.length === 0 ? { kind: 'lost', now } : { kind: 'lost', now, holder: holderFrom(rest, line) };
-    else throw new Error(`unexpected lease answer: ${line}`);
+    } else if (word === 'lost') answer = rest.length === 0 ? { kind: 'lost', now } : { kind: 'lost', now, holder: holder() };
+    else throw unexpected();
   }
-  if (!answer) throw new Error(`no lease answer in: ${stdout.trim() || '(nothing)'}`);
+  if (!answer) throw badAnswer(from, 'no lease answer', stdout.trim() || '(nothing)');
   return answer;
+}
+
+/** An epoch second as ISO 8601 ("2022-06-05T20:15:02Z"); one beyond Date's range is said as the number, never thrown. */
+export function isoSeconds(epochS: number, keepMs = false): string {
+  const at = new Date(epochS * 1000);
+  if (Number.isNaN(at.getTime())) return `${epochS} (epoch s)`;
+  return keepMs ? at.toISOString() : at.toISOString().replace('.000Z', 'Z');
 }
 
 /** "held by HOST (run RUN) since 2022-06-05T20:15:02Z, 93 s left on its lease (the difusor's clock)". */
 export function describeHolder(holder: LeaseHolder, now: number): string {
-  const since = new Date(holder.since * 1000).toISOString().replace('.000Z', 'Z');
-  return `held by ${holder.host} (run ${holder.run}) since ${since}, ${Math.max(0, holder.expiry - now)} s left on its lease (the difusor's clock)`;
+  return `held by ${plainOrShown(holder.host)} (run ${plainOrShown(holder.run)}) since ${isoSeconds(holder.since)}, ${Math.max(0, holder.expiry - now)} s left on its lease (the difusor's clock)`;
 }
 
 /** Another run's live lease: that difusor is left alone. */
@@ -158,17 +173,20 @@ export interface LeasePorts {
   /** Monotonic ms; performance.now() by default. */
   now?: () => number;
   timeoutMs?: number;
+  /** The difusor's id, named in what its answers make fail. */
+  difusor?: string;
 }
 
 const LEASE_STEP_TIMEOUT_MS = 15_000;
 
-async function ask(session: DifusorSession, args: string[], timeoutMs: number): Promise<LeaseAnswer> {
+async function ask(session: DifusorSession, args: string[], timeoutMs: number, difusor: string | undefined): Promise<LeaseAnswer> {
   const out = await session.helper('lease', args, { timeoutMs });
+  const from: AnswerSource = { verb: `lease ${args[0]}`, ...(difusor !== undefined ? { difusor } : {}) };
   if (out.code !== 0) {
-    const said = (out.stderr || out.stdout).trim().split('\n').slice(-2).join(' | ') || 'no message';
-    throw new Error(`lease ${args[0]} failed (exit ${out.code}): ${said}`);
+    const said = printable((out.stderr || out.stdout).trim().split('\n').slice(-2).join(' | ')) || 'no message';
+    throw new Error(`${difusor !== undefined ? `${difusor}: ` : ''}${from.verb} failed (exit ${out.code}): ${said}`);
   }
-  return parseLeaseAnswer(out.stdout);
+  return parseLeaseAnswer(out.stdout, from);
 }
 
 /**
@@ -180,7 +198,7 @@ export async function takeLease(session: DifusorSession, claim: LeaseClaim, port
   const every = ports.every ?? realEvery;
   const now = ports.now ?? (() => performance.now());
   const timeoutMs = ports.timeoutMs ?? LEASE_STEP_TIMEOUT_MS;
-  const first = await ask(session, leaseArgs('take', claim), timeoutMs);
+  const first = await ask(session, leaseArgs('take', claim), timeoutMs, ports.difusor);
   if (first.kind === 'held') throw new LeaseHeldError(first.holder, first.now);
   if (first.kind !== 'taken') throw new Error(`lease take answered ${first.kind}`);
 
@@ -191,7 +209,7 @@ export async function takeLease(session: DifusorSession, claim: LeaseClaim, port
   let released = false;
 
   const renew = (): Promise<void> => {
-    renewing ??= ask(session, leaseArgs('renew', claim), timeoutMs)
+    renewing ??= ask(session, leaseArgs('renew', claim), timeoutMs, ports.difusor)
       .then((a) => {
         if (a.kind === 'renewed') confirmedAt = now();
         else if (a.kind === 'lost') lostWhy ??= a.holder ? `lease lost: ${describeHolder(a.holder, a.now)}` : 'lease lost: released or removed on the difusor';
@@ -225,7 +243,7 @@ export async function takeLease(session: DifusorSession, claim: LeaseClaim, port
       await renewing;
       if (lostWhy) return undefined;
       try {
-        const a = await ask(over ?? session, leaseArgs('release', claim), timeoutMs);
+        const a = await ask(over ?? session, leaseArgs('release', claim), timeoutMs, ports.difusor);
         return a.kind === 'released' ? undefined : 'the lease was no longer this run\'s';
       } catch (error) {
         return (error as Error).message;
@@ -243,6 +261,6 @@ export async function takeLease(session: DifusorSession, claim: LeaseClaim, port
 export function takeoverDetail(host: string, previous: LeaseHolder): Record<string, unknown> {
   return {
     host,
-    tookOverFrom: { host: previous.host, run: previous.run, since: new Date(previous.since * 1000).toISOString(), expiredAt: new Date(previous.expiry * 1000).toISOString() },
+    tookOverFrom: { host: previous.host, run: previous.run, since: isoSeconds(previous.since, true), expiredAt: isoSeconds(previous.expiry, true) },
   };
 }

@@ -1,4 +1,7 @@
+import { isCutId } from '../shared/cut-id.js';
+import { isLeaseName } from '../shared/host-name.js';
 import type { Manifest, ManifestEntry } from '../shared/manifest.js';
+import { badAnswer, isHelperTime, type AnswerSource } from './helper-answer.js';
 
 /** What `prepare` reported about a difusor: its live cut and the release the new one can share files with. */
 export interface PrepareReport {
@@ -30,11 +33,16 @@ export interface DifusorHold {
   since: number;
 }
 
-/** "CUT HOST RUN SINCE" of a hold or lifted line; undefined when it is not that. */
-export function parseHoldWords(value: string): DifusorHold | undefined {
+/**
+ * "CUT HOST RUN SINCE" of a hold or lifted line, checked as the helper checks what it writes (a cut id, lease names,
+ * a time of at most 12 digits); anything else is an error naming the line (`from` says whose answer it is).
+ */
+export function parseHoldWords(value: string, from: AnswerSource = { verb: 'prepare' }, key = 'hold'): DifusorHold {
   const [cut, host, run, since, ...rest] = value.split(' ');
-  if (!cut || !host || !run || !/^\d+$/.test(since ?? '') || rest.length > 0) return undefined;
-  return { cut, host, run, since: Number(since) };
+  if (cut === undefined || !isCutId(cut) || !isLeaseName(host ?? '') || !isLeaseName(run ?? '') || !isHelperTime(since) || rest.length > 0) {
+    throw badAnswer(from, `a ${key} line that is not "${key} CUT HOST RUN SINCE"`, `${key} ${value}`);
+  }
+  return { cut, host: host as string, run: run as string, since: Number(since) };
 }
 
 export interface InventoryReport {
@@ -56,18 +64,38 @@ function parseInventoryLine(line: string, into: InventoryReport): boolean {
   return false;
 }
 
-export function parsePrepare(stdout: string): PrepareReport {
+const MANIFEST_DIGEST = /^[0-9a-f]{64}$/;
+const KB = /^\d{1,15}$/;
+
+/**
+ * prepare's (and inspect's) answer. What the client acts on or shows is checked as the helper writes it: live, base
+ * and staged are cut ids (a difusor showing a notice has no live line: status names the notice), the base's manifest
+ * digest is SHA-256 hex, free space is digits (or unknown), a hold or lifted line is whole. Anything else is an error naming
+ * the difusor (`from`), the verb and the line, shown escaped. Lines of keys it does not know are left for a newer
+ * client.
+ */
+export function parsePrepare(stdout: string, from: AnswerSource = { verb: 'prepare' }): PrepareReport {
   const report: PrepareReport = { files: new Map(), others: [] };
+  const cutOf = (key: string, value: string): string => {
+    if (!isCutId(value)) throw badAnswer(from, `a ${key} that is not a cut id`, `${key} ${value}`);
+    return value;
+  };
   for (const line of stdout.split('\n')) {
     if (line === '' || parseInventoryLine(line, report)) continue;
-    const [key, value] = [line.slice(0, line.indexOf(' ')), line.slice(line.indexOf(' ') + 1)];
-    if (key === 'live') report.live = value;
-    else if (key === 'base') report.base = value;
-    else if (key === 'manifest') report.baseManifestDigest = value;
-    else if (key === 'free') report.freeKb = Number(value);
-    else if (key === 'staged') report.staged = value;
-    else if (key === 'hold') report.hold = parseHoldWords(value);
-    else if (key === 'lifted') report.lifted = parseHoldWords(value);
+    const space = line.indexOf(' ');
+    const [key, value] = space < 0 ? [line, ''] : [line.slice(0, space), line.slice(space + 1)];
+    if (key === 'live') report.live = cutOf(key, value);
+    else if (key === 'base') report.base = cutOf(key, value);
+    else if (key === 'staged') report.staged = cutOf(key, value);
+    else if (key === 'manifest') {
+      if (!MANIFEST_DIGEST.test(value)) throw badAnswer(from, 'a manifest digest that is not SHA-256 hex', line);
+      report.baseManifestDigest = value;
+    } else if (key === 'free') {
+      // df may print nothing on an odd file system: the free space is then unknown, not refused.
+      if (value === '') continue;
+      if (!KB.test(value)) throw badAnswer(from, 'a free space that is not a number of KB', line);
+      report.freeKb = Number(value);
+    } else if (key === 'hold' || key === 'lifted') report[key] = parseHoldWords(value, from, key);
   }
   return report;
 }

@@ -1,9 +1,11 @@
 import type { DifusorSession } from '../difusor-port.js';
 import type { Difusor } from '../registry/types.js';
 import { formatLocal } from '../registry/window.js';
+import { isCutId } from '../shared/cut-id.js';
 import type { Manifest } from '../shared/manifest.js';
 import { heldByRollback, newerCutLive } from './forward.js';
-import type { LeaseHolder } from './lease.js';
+import { badAnswer, isHelperTime, plainOrShown, printable, shownLine, type AnswerSource } from './helper-answer.js';
+import { holderFromWords, type LeaseHolder } from './lease.js';
 import { parsePrepare, planTransfer, type PlanKind, type PrepareReport } from './plan.js';
 
 /**
@@ -65,46 +67,49 @@ export interface TakeoverOptions {
   manifestHashes(cut: string, digest: string | undefined): Promise<Map<string, string> | undefined>;
 }
 
-const WORD = /^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}$/;
-
-function holderOf(words: string[]): LeaseHolder | undefined {
-  const [host, run, since, expiry] = words;
-  if (words.length !== 4 || !WORD.test(host ?? '') || !WORD.test(run ?? '') || !/^\d+$/.test(since ?? '') || !/^\d+$/.test(expiry ?? '')) return undefined;
-  return { host: host as string, run: run as string, since: Number(since), expiry: Number(expiry) };
-}
-
 /**
  * `lease show`'s answer: "now N" then "held HOST RUN SINCE EXPIRY" or "free" (a helper that also names an expired
- * holder says "expired HOST RUN SINCE EXPIRY"). Anything else is an error naming the line.
+ * holder says "expired HOST RUN SINCE EXPIRY"), names and times checked as the helper writes them. Anything else
+ * is an error naming the difusor (when `from` does), the verb and the line, shown escaped.
  */
-export function parseLeaseShow(stdout: string, host: string): LeaseView {
+export function parseLeaseShow(stdout: string, host: string, from: AnswerSource = { verb: 'lease show' }): LeaseView {
   let now: number | undefined;
   let view: LeaseView | undefined;
   for (const line of stdout.split('\n').filter(Boolean)) {
     const [word, ...rest] = line.trim().split(/\s+/);
-    if (word === 'now' && rest.length === 1 && /^\d+$/.test(rest[0] ?? '')) {
+    if (word === 'now' && rest.length === 1 && isHelperTime(rest[0])) {
       now = Number(rest[0]);
       continue;
     }
-    if (now === undefined) throw new Error(`unexpected lease show answer (no "now" first): ${line}`);
-    const holder = holderOf(rest);
+    if (now === undefined) throw badAnswer(from, 'no "now" first', line);
+    const holder = holderFromWords(rest);
     if (word === 'free' && rest.length === 0) view ??= { state: 'free', now };
     else if ((word === 'held' || word === 'expired') && holder) view = { state: word, now, holder, mine: holder.host === host };
-    else throw new Error(`unexpected lease show answer: ${line}`);
+    else if (word === 'held' || word === 'expired') throw badAnswer(from, `a ${word} line that is not "${word} HOST RUN SINCE EXPIRY"`, line);
+    else throw badAnswer(from, 'an unexpected line', line);
   }
-  if (!view) throw new Error(`no lease in lease show's answer: ${stdout.trim() || '(nothing)'}`);
+  if (!view) throw badAnswer(from, 'no lease', stdout.trim() || '(nothing)');
   return view;
+}
+
+/** A difusor's epoch second in the publication's time zone; one no Date holds is said as the number, never thrown. */
+function localTime(epochS: number, timezone: string): string {
+  try {
+    return formatLocal(new Date(epochS * 1000), timezone);
+  } catch {
+    return `${epochS} (epoch s)`;
+  }
 }
 
 /**
  * "held by a (run r1) since 2022-06-05 20:15:02 (UTC-6), expires in 93 s (the difusor's clock)"; the holder's
- * since is shown in the publication's time zone, the expiry as seconds on the difusor's own clock.
+ * since is shown in the publication's time zone, the expiry as seconds on the difusor's own clock. Never throws.
  */
 export function describeLease(view: LeaseView, timezone: string): string {
   if (view.state === 'unknown') return `unknown: ${view.detail}`;
   if (view.state === 'free') return 'free';
   const { holder, now } = view;
-  const who = `${holder.host} (run ${holder.run}${view.mine ? ', this host' : ''}) since ${formatLocal(new Date(holder.since * 1000), timezone)}`;
+  const who = `${plainOrShown(holder.host)} (run ${plainOrShown(holder.run)}${view.mine ? ', this host' : ''}) since ${localTime(holder.since, timezone)}`;
   if (view.state === 'expired') {
     return `expired ${Math.max(0, now - holder.expiry)} s ago, held by ${who}: a dead holder, a publish takes it over`;
   }
@@ -162,13 +167,14 @@ export function wouldSend(args: {
 }
 
 function servesOf(live: string | undefined, notice: string | undefined): string {
-  if (live) return live;
-  if (notice) return `the notice ${notice} (suspended)`;
+  if (live) return isCutId(live) ? live : `not a cut: ${shownLine(live)}`;
+  // A notice is named as the difusor named it (whatever current points to under notices/): shown escaped if odd.
+  if (notice) return `the notice ${plainOrShown(notice)} (suspended)`;
   return 'nothing yet';
 }
 
 function failure(out: { code: number; stdout: string; stderr: string }): string {
-  return (out.stderr || out.stdout).trim().split('\n').slice(-2).join(' | ') || `exit ${out.code}`;
+  return printable((out.stderr || out.stdout).trim().split('\n').slice(-2).join(' | ')) || `exit ${out.code}`;
 }
 
 /**
@@ -193,15 +199,22 @@ export async function readTakeover(
           : `lease show failed: ${said}`,
       };
     } else {
-      lease = parseLeaseShow(out.stdout, opts.host);
+      lease = parseLeaseShow(out.stdout, opts.host, { verb: 'lease show', difusor: d.id });
     }
   } catch (error) {
-    lease = { state: 'unknown', detail: (error as Error).message };
+    lease = { state: 'unknown', detail: messageOf(error) };
+  }
+  let leaseDetail: string;
+  try {
+    leaseDetail = describeLease(lease, opts.timezone);
+  } catch (error) {
+    leaseDetail = `unknown: ${messageOf(error)}`;
   }
   const view: TakeoverView = {
     lease,
-    leaseDetail: describeLease(lease, opts.timezone),
-    ...(served.live ? { live: served.live } : {}),
+    leaseDetail,
+    // status's live, as status read it: kept only when it is a cut id (servesOf says what else it was).
+    ...(served.live && isCutId(served.live) ? { live: served.live } : {}),
     ...(served.notice ? { notice: served.notice } : {}),
     serves: servesOf(served.live, served.notice),
   };
@@ -213,7 +226,7 @@ export async function readTakeover(
       view.send = { cut, kind: 'unknown', detail: `inspect failed: ${failure(out)}` };
       return view;
     }
-    const report = parsePrepare(out.stdout);
+    const report = parsePrepare(out.stdout, { verb: 'inspect', difusor: d.id });
     // inspect's live is the fresher look (status came first).
     if (report.live && report.live !== view.live) {
       view.live = report.live;
@@ -230,7 +243,11 @@ export async function readTakeover(
     const plan = planTransfer({ cut, manifest, report, baseHashes, signed });
     view.send = wouldSend({ cut, byName, lease, report, plan });
   } catch (error) {
-    view.send = { cut, kind: 'unknown', detail: (error as Error).message };
+    view.send = { cut, kind: 'unknown', detail: messageOf(error) };
   }
   return view;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : printable(String(error));
 }
