@@ -3,7 +3,8 @@ import path from 'node:path';
 import { Flags, type Interfaces } from '@oclif/core';
 import { currentOperator, newRunId } from '../core/records/journal.js';
 import { failureSignature, keepProbe, probeDifusores, type ProbeReport } from '../core/probe/probe.js';
-import { readWentLive, wentLiveFor } from '../core/probe/went-live.js';
+import { readWentLive, verifyJournalCopies, wentLiveFor } from '../core/probe/went-live.js';
+import { MergedJournalError } from '../core/records/merged-journal.js';
 import { StateStore, writeAtomically, type CutManifestSource } from '../core/records/state.js';
 import { cutLibrary, lastCutsDir } from '../core/publish/cut-library.js';
 import { ProbeHistory } from '../core/records/probe-history.js';
@@ -12,7 +13,7 @@ import { writeBoardDir } from '../core/probe/board-files.js';
 import type { Difusor, Registry } from '../core/registry/types.js';
 import { systemClock, type Clock } from '../adapters/clock.js';
 import { createProbeHttp } from '../adapters/http.js';
-import { onlyFlag, registryFlag } from '../ui/flags.js';
+import { journalFlag, onlyFlag, registryFlag } from '../ui/flags.js';
 import { DifusionCommand } from '../ui/command.js';
 import { chooseRenderer } from '../ui/render.js';
 import { probeLines, probeTable } from '../ui/probe-view.js';
@@ -36,6 +37,8 @@ interface Night {
   http: ReturnType<typeof createProbeHttp>;
   run: string;
   command: string;
+  /** The other host's journal copies (--journal), verified at the start, read each round only where they grew. */
+  journalCopies: string[];
   /** The last journaled round's failures, so a watch journals only news. */
   lastSignature?: string;
 }
@@ -49,12 +52,16 @@ export default class Probe extends DifusionCommand {
     'files (every file with --full) are streamed and hashed. Lag is 0 while the newest live cut is served, else the ' +
     'seconds since a newer cut went live. A suspended difusor must show the notice on every path. Exit 6 when any ' +
     'difusor lags beyond --max-lag, differs, does not answer, has an invalid certificate, or does not show its ' +
-    'notice; each failure is journaled. Trust a private CA with NODE_EXTRA_CA_CERTS=FILE.';
+    'notice; each failure is journaled. Trust a private CA with NODE_EXTRA_CA_CERTS=FILE. With --journal FILE (the other ' +
+    "publication host's journal, copied here) a cut that host switched counts from its switch, not from when this host " +
+    'first found it live; each copy is verified when the probe starts (an altered one is refused naming the file and ' +
+    'line, exit 6), then each round reads only what it gained.';
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --full --only ujed',
     '<%= config.bin %> <%= command.id %> --watch 15',
     '<%= config.bin %> <%= command.id %> --max-lag 60 --json',
+    '<%= config.bin %> <%= command.id %> --watch 15 --journal /var/lib/difusion-alterno/journal.jsonl',
     '<%= config.bin %> <%= command.id %> --watch 60 --roster /srv/prep/sitio/difusores --metrics /var/lib/node_exporter/textfile/difusion.prom',
   ];
   static override enableJsonFlag = true;
@@ -70,6 +77,7 @@ export default class Probe extends DifusionCommand {
       description: "the cuts directory (as given to publish --latest): a cut the other publication host published is known by this host's copy of it (default: where this host last published from)",
       helpValue: 'DIR',
     }),
+    journal: journalFlag,
   };
 
   async run(): Promise<ProbeReport> {
@@ -98,6 +106,7 @@ export default class Probe extends DifusionCommand {
     const publication = registry.publication;
     const clock = this.clockFor(registry, systemClock);
     const run = newRunId(clock.now());
+    const journalCopies = await this.verifiedCopies(publication.state_dir, flags.journal ?? []);
     return {
       registry,
       targets: this.lookAt(registry, flags.only),
@@ -107,8 +116,19 @@ export default class Probe extends DifusionCommand {
       history: new ProbeHistory(publication.state_dir, foldRound),
       http: createProbeHttp({ connectTimeoutMs: 10_000, headersTimeoutMs: 20_000, bodyTimeoutMs: 30_000, totalTimeoutMs: 300_000, connectionsPerOrigin: 4 }),
       run,
-      command: `probe${flags.full ? ' --full' : ''} --max-lag ${flags['max-lag']}${flags.watch ? ` --watch ${flags.watch}` : ''}`,
+      command: `probe${flags.full ? ' --full' : ''} --max-lag ${flags['max-lag']}${flags.watch ? ` --watch ${flags.watch}` : ''}${journalCopies.map((f) => ` --journal ${f}`).join('')}`,
+      journalCopies,
     };
+  }
+
+  /** Each copy verified once, before the first round; a watch then reads only what it gains (an rsync'd copy grows). */
+  private async verifiedCopies(stateDir: string, files: string[]): Promise<string[]> {
+    try {
+      return await verifyJournalCopies(stateDir, files);
+    } catch (error) {
+      if (error instanceof MergedJournalError) this.error(error.message, { exit: error.exitCode });
+      throw error;
+    }
   }
 
   /** The standby of the alternate site learns the cuts the other host published from its own copies. */
@@ -130,8 +150,8 @@ export default class Probe extends DifusionCommand {
 
   private async probeEach(night: Night, flags: ProbeFlags): Promise<ProbeReport> {
     const { state, clock, targets } = night;
-    // Only the journal's entries since the last round are read: the fold so far is kept in the state dir.
-    const fold = await readWentLive(night.registry.publication.state_dir);
+    // Only the journals' entries since the last round are read: the fold so far is kept in the state dir.
+    const fold = await readWentLive(night.registry.publication.state_dir, night.journalCopies);
     const wentLive = new Map(targets.map((d) => [d.id, wentLiveFor(fold, d.id)]));
     return probeDifusores(
       targets,
