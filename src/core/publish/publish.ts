@@ -396,7 +396,7 @@ async function holdLease(a: Attempt, session: DifusorSession): Promise<void> {
   const claim = a.req.lease;
   if (!claim || a.req.dryRun) return;
   try {
-    a.lease = await takeLease(session, claim);
+    a.lease = await takeLease(session, claim, { difusor: a.d.id });
   } catch (error) {
     if (error instanceof LeaseHeldError) throw new StepError('connecting', error.message, 'held');
     throw new StepError('connecting', (error as Error).message);
@@ -415,7 +415,7 @@ async function lookBeforeLease(a: Attempt, session: DifusorSession): Promise<Dif
   const { req } = a;
   if (!req.lease || req.dryRun || a.expectTransfer) return undefined;
   enter(a, 'preparing');
-  const report = parsePrepare((await step(session, a.phase, 'inspect', [req.cut])).stdout);
+  const report = parsePrepare((await step(session, a.phase, 'inspect', [req.cut])).stdout, { verb: 'inspect', difusor: a.d.id });
   // A hold to lift is lifted under the lease.
   if (report.live !== req.cut || (req.liftHolds && report.hold)) return undefined;
   const baseHashes = report.base ? await a.ports.state.manifestHashes(report.base, report.baseManifestDigest) : undefined;
@@ -497,7 +497,7 @@ async function prepareAndPlan(a: Attempt, session: DifusorSession): Promise<{ re
           stdin: manifestInput(req),
         })
       : await step(session, a.phase, 'prepare', [req.cut]);
-  const report = parsePrepare(prepared.stdout);
+  const report = parsePrepare(prepared.stdout, { verb: req.dryRun ? 'inspect' : 'prepare', difusor: a.d.id });
   outcome.previous = report.live;
   a.wrote = a.early !== undefined || report.staged === req.cut;
   const baseHashes = report.base ? await a.ports.state.manifestHashes(report.base, report.baseManifestDigest) : undefined;
