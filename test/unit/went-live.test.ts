@@ -2,7 +2,7 @@ import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/pro
 import os from 'node:os';
 import path from 'node:path';
 import { wentLiveTimes } from '../../src/core/probe/probe.js';
-import { foldWentLive, readWentLive, verifyJournalCopies, wentLiveFor } from '../../src/core/probe/went-live.js';
+import { foldWentLive, readWentLive, readWentLiveOf, verifyJournalCopies, wentLiveFor } from '../../src/core/probe/went-live.js';
 import { openJournal, type JournalEntry } from '../../src/core/records/journal.js';
 import { mergeJournals } from '../../src/core/records/merged-journal.js';
 
@@ -163,6 +163,32 @@ describe("two journals: this host's and a copy of the other host's (probe --jour
     const longer = [on('alterno', entry('switch', 30, 32, 'b')), ...alterno.slice(1), ...more, ...anew];
     await writeFile(copy, longer.map(line).join(''));
     for (const id of IDS) expect(wentLiveFor(await readWentLive(dir, [copy]), id)).toEqual(wentLiveTimes(merged(primario, longer), id));
+  });
+
+  it('while a copy stops growing, what waits for it is bounded: past the cap the oldest are folded, a late entry going before them folds after', async () => {
+    const own = path.join(dir, 'journal.jsonl');
+    const kept = path.join(dir, 'rounds', 'capped.json');
+    const journals = [
+      { file: own, label: 'primario' },
+      { file: copy, label: 'alterno' },
+    ];
+    await writeFile(copy, line(alterno[0] as JournalEntry));
+    const night = [15, 30, 45, 60, 75, 90].map((c, i) => on('primario', entry('switch', c, 40 + i, 'a')));
+    for (const e of night) {
+      await appendFile(own, line(e));
+      const fold = await readWentLiveOf(kept, journals, 3);
+      expect(wentLiveFor(fold, 'a')).toEqual(wentLiveTimes(merged(night.slice(0, night.indexOf(e) + 1), alterno.slice(0, 1)), 'a'));
+      expect((JSON.parse(await readFile(kept, 'utf8')) as { pending: unknown[] }).pending.length).toBeLessThanOrEqual(3);
+    }
+    // alterno's rollback of every difusor to 15 at 42 went before primario's 45 at 42 (by host), which was folded
+    // already (only the last 3 still wait): it withdraws 45 with 30. Exact, with room to wait, 45 stays live.
+    const rollback = on('alterno', entry('rollback', 15, 42));
+    await appendFile(copy, line(rollback));
+    const late = wentLiveFor(await readWentLiveOf(kept, journals, 3), 'a');
+    expect([...late.keys()].sort()).toEqual([cut(15), cut(60), cut(75), cut(90)]);
+    const exact = wentLiveTimes(merged(night, [alterno[0] as JournalEntry, rollback]), 'a');
+    expect([...exact.keys()].sort()).toEqual([cut(15), cut(45), cut(60), cut(75), cut(90)]);
+    expect(wentLiveFor(await readWentLiveOf(path.join(dir, 'rounds', 'roomy.json'), journals), 'a')).toEqual(exact);
   });
 
   it('a copy is verified once: missing, this host\'s own, given twice or altered, it is refused naming the file (and line)', async () => {

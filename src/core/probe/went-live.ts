@@ -131,7 +131,7 @@ export async function readWentLive(stateDir: string, copies: string[] = []): Pro
  * entry is folded for good only once every journal has an entry newer than it (the rest wait, PENDING_CAP says
  * how many at most).
  */
-export async function readWentLiveOf(keptFile: string, journals: FoldedJournal[]): Promise<WentLiveFold> {
+export async function readWentLiveOf(keptFile: string, journals: FoldedJournal[], pendingCap = PENDING_CAP): Promise<WentLiveFold> {
   const previous = await readFile(keptFile, 'utf8')
     .then((text) => JSON.parse(text) as Partial<Kept>)
     .catch(() => undefined);
@@ -153,7 +153,7 @@ export async function readWentLiveOf(keptFile: string, journals: FoldedJournal[]
     const at = Date.parse(e.at);
     (Number.isNaN(at) || at < before ? settle : pending).push(e);
   }
-  settle.push(...pending.splice(0, Math.max(0, pending.length - PENDING_CAP)));
+  settle.push(...pending.splice(0, Math.max(0, pending.length - pendingCap)));
   const next: Kept = { version: 2, journals: read.journals, settled: foldWentLive(kept.settled, settle), pending };
   const moved = read.journals.some((j, i) => j.offset !== kept.journals[i]?.offset || j.head !== kept.journals[i]?.head);
   if (moved || kept !== previous) await writeAtomically(keptFile, JSON.stringify(next)).catch(() => undefined);
