@@ -125,9 +125,9 @@ describe('the alternate site: both journals verified and merged', () => {
     ]);
     const times = report.runs.map((r) => Date.parse(r.at));
     expect(times).toEqual([...times].sort((a, b) => a - b));
-    expect(report.journals?.map((j) => [j.host, j.own])).toEqual([
-      ['primario', true],
-      ['alterno', false],
+    expect(report.journals?.map((j) => [j.host, j.own, j.head])).toEqual([
+      ['primario', true, 'checked'],
+      ['alterno', false, 'checked'],
     ]);
     // alterno's older cut, refused on every difusor: incidents of alterno's, from alterno's journal.
     const refused = report.incidents.filter((i) => i.kind === 'publish-failed');
@@ -149,6 +149,34 @@ describe('the alternate site: both journals verified and merged', () => {
     expect(before.newest).not.toBe(CUTS[2]);
     expect(after.newest).toBe(CUTS[2]);
     expect(after.difusores.map((d) => [d.live, d.lagCuts])).toEqual(lab.difusores.map(() => [CUTS[2], 0]));
+  }, T);
+
+  test('a copy without its head: report says its last lines could have been removed unseen; one cut below what this host verified is refused', async () => {
+    const alone = path.join(copies, 'alterno-sin-cabeza.jsonl');
+    await copyFile(copied(), alone);
+    const out = path.join(lab.dir, 'memoria-sin-cabeza');
+    const run = await runCli(['report', '--registry', registryOf.primario as string, '--from', '2022-06-06', '--to', '2022-06-06', '--out', out, '--json', '--journal', alone]);
+    const report = parsed<MemoriaReport>(run, show(run));
+    expect(run.code).toBe(0);
+    expect(report.journals?.map((j) => [j.host, j.head])).toEqual([
+      ['primario', 'checked'],
+      ['alterno', 'none'],
+    ]);
+    expect(run.stderr).toContain('(alterno): no head file beside it (FILE.head or journal.head): a removal of its last lines cannot be detected');
+    expect(await readFile(path.join(out, 'index.html'), 'utf8')).toContain('pudieron haberse quitado sin que se note');
+
+    // This host verified alterno's copy to its end before: a copy missing its last line is refused by all three.
+    const lines = (await readFile(copied(), 'utf8')).split('\n').filter(Boolean);
+    const cut = path.join(copies, 'alterno-cortada.jsonl');
+    await writeFile(cut, lines.slice(0, -1).join('\n') + '\n');
+    const refusal = `${cut}:${lines.length}: the copy ends at seq ${lines.length - 1} but this host verified it up to seq ${lines.length}`;
+    const report2 = await runCli(['report', '--registry', registryOf.primario as string, '--from', '2022-06-06', '--to', '2022-06-06', '--out', out, '--journal', cut]);
+    expect({ code: report2.code, err: report2.stderr }).toEqual({ code: 6, err: expect.stringContaining(refusal) });
+    const status = await runCli(['status', '--registry', registryOf.primario as string, '--journal', cut]);
+    expect({ code: status.code, err: status.stderr }).toEqual({ code: 6, err: expect.stringContaining(refusal) });
+    const verify = await runCli(['journal', 'verify', '--registry', registryOf.primario as string, '--journal', cut]);
+    expect({ code: verify.code }).toEqual({ code: 6 });
+    expect(verify.stdout).toContain(`alterno-cortada.jsonl:${lines.length}: the copy ends at seq ${lines.length - 1} but this host verified it up to seq ${lines.length}`);
   }, T);
 
   test('a tampered copy is refused by verify, report and status, naming the file and the line (exit 6)', async () => {
