@@ -1,4 +1,4 @@
-import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { wentLiveTimes } from '../../src/core/probe/probe.js';
@@ -132,18 +132,34 @@ describe("two journals: this host's and a copy of the other host's (probe --jour
         for (const e of alterno.slice(written[1], b)) await appendFile(copy, line(e));
         written = [a, b];
         if (b === 0) await writeFile(copy, '', { flag: 'a' });
-        const fold = await readWentLive(dir, [copy]);
+        // Dated 2022, this host's entries are not on the machine's clock: only what they say bounds the wait.
+        const fold = await readWentLive(dir, [copy], -Infinity);
         const all = merged(primario.slice(0, a), alterno.slice(0, b));
         for (const id of IDS) expect([id, a, b, wentLiveFor(fold, id)]).toEqual([id, a, b, wentLiveTimes(all, id)]);
       }
       // The late copy's switch of 45 at 46 went before primario's rollback to 30 at 50: withdrawn, whatever came first.
-      const last = await readWentLive(dir, [copy]);
+      const last = await readWentLive(dir, [copy], -Infinity);
       expect(wentLiveFor(last, 'a').has(cut(45))).toBe(false);
       expect(wentLiveFor(last, 'a').get(cut(60))).toEqual(new Date(Date.UTC(2022, 5, 6, 2, 55)));
       // This host's fold alone is kept apart and knows nothing of alterno's cuts.
       expect(wentLiveFor(await readWentLive(dir), 'a')).toEqual(wentLiveTimes(primario, 'a'));
     });
   }
+
+  it("a standby whose own journal stays quiet keeps nothing of the copy waiting: its journal is written on the machine's clock", async () => {
+    const own = path.join(dir, 'journal.jsonl');
+    await writeFile(own, line(primario[0] as JournalEntry));
+    const keptFile = (): Promise<{ pending: unknown[] }> =>
+      readdir(path.join(dir, 'rounds')).then(async ([name]) => JSON.parse(await readFile(path.join(dir, 'rounds', name as string), 'utf8')) as { pending: unknown[] });
+    for (const [i, e] of alterno.entries()) {
+      await appendFile(copy, line(e));
+      // The round's time: a few minutes after the copy's newest entry.
+      const fold = await readWentLive(dir, [copy], Date.parse(e.at) + 5 * 60_000);
+      for (const id of IDS) expect(wentLiveFor(fold, id)).toEqual(wentLiveTimes(merged(primario.slice(0, 1), alterno.slice(0, i + 1)), id));
+      // Only the copy's newest entry waits (an entry of the same instant may still come from the copy).
+      expect((await keptFile()).pending.length).toBeLessThanOrEqual(1);
+    }
+  });
 
   it('a copy replaced by another (rsync of a journal started anew) is read again from the start, with this host\'s', async () => {
     const own = path.join(dir, 'journal.jsonl');

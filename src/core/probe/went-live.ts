@@ -80,6 +80,8 @@ export function wentLiveFor(fold: WentLiveFold, difusor: string): Map<string, Da
 export interface FoldedJournal {
   file: string;
   label: string;
+  /** An instant (ms) no entry appended to it from now on goes before: this host's own journal is written at its clock. */
+  writtenBefore?: number;
 }
 
 /** An entry waiting to be folded until every journal has gone past its time: what the fold reads, and its order. */
@@ -113,14 +115,24 @@ const HEAD_BYTES = 4096;
  * matters for a rollback and a switch of the other host within the copy's delay).
  */
 const PENDING_CAP = 2048;
+/**
+ * This host's runs date their entries when they append them, on the machine's clock: an entry appended after a
+ * round goes after that round's time, less the moment an append takes (this margin). So entries the copy brought
+ * need not wait for this host's journal to grow, only for this margin: a standby whose journal stays quiet keeps
+ * nothing waiting. A run on a DIFUSION_NOW clock dates its entries otherwise, and is folded as it comes.
+ */
+const THIS_HOST_APPEND_MARGIN_MS = 60_000;
 const sha256 = (bytes: Buffer | string): string => createHash('sha256').update(bytes).digest('hex');
 
-/** The fold of this host's journal and of the copies given (`probe --journal`), reading only what each gained since the last round. */
-export async function readWentLive(stateDir: string, copies: string[] = []): Promise<WentLiveFold> {
+/**
+ * The fold of this host's journal and of the copies given (`probe --journal`), reading only what each gained since
+ * the last round. `now` is the machine's clock (this host's journal is complete up to it, less a margin).
+ */
+export async function readWentLive(stateDir: string, copies: string[] = [], now: number = Date.now()): Promise<WentLiveFold> {
   const others = copies.map((file) => path.resolve(file));
   const keptName = others.length === 0 ? 'went-live.json' : `went-live-${sha256(others.join('\n')).slice(0, 12)}.json`;
   return readWentLiveOf(path.join(stateDir, 'rounds', keptName), [
-    { file: path.join(stateDir, JOURNAL_FILE), label: journalHost() },
+    { file: path.join(stateDir, JOURNAL_FILE), label: journalHost(), writtenBefore: now - THIS_HOST_APPEND_MARGIN_MS },
     ...others.map((file) => ({ file, label: file })),
   ]);
 }
@@ -128,8 +140,8 @@ export async function readWentLive(stateDir: string, copies: string[] = []): Pro
 /**
  * The fold of several journals merged in time order, as `mergeJournals` orders them, up to each one's last whole
  * line; the fold and the offsets are kept in `keptFile`. Exact while each journal is written in time order: an
- * entry is folded for good only once every journal has an entry newer than it (the rest wait, PENDING_CAP says
- * how many at most).
+ * entry is folded for good only once every journal has an entry newer than it, or is known to be written past
+ * it (`writtenBefore`); the rest wait, PENDING_CAP says how many at most.
  */
 export async function readWentLiveOf(keptFile: string, journals: FoldedJournal[], pendingCap = PENDING_CAP): Promise<WentLiveFold> {
   const previous = await readFile(keptFile, 'utf8')
@@ -146,7 +158,7 @@ export async function readWentLiveOf(keptFile: string, journals: FoldedJournal[]
   // This host's journal alone is folded in its own order, as wentLiveTimes reads it; several, in the merge's.
   const alone = journals.length === 1;
   const waiting = alone ? read.entries : [...kept.pending, ...read.entries].sort(inMergeOrder);
-  const before = alone ? Infinity : Math.min(...read.journals.map((j) => j.lastAt ?? -Infinity));
+  const before = alone ? Infinity : Math.min(...read.journals.map((j, i) => Math.max(j.lastAt ?? -Infinity, journals[i]?.writtenBefore ?? -Infinity)));
   const settle: Pending[] = [];
   const pending: Pending[] = [];
   for (const e of waiting) {
