@@ -89,7 +89,14 @@ export default class JournalVerify extends DifusionCommand {
       }
     }
     // What was verified of each copy is kept only when the whole night verified: the next read must extend it.
-    if (journals.every((j) => j.ok)) for (const copy of copies) await copy.remember();
+    if (journals.every((j) => j.ok)) {
+      try {
+        for (const copy of copies) await copy.remember();
+      } catch (error) {
+        if (error instanceof MergedJournalError) this.error(error.message, { exit: error.exitCode });
+        throw error;
+      }
+    }
     const result: JournalsVerifyResult = { ok: journals.every((j) => j.ok), journals };
     if (this.jsonEnabled()) {
       if (!result.ok) {

@@ -210,8 +210,9 @@ export async function verifyCopy(stateDir: string, file: string, thisHosts: Read
   const headFile = await headFileBeside(file);
   const check = await verifyJournalFile(file, headFile);
   if (!check.ok) throw altered(file, check.line, check.problem, 'journal');
-  const lines = wholeLines(await readFile(file));
-  const entries = await readJournalFile(file);
+  // A live copy (rsync) may have grown since it was verified: only what was verified is read and remembered.
+  const lines = wholeLines(await readFile(file)).slice(0, check.entries);
+  const entries = (await readJournalFile(file)).slice(0, check.entries);
   const host = copyHost(file, entries, thisHosts);
   const label = host ?? file;
   const key = host ?? (await realpath(file));
@@ -314,10 +315,19 @@ async function readSeen(file: string): Promise<SeenCopy | undefined> {
 }
 
 async function writeSeen(file: string, seen: SeenCopy): Promise<void> {
-  await mkdir(join(file, '..'), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, JSON.stringify(seen) + '\n');
-  await rename(tmp, file);
+  try {
+    await mkdir(join(file, '..'), { recursive: true });
+    await writeFile(tmp, JSON.stringify(seen) + '\n');
+    await rename(tmp, file);
+  } catch (error) {
+    // Without the record the next read of the copy could not be held to what this one verified.
+    throw new MergedJournalError(
+      seen.file,
+      2,
+      `cannot keep what was verified of ${seen.file} (seq ${seen.seq}) in ${file}: ${(error as Error).message}; run as the user that owns the state directory`,
+    );
+  }
 }
 
 function wholeLines(content: Buffer): Buffer[] {
