@@ -1113,13 +1113,16 @@ describe('the difusor\'s lease and never backwards (the alternate site)', () => 
       const servingNewest: Script = () => okOut(`live ${newest}\nfree 1000000\nbase ${newest}\nstaged ${CUT}\n${inventory(cutManifest)}`);
       const holdSet: Script = (args) => okOut(`now 1654480800\nhold ${args[1]} ${args[2]} ${args[3]} 1654480800\n`);
 
-      test('gets the hold there too: set under the lease, before anything is staged or switched, and journaled', async () => {
+      test('gets the hold there too: set under the lease once the release is there, before the switch, and journaled', async () => {
         const { connector, report, journal } = await publish(['a'], { a: { verbs: { lease: leaseFree, prepare: servingNewest, hold: holdSet } } }, { lease: claim, allowBackwards: true, respectHolds: true });
         expect(report.outcomes[0]).toMatchObject({ result: 'live', previous: newest });
         expect(report.outcomes[0]?.error).toBeUndefined();
         expect(report.exitCode).toBe(0);
         const verbs = connector.verbsOf('a').filter((v) => v !== 'open');
-        expect(verbs.slice(0, 3)).toEqual(['lease', 'prepare', 'hold']);
+        expect(verbs.slice(0, 2)).toEqual(['lease', 'prepare']);
+        // The helper holds a difusor only on a release it has: after the promote, before the switch.
+        expect(verbs).toContain('promote');
+        expect(verbs.indexOf('hold')).toBeGreaterThan(verbs.indexOf('promote'));
         expect(verbs.indexOf('hold')).toBeLessThan(verbs.indexOf('switch'));
         expect([...connector.stdin.keys()]).toContain(`a:hold:set ${CUT} primario ${claim.run}`);
         expect(journal.find((e) => e.phase === 'rollback-hold')).toMatchObject({ difusor: 'a', cut: CUT, result: 'info', detail: { held: CUT, from: newest, host: 'primario' } });

@@ -308,13 +308,13 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
     const { report, plan } = await prepareAndPlan(a, session);
     refuseBackwards(a, report);
     await refuseOrLiftHold(a, session, report);
-    await holdWhereMovedBack(a, session, report);
     if (req.dryRun) return await endPlanned(a, session, plan);
     // Sent on a guess the plan makes useless: stopped; the prune after the switch (or below, when there is no
     // switch) clears what it left.
     if (a.early && (plan.kind !== 'new-release' || report.staged !== req.cut)) await a.early.stop();
     if (plan.kind === 'up-to-date') return await endUpToDate(a, session);
     if (plan.kind === 'switch-only') {
+      await holdWhereMovedBack(a, session, report);
       observe(a, 'ready', 'already staged');
       return { difusor: d, session, outcome: a.outcome, startedAt: a.startedAt, needsSwitch: true, stoppedEarly: a.early !== undefined, lease: a.lease };
     }
@@ -323,6 +323,7 @@ async function stageOne(req: PublishRequest, ports: PublishPorts, d: Difusor): P
     const sent = await sendToStaging(a, session, plan);
     await verifyStaging(a, session, sent);
     await promote(a, session, plan, report);
+    await holdWhereMovedBack(a, session, report);
     observe(a, 'ready');
     await recordStaged(a, plan, report, sent);
     return { difusor: d, session, outcome: a.outcome, startedAt: a.startedAt, needsSwitch: report.live !== req.cut, stoppedEarly: false, lease: a.lease };
@@ -438,8 +439,9 @@ function refuseBackwards(a: Attempt, report: PrepareReport): void {
 
 /**
  * A difusor the rollback could not reach, moved back now by this host's --latest following its rollback hold, gets
- * the hold on the difusor too (under this run's lease, before anything is staged or switched), as if the rollback had
- * reached it: else the other host's cron would move it forward again. Where it cannot be recorded (a helper older
+ * the hold on the difusor too (under this run's lease, once the release is there and before the switch: the helper
+ * holds a difusor only on a release it has), as if the rollback had reached it: else the other host's cron would
+ * move it forward again. Where it cannot be recorded (a helper older
  * than protocol 5) the difusor still goes back, and its outcome says so (exit 3), as rollback's does.
  */
 async function holdWhereMovedBack(a: Attempt, session: DifusorSession, report: PrepareReport): Promise<void> {
