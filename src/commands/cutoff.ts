@@ -56,7 +56,12 @@ export default class Cutoff extends DifusionCommand {
     if (!this.jsonEnabled()) {
       if ('cancelled' in result && result.cancelled) this.log('cancelled: nothing changed');
       else if (result.exitCode === 0) this.log(`${result.difusor}: the notice ${result.notice} is live; publishes skip it until \`difusion reinstate ${result.difusor}\``);
-      else if (result.leftAlone) this.logToStderr(`${result.difusor}: left alone, nothing changed (the registry neither): ${result.error}\n  run the same cutoff again once that run is over`);
+      else if (result.leftAlone) {
+        this.logToStderr(
+          `${result.difusor}: the registry says suspended (publishes skip it), but its notice is NOT in place: ${result.error}\n` +
+            '  every later publish puts it up once that run is over (or run the same cutoff again then)',
+        );
+      }
       else {
         this.logToStderr(`${result.difusor}: the registry says suspended (publishes skip it), but the notice did not reach it: ${result.error}`);
         this.logToStderr(`  run the same cutoff again once it answers`);

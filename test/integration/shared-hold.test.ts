@@ -149,14 +149,15 @@ describe('a rollback on host a, cron on host b', () => {
 });
 
 describe('cutoff and reinstate under the difusor\'s lease', () => {
-  test('a lease another host holds leaves the difusor and the registry untouched, named; once released, it works', async () => {
+  test('a lease another host holds (or its admin forged) leaves the difusor untouched, named, but suspended in the registry all the same; once released, the notice goes up', async () => {
     const d = lab.difusores[0]!;
     expect(await helperOn(d.path, 'lease', 'take', 'b', 'b-long-run', '3600')).toMatch(/\ntaken /);
 
     const held = await cliAs('a', 'cutoff', d.id, '--reason', 'simulacro de corte', '--yes');
     expect({ code: held.code, names: /held by b \(run b-long-run\) since /.test(held.out) }).toEqual({ code: 3, names: true });
     expect(await liveCut(d.path)).toBe(`releases/${NEWEST}`);
-    expect(await statusIn('a', d.id)).toBe('active');
+    expect(await statusIn('a', d.id)).toBe('suspended');
+    expect(held.out).toContain('its notice is NOT in place');
     expect(await readFile(path.join(d.path, '.lease', 'holder'), 'utf8')).toMatch(/^b b-long-run /);
 
     expect(await helperOn(d.path, 'lease', 'release', 'b', 'b-long-run')).toMatch(/\nreleased\n$/);

@@ -80,7 +80,8 @@ export interface CutoffResult {
   from?: string;
   /**
    * 0: notice live; 1: the registry says suspended but the notice did not reach the difusor; 3: another run (of this
-   * host or the other) holds the difusor's lease, so it was left alone and the registry was not changed.
+   * host or the other) holds the difusor's lease, so it was left alone: suspended in the registry, its notice left
+   * to the next publish.
    */
   exitCode: 0 | 1 | 3;
   error?: string;
@@ -158,20 +159,23 @@ export async function cutoff(
       };
       const state = new StateStore(registry.publication.state_dir);
       const claim = leaseClaim(registry, run, deadRun);
-      // The difusor's lease before anything changes: another run there (this host's or the other's) leaves the
-      // difusor and the registry as they are. One that cannot be reached is suspended all the same (below).
+      // The difusor's lease before anything is written there: another run there (this host's or the other's) leaves
+      // the difusor alone. The registry is the institute's own file: it says suspended whatever the difusor answers
+      // (a lease its admin forged must not keep it active), as for one that cannot be reached; the notice then
+      // waits, and every later publish puts it up once it holds the lease.
       const reached = await reachUnderLease(connector, difusor, claim);
-      if ('held' in reached) {
-        const error = reached.held.message;
-        await journal.append({ phase: 'cutoff', result: 'failed', difusor: difusor.id, error, detail: { ...detail, leftAlone: 'held', host: claim.host } });
-        return { difusor: difusor.id, notice: notice.stamp, from: detail.from ?? undefined, exitCode: 3 as const, error, leftAlone: 'held' as const, clock: clockNote(ports) };
-      }
       try {
         try {
           await changeDifusorStatus(ports.registry, difusor.id, { status: 'suspended', suspended_at: isoWithOffset(at, tz), suspension_reason: reason });
         } catch (error) {
           await journal.append({ phase: 'cutoff', result: 'failed', difusor: difusor.id, error: `registry: ${errorText(error)}`, detail });
           throw error;
+        }
+        if ('held' in reached) {
+          const error = reached.held.message;
+          await state.recordResult(difusor.id, { at: at.toISOString(), cut: notice.stamp, result: NOTICE_FAILED, error });
+          await journal.append({ phase: 'cutoff', result: 'failed', difusor: difusor.id, error, detail: { ...detail, leftAlone: 'held', host: claim.host } });
+          return { difusor: difusor.id, notice: notice.stamp, from: detail.from ?? undefined, exitCode: 3 as const, error, leftAlone: 'held' as const, clock: clockNote(ports) };
         }
         try {
           if ('error' in reached) throw reached.error;
