@@ -1,11 +1,11 @@
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startLab, type Lab } from './lab/sshd.js';
 import { startVhost } from './lab/vhost.js';
 import { type Apache } from './lab/apache.js';
 import { writeCut } from '../../bench/prep-cut.js';
-import { runCli, show } from './support/cli.js';
+import { runCli, show, spawnCli } from './support/cli.js';
 import { loadRegistry } from '../../src/core/registry/registry.js';
 import { runPublish, type PublishRunResult } from '../../src/core/publish/publish-run.js';
 import { openJournal, newRunId, readJournalFile } from '../../src/core/records/journal.js';
@@ -51,6 +51,9 @@ beforeAll(async () => {
   for (const host of ['primario', 'alterno']) stateOf[host] = path.join(lab.dir, `state-${host}`);
   await writeRegistries({});
   expect(await publishAs('primario', C1, [])).toMatchObject({ exitCode: 0 });
+  // A copy taken before primario switched C2, with its head: what a live copy held then.
+  await mkdir(path.join(lab.dir, 'copia-temprana'));
+  for (const name of ['journal.jsonl', 'journal.head']) await copyFile(path.join(stateOf.primario as string, name), path.join(lab.dir, 'copia-temprana', name));
   const urls: Record<string, { public_url: string }> = {};
   for (const d of lab.difusores) {
     const apache = await startVhost(d);
@@ -130,6 +133,35 @@ test("given primario's journal, the lag of a difusor behind the cut primario swi
   expect((await probeOnAlterno(later, ['--journal', copied()])).row('d2')).toMatchObject({ cut: C1, lagSeconds: lagFrom(switchedByPrimario, later) });
   // And without it again, alterno's own fold, kept apart, is as it was.
   expect((await probeOnAlterno(now, [])).row('d2')).toMatchObject({ lagSeconds: lagFrom(foundByAlterno, now) });
+}, T);
+
+test('--watch --journal: a live copy that grows (replaced whole, as rsync does) is read on, and the next round counts from the switch it brought', async () => {
+  const switchedByPrimario = wentLiveTimes(await readJournalFile(copied())).get(C2) as Date;
+  const foundByAlterno = wentLiveTimes(await readJournalFile(path.join(stateOf.alterno as string, 'journal.jsonl'))).get(C2) as Date;
+  const live = path.join(lab.dir, 'copia-viva');
+  await mkdir(live);
+  for (const name of ['journal.jsonl', 'journal.head']) await copyFile(path.join(lab.dir, 'copia-temprana', name), path.join(live, name));
+  const now = new Date(foundByAlterno.getTime() + 10 * MINUTE);
+  const lag = (since: Date): string => `  d2  ok  cut=${C1} lag=${Math.round((now.getTime() - since.getTime()) / 1000)}s `;
+  const watch = spawnCli(['probe', '--registry', registryOf.alterno as string, '--cuts', cuts, '--max-lag', '3600', '--only', 'd2', '--watch', '1', '--journal', path.join(live, 'journal.jsonl')], {
+    DIFUSION_NOW: now.toISOString(),
+  });
+  const until = async (text: string): Promise<void> => {
+    for (let waited = 0; !watch.stdout().includes(text) && waited < 120_000; waited += 200) await new Promise((r) => setTimeout(r, 200));
+  };
+  try {
+    // The early copy knows nothing of C2: alterno's own finding is all there is.
+    await until(lag(foundByAlterno));
+    expect(watch.stdout()).toContain(lag(foundByAlterno));
+    const grown = path.join(live, '.journal.jsonl.rsync-tmp');
+    await copyFile(copied(), grown);
+    await rename(grown, path.join(live, 'journal.jsonl'));
+    await until(lag(switchedByPrimario));
+    expect(watch.stdout()).toContain(lag(switchedByPrimario));
+  } finally {
+    watch.signal('SIGINT');
+  }
+  expect((await watch.exited).code).toBe(0);
 }, T);
 
 test('an altered copy is refused before any probe, naming the file and the line (exit 6); a missing one, exit 2', async () => {
