@@ -1,4 +1,5 @@
 import type { JournalEntry } from '../records/journal.js';
+import type { MergedSource } from '../records/merged-journal.js';
 import type { LogSource } from './log-merge.js';
 import { countMerged } from './log-merge.js';
 import { runPool } from '../publish/publish.js';
@@ -75,16 +76,7 @@ export interface MemoriaReport {
   /** Every run in the period, in time order: the night as the journals tell it, each run with its host. */
   runs: RunSummary[];
   /** The journals the report was built from, when more than this host's (the alternate site's `--journal`). */
-  journals?: Array<{
-    file: string;
-    host: string;
-    entries: number;
-    own: boolean;
-    /** 'none': a copy verified without its head, whose last lines could have been removed unseen (after `seenBefore`). */
-    head: 'checked' | 'none';
-    headFile?: string;
-    seenBefore?: number;
-  }>;
+  journals?: MergedSource[];
   exitCode: 0 | 1 | 3;
 }
 
