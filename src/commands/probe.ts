@@ -124,7 +124,9 @@ export default class Probe extends DifusionCommand {
   /** Each copy verified once, before the first round; a watch then reads only what it gains (an rsync'd copy grows). */
   private async verifiedCopies(stateDir: string, files: string[]): Promise<string[]> {
     try {
-      return await verifyJournalCopies(stateDir, files);
+      const copies = await verifyJournalCopies(stateDir, files);
+      for (const copy of copies) if (copy.caveat) this.logToStderr(`note: ${copy.file}: ${copy.caveat}`);
+      return copies.map((copy) => copy.file);
     } catch (error) {
       if (error instanceof MergedJournalError) this.error(error.message, { exit: error.exitCode });
       throw error;

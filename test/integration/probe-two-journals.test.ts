@@ -105,6 +105,36 @@ async function probeOnAlterno(now: Date, args: string[]): Promise<{ code: number
   return { code: run.code, row: (id) => report.difusores.find((r) => r.id === id) as ProbeRow };
 }
 
+// First: what this host verified of primario's journal is remembered, and an older copy of it is then refused.
+test('--watch --journal: a live copy that grows (replaced whole, as rsync does) is read on, and the next round counts from the switch it brought', async () => {
+  const switchedByPrimario = wentLiveTimes(await readJournalFile(copied())).get(C2) as Date;
+  const foundByAlterno = wentLiveTimes(await readJournalFile(path.join(stateOf.alterno as string, 'journal.jsonl'))).get(C2) as Date;
+  const live = path.join(lab.dir, 'copia-viva');
+  await mkdir(live);
+  for (const name of ['journal.jsonl', 'journal.head']) await copyFile(path.join(lab.dir, 'copia-temprana', name), path.join(live, name));
+  const now = new Date(foundByAlterno.getTime() + 10 * MINUTE);
+  const lag = (since: Date): string => `  d2  ok  cut=${C1} lag=${Math.round((now.getTime() - since.getTime()) / 1000)}s `;
+  const watch = spawnCli(['probe', '--registry', registryOf.alterno as string, '--cuts', cuts, '--max-lag', '3600', '--only', 'd2', '--watch', '1', '--journal', path.join(live, 'journal.jsonl')], {
+    DIFUSION_NOW: now.toISOString(),
+  });
+  const until = async (text: string): Promise<void> => {
+    for (let waited = 0; !watch.stdout().includes(text) && waited < 120_000; waited += 200) await new Promise((r) => setTimeout(r, 200));
+  };
+  try {
+    // The early copy knows nothing of C2: alterno's own finding is all there is.
+    await until(lag(foundByAlterno));
+    expect(watch.stdout()).toContain(lag(foundByAlterno));
+    const grown = path.join(live, '.journal.jsonl.rsync-tmp');
+    await copyFile(copied(), grown);
+    await rename(grown, path.join(live, 'journal.jsonl'));
+    await until(lag(switchedByPrimario));
+    expect(watch.stdout()).toContain(lag(switchedByPrimario));
+  } finally {
+    watch.signal('SIGINT');
+  }
+  expect((await watch.exited).code).toBe(0);
+}, T);
+
 test("given primario's journal, the lag of a difusor behind the cut primario switched counts from primario's switch, not from when alterno found it live", async () => {
   const switchedByPrimario = wentLiveTimes(await readJournalFile(copied())).get(C2) as Date;
   const alternoEntries = await readJournalFile(path.join(stateOf.alterno as string, 'journal.jsonl'));
@@ -135,36 +165,7 @@ test("given primario's journal, the lag of a difusor behind the cut primario swi
   expect((await probeOnAlterno(now, [])).row('d2')).toMatchObject({ lagSeconds: lagFrom(foundByAlterno, now) });
 }, T);
 
-test('--watch --journal: a live copy that grows (replaced whole, as rsync does) is read on, and the next round counts from the switch it brought', async () => {
-  const switchedByPrimario = wentLiveTimes(await readJournalFile(copied())).get(C2) as Date;
-  const foundByAlterno = wentLiveTimes(await readJournalFile(path.join(stateOf.alterno as string, 'journal.jsonl'))).get(C2) as Date;
-  const live = path.join(lab.dir, 'copia-viva');
-  await mkdir(live);
-  for (const name of ['journal.jsonl', 'journal.head']) await copyFile(path.join(lab.dir, 'copia-temprana', name), path.join(live, name));
-  const now = new Date(foundByAlterno.getTime() + 10 * MINUTE);
-  const lag = (since: Date): string => `  d2  ok  cut=${C1} lag=${Math.round((now.getTime() - since.getTime()) / 1000)}s `;
-  const watch = spawnCli(['probe', '--registry', registryOf.alterno as string, '--cuts', cuts, '--max-lag', '3600', '--only', 'd2', '--watch', '1', '--journal', path.join(live, 'journal.jsonl')], {
-    DIFUSION_NOW: now.toISOString(),
-  });
-  const until = async (text: string): Promise<void> => {
-    for (let waited = 0; !watch.stdout().includes(text) && waited < 120_000; waited += 200) await new Promise((r) => setTimeout(r, 200));
-  };
-  try {
-    // The early copy knows nothing of C2: alterno's own finding is all there is.
-    await until(lag(foundByAlterno));
-    expect(watch.stdout()).toContain(lag(foundByAlterno));
-    const grown = path.join(live, '.journal.jsonl.rsync-tmp');
-    await copyFile(copied(), grown);
-    await rename(grown, path.join(live, 'journal.jsonl'));
-    await until(lag(switchedByPrimario));
-    expect(watch.stdout()).toContain(lag(switchedByPrimario));
-  } finally {
-    watch.signal('SIGINT');
-  }
-  expect((await watch.exited).code).toBe(0);
-}, T);
-
-test('an altered copy is refused before any probe, naming the file and the line (exit 6); a missing one, exit 2', async () => {
+test('an altered copy, or one cut below what this host verified, is refused before any probe, naming the file and the line (exit 6); a missing one, exit 2', async () => {
   const lines = (await readFile(copied(), 'utf8')).split('\n');
   const line = lines.findIndex((l) => l.includes('"phase":"switch"') && l.includes(C2));
   expect(line).toBeGreaterThan(0);
@@ -174,6 +175,10 @@ test('an altered copy is refused before any probe, naming the file and the line 
   const run = await runCli(['probe', '--registry', registryOf.alterno as string, '--journal', tampered]);
   expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 6, stderr: expect.stringContaining(`${tampered}:${line + 1}: `) });
   expect(run.stdout).not.toMatch(/d1/);
+  // A copy older than what this host verified before (the watch above read on to the whole journal): cut, refused.
+  const older = path.join(lab.dir, 'copia-temprana', 'journal.jsonl');
+  const cut = await runCli(['probe', '--registry', registryOf.alterno as string, '--journal', older]);
+  expect({ code: cut.code, stderr: cut.stderr }).toEqual({ code: 6, stderr: expect.stringContaining('lines it had seen were removed') });
   const missing = await runCli(['probe', '--registry', registryOf.alterno as string, '--journal', path.join(copies, 'nada.jsonl')]);
   expect({ code: missing.code, stderr: missing.stderr }).toEqual({ code: 2, stderr: expect.stringContaining('nada.jsonl: no such journal file') });
 }, T);

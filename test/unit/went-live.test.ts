@@ -207,7 +207,7 @@ describe("two journals: this host's and a copy of the other host's (probe --jour
     expect(wentLiveFor(await readWentLiveOf(path.join(dir, 'rounds', 'roomy.json'), journals), 'a')).toEqual(exact);
   });
 
-  it('a copy is verified once: missing, this host\'s own, given twice or altered, it is refused naming the file (and line)', async () => {
+  it('a copy is verified once, as report verifies it: missing, this host\'s own, given twice, naming this host or altered, it is refused naming the file (and line)', async () => {
     const own = path.join(dir, 'journal.jsonl');
     await writeFile(own, '');
     await expect(verifyJournalCopies(dir, [path.join(dir, 'nada.jsonl')])).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('nada.jsonl: no such journal file') });
@@ -215,11 +215,16 @@ describe("two journals: this host's and a copy of the other host's (probe --jour
     // A real journal of the other host, with its chain and head: accepted, then given twice, then altered.
     const journal = await openJournal(path.join(dir, 'copia'), { run: 'r', operator: 'o', command: 'publish', host: 'alterno' });
     for (const minute of [1, 2, 3]) await journal.append({ phase: 'switch', result: 'ok', difusor: 'a', cut: cut(minute) });
-    expect(await verifyJournalCopies(dir, [path.relative(process.cwd(), copy)])).toEqual([copy]);
+    expect(await verifyJournalCopies(dir, [path.relative(process.cwd(), copy)])).toEqual([{ file: copy }]);
     await expect(verifyJournalCopies(dir, [copy, path.join(dir, 'copia', '..', 'copia', 'journal.jsonl')])).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('given twice') });
+    // As report and status verify it: a copy never speaks for this host; one without its head is said so.
+    await expect(verifyJournalCopies(dir, [copy], 'alterno')).rejects.toMatchObject({ exitCode: 6, line: 1, message: expect.stringContaining('which is this host') });
+    const alone = path.join(dir, 'alterno.jsonl');
+    await writeFile(alone, await readFile(copy));
+    expect(await verifyJournalCopies(dir, [alone])).toEqual([{ file: alone, caveat: expect.stringContaining('a removal of its last lines cannot be detected') }]);
     const lines = (await readFile(copy, 'utf8')).split('\n');
     lines[1] = (lines[1] as string).replace(cut(2), cut(59));
     await writeFile(copy, lines.join('\n'));
-    await expect(verifyJournalCopies(dir, [copy])).rejects.toMatchObject({ exitCode: 6, line: 2, message: expect.stringMatching(/journal\.jsonl:2: .*no lag is reckoned from it/) });
+    await expect(verifyJournalCopies(dir, [copy])).rejects.toMatchObject({ exitCode: 6, line: 2, message: expect.stringContaining(`${copy}:2: `) });
   });
 });

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { open, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { compareCutIds } from '../shared/cut-id.js';
-import { JOURNAL_FILE, headFileBeside, journalHost, verifyJournalFile, type JournalEntry } from '../records/journal.js';
-import { MergedJournalError } from '../records/merged-journal.js';
+import { JOURNAL_FILE, journalHost, readJournal, type JournalEntry } from '../records/journal.js';
+import { MergedJournalError, headCaveat, thisHostsOf, verifyCopy, type VerifiedCopy } from '../records/merged-journal.js';
 import { writeAtomically } from '../records/state-file.js';
 
 /**
@@ -277,12 +277,20 @@ function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/** A copy given to `probe --journal`, verified: its absolute path, and what its verification could not see. */
+export interface VerifiedJournalCopy {
+  file: string;
+  /** Said when no head was beside the copy: a removal of its last lines could not be detected. */
+  caveat?: string;
+}
+
 /**
- * The journal copies given to `probe --journal`, each verified once (with the head beside it, when there is one):
- * their absolute paths. Throws MergedJournalError naming a missing copy, this host's own journal or a copy given
- * twice (exit 2), or an altered copy and its line (exit 6).
+ * The journal copies given to `probe --journal`, each verified once as `report` and `status` verify them
+ * (verifyCopy: its chain, its head when one is beside it, one host's and not this one's, extending what this host
+ * verified of it before, which is then remembered). Throws MergedJournalError naming a missing copy, this host's
+ * own journal or a copy given twice (exit 2), or an altered copy and its line (exit 6).
  */
-export async function verifyJournalCopies(stateDir: string, files: string[]): Promise<string[]> {
+export async function verifyJournalCopies(stateDir: string, files: string[], thisHost: string = journalHost()): Promise<VerifiedJournalCopy[]> {
   const ownFile = path.join(stateDir, JOURNAL_FILE);
   const ownReal = await realpath(ownFile).catch(() => path.resolve(ownFile));
   const given = new Map<string, string>();
@@ -294,15 +302,16 @@ export async function verifyJournalCopies(stateDir: string, files: string[]): Pr
     const twice = given.get(real);
     if (twice !== undefined) throw new MergedJournalError(file, 2, `${file} is given twice to --journal (also as ${twice})`);
     given.set(real, file);
-    const check = await verifyJournalFile(file, await headFileBeside(file));
-    if (!check.ok) {
-      throw new MergedJournalError(
-        file,
-        6,
-        `${file}:${check.line}: ${check.problem}. The journal was altered or damaged after it was written; no lag is reckoned from it (run difusion journal verify --journal ${file}).`,
-        check.line,
-      );
-    }
   }
-  return files.map((file) => path.resolve(file));
+  if (files.length === 0) return [];
+  // Once, at the start: which names are this host's is read from its own journal whole.
+  const thisHosts = thisHostsOf(thisHost, await readJournal(stateDir));
+  const copies: VerifiedCopy[] = [];
+  for (const file of files) copies.push(await verifyCopy(stateDir, file, thisHosts));
+  // Only once every copy passed, as readMergedJournal does: a refused probe leaves what was seen as it was.
+  for (const copy of copies) await copy.remember();
+  return copies.map((copy) => {
+    const caveat = headCaveat(copy.source);
+    return { file: path.resolve(copy.file), ...(caveat ? { caveat } : {}) };
+  });
 }
