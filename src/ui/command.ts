@@ -1,3 +1,4 @@
+import { format } from 'node:util';
 import { Command, Errors, ux } from '@oclif/core';
 import { displayPath, formatProblem, loadRegistry } from '../core/registry/registry.js';
 import type { Difusor, Registry } from '../core/registry/types.js';
@@ -7,9 +8,65 @@ import { RegistryEditError } from '../core/registry/registry-edit.js';
 import { RosterError } from '../core/enforcement/roster.js';
 import type { Clock, ClockFactory } from '../core/clock-port.js';
 import { MergedJournalError, readMergedJournal, type MergedJournal } from '../core/records/merged-journal.js';
+import { terminalJson, terminalText } from '../core/shared/printable.js';
 
-/** What every difusion command shares: the registry, refusals turned into exit codes, and exit codes kept under --json. */
+const CLEAR_AND_HOME = '\x1b[2J\x1b[H';
+
+/** An error as the operator reads it: its message, suggestions and stack with every control escaped (in place). */
+function terminalSafeError<T>(error: T): T {
+  if (!(error instanceof Error)) return error;
+  error.message = terminalText(error.message);
+  const withSuggestions = error as Error & { suggestions?: unknown };
+  if (Array.isArray(withSuggestions.suggestions)) withSuggestions.suggestions = withSuggestions.suggestions.map((s) => (typeof s === 'string' ? terminalText(s) : s));
+  // V8 kept the raw message in the stack it captured; oclif prints the stack of an error that is not its own.
+  const stack = error.stack;
+  if (typeof stack === 'string') Object.defineProperty(error, 'stack', { value: terminalText(stack), configurable: true, writable: true });
+  return error;
+}
+
+/**
+ * What every difusion command shares: the registry, refusals turned into exit codes, and exit codes kept under --json.
+ * Everything a command prints passes through here (log, logToStderr, say, warn, error, logJson, and the errors it ends
+ * with), its controls escaped (terminalText): a difusor's words reach the operator's terminal from many paths (an
+ * error, a journal entry, a probe's detail), and no new path can put an escape sequence on it.
+ */
 export abstract class DifusionCommand extends Command {
+  override log(message = '', ...args: unknown[]): void {
+    const text = format(message, ...args);
+    // Transitional: probe --watch still writes its own clear-and-home before the table; probe should call
+    // redrawScreen() instead, and this exception goes. Only that exact prefix, only for probe, whose every
+    // log line starts with text of its own (a stamp, the table's header, '{', 'note:').
+    if (this.id === 'probe' && text.startsWith(CLEAR_AND_HOME)) super.log(CLEAR_AND_HOME + terminalText(text.slice(CLEAR_AND_HOME.length)));
+    else super.log(terminalText(text));
+  }
+
+  /** A screen redrawn in place (probe --watch): cleared, the cursor home, then the text, its controls escaped. */
+  protected redrawScreen(text: string): void {
+    if (this.jsonEnabled()) return;
+    ux.stdout(CLEAR_AND_HOME + terminalText(text));
+  }
+
+  override logToStderr(message = '', ...args: unknown[]): void {
+    super.logToStderr(terminalText(format(message, ...args)));
+  }
+
+  override warn(input: Error | string): Error | string {
+    return super.warn(typeof input === 'string' ? terminalText(input) : terminalSafeError(input));
+  }
+
+  override error(input: Error | string, options: { code?: string; exit: false } & Errors.PrettyPrintableError): void;
+  override error(input: Error | string, options?: { code?: string; exit?: number } & Errors.PrettyPrintableError): never;
+  override error(input: Error | string, options: { code?: string; exit?: false | number } & Errors.PrettyPrintableError = {}): void {
+    const safe = typeof input === 'string' ? terminalText(input) : terminalSafeError(input);
+    const suggestions = options.suggestions?.map(terminalText);
+    // The overloads above are oclif's; one call satisfies both.
+    return super.error(safe, { ...options, ...(suggestions ? { suggestions } : {}) } as { exit?: number });
+  }
+
+  protected override logJson(json: unknown): void {
+    ux.stdout(terminalJson(ux.colorizeJson(json, { pretty: true, theme: this.config.theme?.json })));
+  }
+
   /** Loads the registry or ends the command with every problem listed (or as JSON) and exit 2. */
   protected async requireRegistry(file: string): Promise<Registry> {
     const result = await loadRegistry(file);
@@ -37,7 +94,7 @@ export abstract class DifusionCommand extends Command {
   /** A line for the operator: stdout, or stderr when stdout carries the JSON document. */
   protected say(line: string): void {
     // logToStderr is silent under --json; the operator must still see the plan they confirm.
-    if (this.jsonEnabled()) ux.stderr(line);
+    if (this.jsonEnabled()) ux.stderr(terminalText(line));
     else this.log(line);
   }
 
@@ -79,6 +136,7 @@ export abstract class DifusionCommand extends Command {
   // The output is already written and the exit code chosen; oclif's JSON mode would otherwise turn every exit into 1.
   protected override async catch(error: Errors.CLIError): Promise<unknown> {
     if (error instanceof Errors.ExitError) throw error;
+    terminalSafeError(error);
     const exit = error.oclif?.exit;
     if (this.jsonEnabled() && exit !== undefined) {
       this.logJson({ error: { message: error.message, exit } });

@@ -1,5 +1,5 @@
 import type { ProbeReport, ProbeRow } from '../core/probe/probe.js';
-import { localStamp, renderTable } from './render.js';
+import { localStamp, renderTable, terminalText } from './render.js';
 
 function seen(r: ProbeRow): string {
   if (r.cut) return r.cut;
@@ -43,7 +43,7 @@ export function probeTable(report: ProbeReport, timeZone: string): string {
       certificate(r),
     ]),
   );
-  return [header, table, ...report.difusores.flatMap(details)].join('\n');
+  return terminalText([header, table, ...report.difusores.flatMap(details)].join('\n'));
 }
 
 /** Without a terminal (cron): one timestamped line per difusor, then the named differences. */
@@ -53,5 +53,5 @@ export function probeLines(report: ProbeReport, timeZone: string): string[] {
     `${stamp}  ${r.id}  ${result(r)}  cut=${seen(r)} lag=${lag(r).replace(' ', '')} files=${r.filesChecked} differing=${r.differing.length} ` +
       `status=${r.status ?? '-'} ttfb=${r.ttfbMs ?? '-'}ms total=${r.totalMs}ms cert=${r.certificate ? `${r.certificate.daysLeft}d` : '-'}`,
     ...details(r).map((line) => `${stamp}  ${line}`),
-  ]);
+  ]).map(terminalText);
 }

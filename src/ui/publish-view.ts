@@ -2,7 +2,7 @@ import type { ListrTaskWrapper } from 'listr2';
 import type { Difusor } from '../core/registry/types.js';
 import type { Phase, PublishObserver } from '../core/publish/publish.js';
 import type { PublishRunResult } from '../core/publish/publish-run.js';
-import { formatBytes, localStamp, renderTable, type RendererKind } from './render.js';
+import { formatBytes, localStamp, renderTable, terminalText, type RendererKind } from './render.js';
 import type { RunProgress } from './state-failure.js';
 
 const TERMINAL: ReadonlySet<Phase> = new Set(['live', 'up-to-date', 'planned', 'failed']);
@@ -25,7 +25,7 @@ export function plainView(write: (line: string) => void, timeZone: string, now: 
     observer: {
       phase(id, phase, detail) {
         if (phase === 'waiting') return;
-        write(`${localStamp(now(), timeZone)}  ${id}  ${phase}${detail ? `  ${detail}` : ''}`);
+        write(terminalText(`${localStamp(now(), timeZone)}  ${id}  ${phase}${detail ? `  ${detail}` : ''}`));
       },
     },
   };
@@ -59,7 +59,7 @@ export function liveView(): PublishView {
       // listr2 loads only for a terminal; rows fill in as it arrives (apply() keeps what comes before).
       running = import('listr2').then(({ Listr }) => new Listr(
         targets.map((d) => ({
-          title: `${d.id}  waiting`,
+          title: terminalText(`${d.id}  waiting`),
           task: (_ctx: unknown, task: ListrTaskWrapper<unknown, never, never>) =>
             new Promise<void>((resolve, reject) => {
               const r = row(d.id);
@@ -83,16 +83,16 @@ export function liveView(): PublishView {
         apply(id, (r) => {
           if (!r.task) return;
           if (phase === 'failed') {
-            r.settle?.(new Error(`${id}  failed: ${detail ?? ''}`));
+            r.settle?.(new Error(terminalText(`${id}  failed: ${detail ?? ''}`)));
             return;
           }
-          r.task.title = `${id}  ${phase}${detail ? `  ${detail}` : ''}`;
+          r.task.title = terminalText(`${id}  ${phase}${detail ? `  ${detail}` : ''}`);
           if (TERMINAL.has(phase)) r.settle?.();
         });
       },
       progress(id, bytes, percent) {
         apply(id, (r) => {
-          if (r.task) r.task.output = `${percent}%  ${formatBytes(bytes)}`;
+          if (r.task) r.task.output = terminalText(`${percent}%  ${formatBytes(bytes)}`);
         });
       },
     },
@@ -162,5 +162,5 @@ export function renderPublishSummary(result: PublishRunResult, deadlineS?: numbe
     }
   }
   if (result.clock) lines.push(`note: the clock was set by ${result.clock}`);
-  return lines.join('\n');
+  return terminalText(lines.join('\n'));
 }

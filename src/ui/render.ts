@@ -1,4 +1,7 @@
 import { instantToWall } from '../core/registry/window.js';
+import { terminalText } from '../core/shared/printable.js';
+
+export { terminalText };
 
 /** How a run shows itself: decided once from the terminal and the flags, never inside the core. */
 export type RendererKind = 'live' | 'plain' | 'silent';
@@ -22,7 +25,9 @@ export function formatBytes(n: number): string {
 }
 
 /** A plain table: columns padded to their widest cell, no escape codes, so it reads the same in a log file. */
-export function renderTable(header: string[], rows: string[][]): string {
+export function renderTable(header: string[], cells: string[][]): string {
+  // A cell may hold a difusor's words: escaped before measuring, so the columns line up with what is shown.
+  const rows = cells.map((r) => r.map((c) => terminalText(c).replace(/\n/g, ' ')));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string =>
     cells

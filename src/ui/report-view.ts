@@ -1,4 +1,5 @@
 import type { ReportPorts } from '../core/memoria/report.js';
+import { terminalText } from './render.js';
 
 /**
  * The report's progress on a terminal: one line redrawn in place with each difusor's phase and a bar
@@ -14,7 +15,7 @@ export function reportProgress(
     const now = Date.now();
     if (!force && now - last < 100) return;
     last = now;
-    const text = [...state.entries()].map(([id, s]) => `${id} ${s}`).join('  ');
+    const text = terminalText([...state.entries()].map(([id, s]) => `${id} ${s}`).join('  ')).replace(/\n/g, ' ');
     const width = stream.columns ?? 100;
     stream.write(`\r\x1b[K${text.slice(0, width - 1)}`);
   };

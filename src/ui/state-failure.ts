@@ -2,7 +2,7 @@ import { statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { JournalWriteError } from '../core/records/journal.js';
 import { StateWriteError, stateDirUsage } from '../core/records/state.js';
-import { formatBytes } from './render.js';
+import { formatBytes, terminalText } from './render.js';
 
 /** The codes of a publication host that cannot write its state directory: full, over quota, read-only, failing. */
 const UNWRITABLE = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EIO', 'EACCES', 'EPERM']);
@@ -57,7 +57,7 @@ export async function describeStateWriteFailure(error: NodeJS.ErrnoException, st
       `In it, old ${path.join(stateDir, 'cuts')}/<cut>/ directories of cuts no difusor holds any more and journal.torn-* files may be moved elsewhere; never edit journal.jsonl.`,
   );
   return {
-    message: lines.join('\n'),
+    message: terminalText(lines.join('\n')),
     suggestions: ['then run the same command again: publish --latest sends only what is missing'],
   };
 }

@@ -2,9 +2,14 @@ import type { CutoffPlan, ReinstatePlan } from '../core/enforcement/suspension.j
 import type { RollbackPlan } from '../core/enforcement/rollback.js';
 import { describeServing } from '../core/publish/operation.js';
 import { displayPath } from '../core/registry/registry.js';
+import { terminalText } from './render.js';
 
 /** The plan an operator confirms, in the words of what the public will see. */
 export function planLines(plan: CutoffPlan | ReinstatePlan): string[] {
+  return cutoffOrReinstateLines(plan).map(terminalText);
+}
+
+function cutoffOrReinstateLines(plan: CutoffPlan | ReinstatePlan): string[] {
   const d = plan.difusor;
   if (plan.action === 'cutoff') {
     return [
@@ -36,5 +41,5 @@ export function rollbackPlanLines(plan: RollbackPlan): string[] {
     ...plan.rows.map((r) => `  ${r.difusor.id.padEnd(16)} ${describeServing(r.serving).padEnd(34)} ${ROLLBACK_ACTION[r.action]}`),
     ...plan.skipped.map((s) => `  ${s.id.padEnd(16)} ${s.reason}: keeps its notice`),
     `  then publish --latest keeps them on ${plan.to} until a cut is published by name`,
-  ];
+  ].map(terminalText);
 }
