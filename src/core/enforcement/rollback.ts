@@ -165,7 +165,7 @@ export async function rollback(opts: { registry: Registry; to?: string; only: st
             const session = await connector.open(d);
             try {
               // One run at a time on a difusor, whichever host: another host's publish is not switched over.
-              const lease = await takeLease(session, claim);
+              const lease = await takeLease(session, claim, { difusor: d.id });
               try {
                 if (lease.takenOver) await journal.append({ phase: 'lease-takeover', result: 'info', difusor: d.id, cut: to, detail: takeoverDetail(host, lease.takenOver) });
                 // Back to bytes this host published, not just to a directory of that name.

@@ -233,7 +233,7 @@ async function reachUnderLease(
     return { error };
   }
   try {
-    return { session, lease: await takeLease(session, claim) };
+    return { session, lease: await takeLease(session, claim, { difusor: difusor.id }) };
   } catch (error) {
     session.close();
     return error instanceof LeaseHeldError ? { held: error } : { error };

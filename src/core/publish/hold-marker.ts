@@ -1,5 +1,6 @@
 import type { DifusorSession } from '../difusor-port.js';
 import type { LeaseClaim } from './lease.js';
+import { printable, shownLine } from './helper-answer.js';
 
 /**
  * A rollback's hold on the difusor itself (.lease/hold), where the other publication host sees it too: its cron's
@@ -12,13 +13,17 @@ export async function holdThere(session: DifusorSession, cut: string, claim: Pic
   try {
     const out = await session.helper('hold', ['set', cut, claim.host, claim.run]);
     if (out.code !== 0) {
-      const said = (out.stderr || out.stdout).trim().split('\n').filter(Boolean).slice(-2).join(' | ');
+      // The difusor's words go into the outcome and the journal: escaped, the last two lines at most 200 characters each.
+      const said = (out.stderr || out.stdout).trim().split('\n').filter(Boolean).slice(-2).map((l) => printable(l.slice(0, 200))).join(' | ');
       return `hold failed (exit ${out.code}): ${said || 'no message'}`;
     }
-    if (!out.stdout.includes(`\nhold ${cut} ${claim.host} ${claim.run} `)) return `the difusor answered: ${out.stdout.trim().split('\n').pop() ?? '(nothing)'}`;
+    if (!out.stdout.includes(`\nhold ${cut} ${claim.host} ${claim.run} `)) {
+      const last = out.stdout.trim().split('\n').pop();
+      return `the difusor answered: ${last ? shownLine(last) : '(nothing)'}`;
+    }
     return undefined;
   } catch (error) {
-    return error instanceof Error ? error.message : String(error);
+    return printable(error instanceof Error ? error.message : String(error));
   }
 }
 

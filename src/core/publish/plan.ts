@@ -1,7 +1,7 @@
 import { isCutId } from '../shared/cut-id.js';
 import { isLeaseName } from '../shared/host-name.js';
 import type { Manifest, ManifestEntry } from '../shared/manifest.js';
-import { badAnswer, isHelperTime, type AnswerSource } from './helper-answer.js';
+import { badAnswer, isHelperTime, printable, shownLine, type AnswerSource } from './helper-answer.js';
 
 /** What `prepare` reported about a difusor: its live cut and the release the new one can share files with. */
 export interface PrepareReport {
@@ -108,14 +108,39 @@ export interface VerifyReport extends InventoryReport {
   failures: string[];
 }
 
+// What a cut refuses in a file's name (publish/cut.ts): a path holding one is never the institute's.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+const SIGNATURE_STATES: ReadonlySet<string> = new Set(['ok', 'bad', 'missing', 'unchecked']);
+
+/**
+ * verify's (and audit's) answer. The difusor writes all of it: sha256sum's complaints (`x` lines, which quote file
+ * names) are kept escaped; an inventory path holding a control character (which no cut can hold) is kept escaped,
+ * so it is reported as not in the manifest without reaching a terminal or the journal raw; a line of a known key
+ * that does not read as the helper writes it (a size that is not digits, an unknown signature state) is a failure
+ * naming the line, escaped: the release is then not verified.
+ */
 export function parseVerify(stdout: string): VerifyReport {
   const report: VerifyReport = { checkExit: -1, failures: [], files: new Map(), others: [] };
+  const read: InventoryReport = { files: new Map(), others: [] };
   for (const line of stdout.split('\n')) {
-    if (line === '' || parseInventoryLine(line, report)) continue;
-    if (line.startsWith('check ')) report.checkExit = Number(line.slice(6));
-    else if (line.startsWith('x ')) report.failures.push(line.slice(2));
-    else if (line.startsWith('signature ')) report.signature = line.slice(10) as VerifyReport['signature'];
+    if (line === '') continue;
+    if (line.startsWith('f ') && !/^f \d{1,18} ./.test(line)) report.failures.push(`an inventory line that is not "f SIZE PATH": ${shownLine(line)}`);
+    else if (parseInventoryLine(line, read)) continue;
+    else if (line.startsWith('check ')) {
+      const exit = line.slice(6);
+      if (/^\d{1,3}$/.test(exit)) report.checkExit = Number(exit);
+      else report.failures.push(`a check that is not an exit code: ${shownLine(line)}`);
+    } else if (line.startsWith('x ')) report.failures.push(printable(line.slice(2)));
+    else if (line.startsWith('signature ')) {
+      const state = line.slice(10);
+      if (SIGNATURE_STATES.has(state)) report.signature = state as VerifyReport['signature'];
+      else report.failures.push(`a signature state that is not ok, bad, missing or unchecked: ${shownLine(line)}`);
+    }
   }
+  const shown = (name: string): string => (CONTROL.test(name) ? printable(name) : name);
+  for (const [name, size] of read.files) report.files.set(shown(name), size);
+  report.others = read.others.map(printable);
   return report;
 }
 

@@ -10,7 +10,8 @@ import { HashCache, buildManifest, type Manifest } from '../shared/manifest.js';
 import { StateStore } from '../records/state.js';
 import type { Difusor } from '../registry/types.js';
 import type { RedirectScope } from '../shared/egress.js';
-import { HELPER_PROTOCOL, parseHelperStatus } from './status.js';
+import { HELPER_PROTOCOL, parseHelperStatus, type HelperStatus } from './status.js';
+import { printable } from './helper-answer.js';
 import type { DifusorConnector } from '../difusor-port.js';
 import { readTakeover, type TakeoverOptions, type TakeoverView } from './takeover.js';
 
@@ -137,10 +138,13 @@ async function checkOne(d: Difusor, opts: PreflightOptions, ports: PreflightPort
     const t1 = now();
     const out = await session.helper('status', []);
     const roundTripMs = now() - t1;
+    const parsed = out.code === 0 ? statusOrRefusal(out.stdout, d.id) : undefined;
     if (out.code !== 0) {
-      checks.push({ name: 'helper', ok: false, detail: out.stderr.trim() || `status failed (exit ${out.code})` });
-    } else {
-      const status = parseHelperStatus(out.stdout);
+      checks.push({ name: 'helper', ok: false, detail: printable(out.stderr.trim()) || `status failed (exit ${out.code})` });
+    } else if (parsed instanceof Error) {
+      checks.push({ name: 'helper', ok: false, detail: parsed.message });
+    } else if (parsed) {
+      const status = parsed;
       // A shell account gets the helper inline on every step; a restricted one runs the copy its admin installed.
       const stale = d.access === 'restricted' && status.protocol !== HELPER_PROTOCOL;
       checks.push(
@@ -173,7 +177,7 @@ async function checkOne(d: Difusor, opts: PreflightOptions, ports: PreflightPort
         const ms = Math.max(1, now() - t2 - roundTripMs);
         const received = Number(/^received\s+(\d+)/m.exec(sent.stdout)?.[1] ?? NaN);
         if (sent.code !== 0 || received !== data.length) {
-          checks.push({ name: 'speed', ok: false, detail: `the timed transfer failed: ${sent.stderr.trim() || `received ${sent.stdout.trim() || 'nothing'}`}` });
+          checks.push({ name: 'speed', ok: false, detail: `the timed transfer failed: ${printable(sent.stderr.trim() || `received ${sent.stdout.trim() || 'nothing'}`)}` });
         } else {
           const bytesPerSecond = (received * 1000) / ms;
           speed = estimateSpeed({ connectMs, roundTripMs, bytesPerSecond }, opts.speed, d.compress === true);
@@ -182,7 +186,7 @@ async function checkOne(d: Difusor, opts: PreflightOptions, ports: PreflightPort
       }
     }
   } catch (error) {
-    checks.push({ name: 'ssh', ok: false, detail: error instanceof Error ? error.message : String(error) });
+    checks.push({ name: 'ssh', ok: false, detail: printable(error instanceof Error ? error.message : String(error)) });
   } finally {
     session?.close();
   }
@@ -193,6 +197,15 @@ async function checkOne(d: Difusor, opts: PreflightOptions, ports: PreflightPort
     detail: answer.error !== undefined ? `${d.public_url}: ${answer.error}` : `${d.public_url} answered ${answer.status}`,
   });
   return { id: d.id, ready: checks.every((c) => c.ok), checks, ...(speed ? { speed } : {}), ...(takeover ? { takeover } : {}) };
+}
+
+/** The status verb's answer, or the error naming the line a forged one could not be read at. */
+function statusOrRefusal(stdout: string, difusor: string): HelperStatus | Error {
+  try {
+    return parseHelperStatus(stdout, difusor);
+  } catch (error) {
+    return error instanceof Error ? error : new Error(String(error));
+  }
 }
 
 /** When the delta would be live, compressed where the difusor says so, and whether compression would make it sooner. */

@@ -17,6 +17,7 @@ import type { DifusorConnector, DifusorSession, HelperOutput, OpenOptions } from
 import { LeaseHeldError, takeLease, takeoverDetail, type HeldLease, type LeaseClaim } from './lease.js';
 import { heldByRollback, holdLiftedThere, newerCutLive } from './forward.js';
 import { holdNotRecorded, holdThere } from './hold-marker.js';
+import { printable } from './helper-answer.js';
 
 /**
  * What happens on publish, for every targeted difusor:
@@ -201,9 +202,12 @@ export class StepError extends Error {
   }
 }
 
-/** The last lines of a helper's message: where sh and coreutils say what went wrong. */
+/**
+ * The last lines of a helper's message: where sh and coreutils say what went wrong. The difusor wrote them: escaped
+ * (they reach the outcome, the journal and the terminal), at most 200 characters each.
+ */
 function lastLines(text: string): string {
-  return text.trim().split('\n').filter(Boolean).slice(-2).join(' | ');
+  return text.trim().split('\n').filter(Boolean).slice(-2).map((line) => printable(line.slice(0, 200))).join(' | ');
 }
 
 async function step(
@@ -214,7 +218,7 @@ async function step(
   opts: { stdin?: string; timeoutMs?: number } = {},
 ): Promise<HelperOutput> {
   const out = await session.helper(verb, args, opts).catch((error: Error) => {
-    throw new StepError(phase, error.message);
+    throw new StepError(phase, printable(error.message));
   });
   if (out.code !== 0) {
     throw new StepError(phase, `${verb} failed (exit ${out.code}): ${lastLines(out.stderr || out.stdout) || 'no message'}`);

@@ -1,10 +1,11 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Difusor, Registry } from '../registry/types.js';
-import { compareCutIds, newestCut, parseCutId } from '../shared/cut-id.js';
+import { compareCutIds, isCutId, newestCut, parseCutId } from '../shared/cut-id.js';
 import { wallToInstant } from '../registry/window.js';
 import type { DifusorRecord, ProbeRecord } from '../records/state.js';
 import type { DifusorConnector } from '../difusor-port.js';
+import { badAnswer, printable } from './helper-answer.js';
 
 /** One row of `difusion status`: what the difusor serves, how far behind it is, how it last went. */
 export interface DifusorStatusRow {
@@ -71,12 +72,36 @@ export interface HelperStatus {
   aviso: boolean;
 }
 
-export function parseHelperStatus(stdout: string): HelperStatus {
+// A notice's stamp, as cutoff names notices/<stamp> (enforcement/notice.ts STAMP_PATTERN, which publish cannot import).
+const NOTICE_STAMP = /^\d{8}_\d{6}$/;
+
+/** What each line of the status verb may say (the helper's own output); any other value is a forged answer. */
+const STATUS_VALUES: Record<string, { valid(value: string): boolean; what: string }> = {
+  live: { valid: (v) => isCutId(v), what: 'a live that is not a cut id' },
+  release: { valid: (v) => isCutId(v), what: 'a release that is not a cut id' },
+  notice: { valid: (v) => NOTICE_STAMP.test(v), what: 'a notice that is not a stamp YYYYMMDD_HHMMSS' },
+  free: { valid: (v) => /^\d{0,18}$/.test(v), what: 'a free that is not a number of KB' },
+  protocol: { valid: (v) => /^\d{1,6}$/.test(v), what: 'a protocol that is not a number' },
+  // Empty when the difusor has no rsync: said by preflight's rsync check.
+  rsync: { valid: (v) => /^[A-Za-z0-9.+~-]{0,32}$/.test(v), what: 'an rsync version that is not one' },
+  writable: { valid: (v) => v === 'yes' || v === 'no', what: 'a writable that is not yes or no' },
+};
+
+/**
+ * The status verb's answer. Every value is checked against what the helper writes (a cut id, a stamp, a number):
+ * a difusor's admin may forge it, and what it says is shown to the operator, journalled and compared. A line that
+ * does not fit is refused naming the difusor (when given) and the line, escaped. Unknown keys (a newer helper) are
+ * passed over.
+ */
+export function parseHelperStatus(stdout: string, difusor?: string): HelperStatus {
   const status: HelperStatus = { currentInvalid: false, releases: [], aviso: false };
+  const from = { verb: 'status', ...(difusor !== undefined ? { difusor } : {}) };
   for (const line of stdout.split('\n')) {
     const space = line.indexOf(' ');
     const key = space < 0 ? line : line.slice(0, space);
     const value = space < 0 ? '' : line.slice(space + 1);
+    const rule = Object.hasOwn(STATUS_VALUES, key) ? STATUS_VALUES[key] : undefined;
+    if (rule && !rule.valid(value)) throw badAnswer(from, rule.what, line);
     if (key === 'live') status.live = value;
     else if (key === 'current-invalid') status.currentInvalid = true;
     else if (key === 'release') status.releases.push(value);
@@ -134,8 +159,8 @@ export async function gatherStatus(args: {
         const session = await withTimeout(args.connector.open(d), args.timeoutMs, `no answer within ${args.timeoutMs / 1000} s`);
         try {
           const out = await session.helper('status', [], { timeoutMs: args.timeoutMs });
-          if (out.code !== 0) throw new Error(out.stderr.trim() || `status failed (exit ${out.code})`);
-          const status = parseHelperStatus(out.stdout);
+          if (out.code !== 0) throw new Error(printable(out.stderr.trim()) || `status failed (exit ${out.code})`);
+          const status = parseHelperStatus(out.stdout, d.id);
           row.live = status.live;
           row.notice = status.notice;
           row.releases = status.releases;
