@@ -1,18 +1,12 @@
-import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { cp, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { startLab, type Lab } from './lab/sshd.js';
-import { writeCut } from '../../bench/prep-cut.js';
-import { IN_WINDOW, checkLive, liveCut } from './support/publish.js';
+import type { Lab } from './lab/sshd.js';
+import { checkLive, liveCut, IN_WINDOW } from './support/publish.js';
 import { show, spawnCli } from './support/cli.js';
-import { loadRegistry } from '../../src/core/registry/registry.js';
-import { runPublish, type PublishRunResult } from '../../src/core/publish/publish-run.js';
-import { openJournal, newRunId, type JournalEntry } from '../../src/core/records/journal.js';
-import { createConnector } from '../../src/adapters/difusor.js';
-import { fixedClock } from '../../src/adapters/clock.js';
+import { startHosts, sleep, type Hosts } from './support/two-hosts.js';
+import type { PublishRunResult } from '../../src/core/publish/publish-run.js';
 import { HashCache, buildManifest } from '../../src/core/shared/manifest.js';
 import { scanCut } from '../../src/core/publish/cut.js';
-
 /**
  * The alternate site on the lab: two state directories and two registries on this machine stand for the two
  * publication hosts (a and b), with the same difusores (real sshd, rsync and helper). One run at a time on each
@@ -20,7 +14,6 @@ import { scanCut } from '../../src/core/publish/cut.js';
  */
 
 const T = 300_000;
-const SHAPE = { casillas: 300, counted: 150, imageBytes: 20_000, seed: 'alternate' };
 // Bounded for CI; each round is both hosts publishing one new cut at the same moment, give or take.
 const ROUNDS = Number(process.env.ALTERNATE_ROUNDS ?? 20);
 const LEASE_S = 8;
@@ -28,45 +21,25 @@ const LEASE_S = 8;
 const cutAt = (minutes: number): string => `20220605_${String(20 + Math.floor(minutes / 60)).padStart(2, '0')}${String(minutes % 60).padStart(2, '0')}_PREP`;
 const CUTS = Array.from({ length: ROUNDS + 3 }, (_, i) => cutAt(15 + 5 * i));
 
+let hosts: Hosts;
 let lab: Lab;
 let cuts: string;
-const registryOf: Record<string, string> = {};
-const stateOf: Record<string, string> = {};
 
 beforeAll(async () => {
-  lab = await startLab({ difusores: 3 });
-  cuts = await mkdtemp(path.join(os.tmpdir(), 'difusion-alternate-'));
-  for (const host of ['a', 'b']) {
-    stateOf[host] = path.join(lab.dir, `state-${host}`);
-    registryOf[host] = await lab.writeRegistry({ publication: { state_dir: stateOf[host], lease_s: LEASE_S } }, path.join(lab.dir, `difusores-${host}.yaml`));
-  }
-  let previous: string | undefined;
-  for (const [i, cut] of CUTS.entries()) {
-    await writeCut(path.join(cuts, cut), cut, { ...SHAPE, counted: 150 + 10 * i }, previous);
-    previous = path.join(cuts, cut);
-  }
+  hosts = await startHosts({
+    name: 'alternate',
+    hosts: ['a', 'b'],
+    difusores: 3,
+    cuts: CUTS,
+    shape: { casillas: 300, counted: 150, imageBytes: 20_000, step: 10 },
+    publication: { lease_s: LEASE_S },
+  });
+  ({ lab, cuts } = hosts);
 }, T);
 
-afterAll(async () => {
-  await lab?.stop();
-  if (cuts) await rm(cuts, { recursive: true, force: true });
-}, T);
+afterAll(() => hosts?.stop(), T);
 
-/** A publish by host `host` in this process: its own registry and state directory, its own name in the leases. */
-async function publishAs(host: string, cut: string, how: { latestIn?: string; registry?: string } = {}): Promise<PublishRunResult> {
-  const loaded = await loadRegistry(how.registry ?? (registryOf[host] as string));
-  if (!loaded.ok) throw new Error(`registry invalid: ${JSON.stringify(loaded.problems)}`);
-  const cutArg = how.latestIn ?? path.join(cuts, cut);
-  return runPublish(
-    { registry: loaded.registry, cutArg, latest: how.latestIn !== undefined, only: [], dryRun: false, simulacro: false, host },
-    { clock: fixedClock(IN_WINDOW), connect: (reg, targets) => createConnector(reg, targets), openJournal, newRunId: () => newRunId() },
-  );
-}
-
-async function journalOf(host: string): Promise<JournalEntry[]> {
-  const text = await readFile(path.join(stateOf[host] as string, 'journal.jsonl'), 'utf8');
-  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as JournalEntry);
-}
+const publishAs = (host: string, cut: string) => hosts.publishAs(host, { cut });
 
 /** A small seeded generator: a failure names its seed, and ALTERNATE_SEED replays it. */
 function random(seed: number): () => number {
@@ -88,7 +61,7 @@ async function holderOf(root: string): Promise<{ host: string; run: string; sinc
 
 /** Host a's CLI publishing `cut`, killed with SIGKILL (its process group) once it holds a difusor's lease. */
 async function killHoldingLeases(cut: string): Promise<{ killedRun: string; leases: Map<string, { run: string; expiry: number }> }> {
-  const run = spawnCli(['publish', path.join(cuts, cut), '--registry', registryOf.a as string], {
+  const run = spawnCli(['publish', path.join(cuts, cut), '--registry', hosts.registryOf.a as string], {
     DIFUSION_HOST: 'a',
     DIFUSION_NOW: IN_WINDOW.toISOString(),
   });
@@ -144,7 +117,6 @@ async function changedBytes(before: string, after: string): Promise<{ bytes: num
   return { bytes: sent.reduce((n, e) => n + e.size, 0), unchanged: b.entries.length - sent.length };
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('two publication hosts on the same difusores', () => {
   test(`${ROUNDS} rounds of both hosts publishing the same cut at once: every difusor whole, one host did each, the other names it`, async () => {
@@ -211,7 +183,7 @@ describe('two publication hosts on the same difusores', () => {
     const { killedRun, leases } = await killHoldingLeases(cut);
     const rerun = await publishAs('a', cut);
     expect({ code: rerun.exitCode, errors: rerun.outcomes.map((o) => o.error) }).toEqual({ code: 0, errors: lab.difusores.map(() => undefined) });
-    const takeovers = (await journalOf('a')).filter((e) => e.phase === 'lease-takeover' && e.run === rerun.run);
+    const takeovers = (await hosts.journalOf('a')).filter((e) => e.phase === 'lease-takeover' && e.run === rerun.run);
     expect(takeovers.map((e) => e.difusor).sort()).toEqual([...leases.keys()].sort());
     for (const e of takeovers) expect(e.detail).toMatchObject({ host: 'a', tookOverFrom: { host: 'a', run: killedRun } });
     await expectWhole();
@@ -253,7 +225,7 @@ describe('two publication hosts on the same difusores', () => {
       expect(await holderOf(d.path)).toBeUndefined();
     }
     // Each dead lease taken over exactly once by b: in the late run, or in the early one where it ran past the expiry.
-    const takeovers = (await journalOf('b')).filter((e) => e.phase === 'lease-takeover' && (e.run === late.run || e.run === early.run));
+    const takeovers = (await hosts.journalOf('b')).filter((e) => e.phase === 'lease-takeover' && (e.run === late.run || e.run === early.run));
     expect(takeovers.map((e) => e.difusor).sort()).toEqual([...leases.keys()].sort());
     for (const e of takeovers.filter((x) => x.run === early.run)) expect({ difusor: e.difusor, ranPast: ranPast(e.difusor as string) }).toEqual({ difusor: e.difusor, ranPast: true });
     for (const e of takeovers) expect(e.detail).toMatchObject({ host: 'b', tookOverFrom: { host: 'a' } });
@@ -268,7 +240,7 @@ describe('two publication hosts on the same difusores', () => {
     const registry = await lab.writeRegistry({ publication: { state_dir: path.join(lab.dir, 'state-standby'), lease_s: LEASE_S } }, path.join(lab.dir, 'difusores-standby.yaml'));
     for (const d of lab.difusores) expect(await liveCut(d.path)).toBe(`releases/${live}`);
 
-    const first = await publishAs('standby', live, { latestIn: standbyCuts, registry });
+    const first = await hosts.publishAs('standby', { latestIn: standbyCuts }, { registry });
     expect({ code: first.exitCode, cut: first.cut }).toEqual({ code: 0, cut: live });
     for (const o of first.outcomes) {
       expect({ id: o.id, result: o.result, filesSent: o.filesSent, bytesSent: o.bytesSent }).toEqual({ id: o.id, result: 'up-to-date', filesSent: 0, bytesSent: 0 });
@@ -279,7 +251,7 @@ describe('two publication hosts on the same difusores', () => {
     // the host that published it would (without it, every file would be sent again).
     await cp(path.join(cuts, next), path.join(standbyCuts, next), { recursive: true, preserveTimestamps: true });
     const fresh = await lab.writeRegistry({ publication: { state_dir: path.join(lab.dir, 'state-standby-2'), lease_s: LEASE_S } }, path.join(lab.dir, 'difusores-standby-2.yaml'));
-    const second = await publishAs('standby', next, { latestIn: standbyCuts, registry: fresh });
+    const second = await hosts.publishAs('standby', { latestIn: standbyCuts }, { registry: fresh });
     const changed = await changedBytes(path.join(cuts, live), path.join(cuts, next));
     expect(second.exitCode).toBe(0);
     for (const o of second.outcomes) {

@@ -1,18 +1,11 @@
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { startLab, type Lab } from './lab/sshd.js';
-import { writeCut } from '../../bench/prep-cut.js';
+import type { Lab } from './lab/sshd.js';
 import { IN_WINDOW } from './support/publish.js';
 import { runCli, show } from './support/cli.js';
-import { loadRegistry } from '../../src/core/registry/registry.js';
-import { runPublish, type PublishRunResult } from '../../src/core/publish/publish-run.js';
-import { openJournal, newRunId } from '../../src/core/records/journal.js';
+import { startHosts, type Hosts } from './support/two-hosts.js';
 import type { MemoriaReport } from '../../src/core/memoria/report.js';
 import type { StatusReport } from '../../src/core/publish/status.js';
-import { createConnector } from '../../src/adapters/difusor.js';
-import { fixedClock } from '../../src/adapters/clock.js';
-
 /**
  * One account of the night from two journals, on the lab: two publication hosts (primario and alterno: two
  * registries, two state directories, the same real sshd difusores) publish in turn; alterno's journal is copied to
@@ -21,30 +14,20 @@ import { fixedClock } from '../../src/adapters/clock.js';
  */
 
 const T = 300_000;
-const SHAPE = { casillas: 200, counted: 100, imageBytes: 10_000, seed: 'two-journals' };
 const CUTS = ['20220606_0930_PREP', '20220606_0945_PREP', '20220606_1000_PREP'] as const;
 const MINUTE = 60_000;
 
+let hosts: Hosts;
 let lab: Lab;
-let cuts: string;
 let copies: string;
-const registryOf: Record<string, string> = {};
-const stateOf: Record<string, string> = {};
+let registryOf: Record<string, string>;
+let stateOf: Record<string, string>;
 
 beforeAll(async () => {
-  lab = await startLab({ difusores: 2 });
-  cuts = await mkdtemp(path.join(os.tmpdir(), 'difusion-two-journals-'));
+  hosts = await startHosts({ name: 'two-journals', hosts: ['primario', 'alterno'], difusores: 2, cuts: [...CUTS], shape: { casillas: 200, counted: 100, imageBytes: 10_000, step: 10 } });
+  ({ lab, registryOf, stateOf } = hosts);
   copies = path.join(lab.dir, 'copias');
   await mkdir(copies);
-  for (const host of ['primario', 'alterno']) {
-    stateOf[host] = path.join(lab.dir, `state-${host}`);
-    registryOf[host] = await lab.writeRegistry({ publication: { state_dir: stateOf[host] } }, path.join(lab.dir, `difusores-${host}.yaml`));
-  }
-  let previous: string | undefined;
-  for (const [i, cut] of CUTS.entries()) {
-    await writeCut(path.join(cuts, cut), cut, { ...SHAPE, counted: 100 + 10 * i }, previous);
-    previous = path.join(cuts, cut);
-  }
   // The night, each run a few minutes after the one before (each run's clock is fixed: its entries share one instant).
   const night: Array<[string, string, number]> = [
     ['primario', CUTS[0], 0],
@@ -54,7 +37,7 @@ beforeAll(async () => {
     ['alterno', CUTS[0], 15],
   ];
   for (const [host, cut, minutes] of night) {
-    const result = await publishAs(host, cut, new Date(IN_WINDOW.getTime() + minutes * MINUTE));
+    const result = await hosts.publishAs(host, { cut }, { at: new Date(IN_WINDOW.getTime() + minutes * MINUTE) });
     expect({ host, cut, code: result.exitCode }).toEqual({ host, cut, code: minutes === 15 ? 3 : 0 });
   }
   // The end-of-night copy: alterno's journal and its head, as scp would bring them.
@@ -62,19 +45,7 @@ beforeAll(async () => {
   await copyFile(path.join(stateOf.alterno as string, 'journal.head'), path.join(copies, 'journal.head'));
 }, T);
 
-afterAll(async () => {
-  await lab?.stop();
-  if (cuts) await rm(cuts, { recursive: true, force: true });
-}, T);
-
-async function publishAs(host: string, cut: string, at: Date): Promise<PublishRunResult> {
-  const loaded = await loadRegistry(registryOf[host] as string);
-  if (!loaded.ok) throw new Error(`registry invalid: ${JSON.stringify(loaded.problems)}`);
-  return runPublish(
-    { registry: loaded.registry, cutArg: path.join(cuts, cut), latest: false, only: [], dryRun: false, simulacro: false, host },
-    { clock: fixedClock(at), connect: (reg, targets) => createConnector(reg, targets), openJournal, newRunId: () => newRunId() },
-  );
-}
+afterAll(() => hosts?.stop(), T);
 
 const copied = (): string => path.join(copies, 'journal.jsonl');
 

@@ -1,18 +1,9 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { startLab, type Lab } from './lab/sshd.js';
-import { writeCut } from '../../bench/prep-cut.js';
-import { IN_WINDOW, checkLive, liveCut } from './support/publish.js';
-import { ROOT, runCli, show } from './support/cli.js';
-import { loadRegistry, parseRegistry } from '../../src/core/registry/registry.js';
-import { runPublish, type PublishRunResult } from '../../src/core/publish/publish-run.js';
-import { openJournal, newRunId, type JournalEntry } from '../../src/core/records/journal.js';
-import { createConnector } from '../../src/adapters/difusor.js';
-import { fixedClock } from '../../src/adapters/clock.js';
-
+import type { Lab } from './lab/sshd.js';
+import { startHosts, sleep, type Hosts } from './support/two-hosts.js';
+import { liveCut } from './support/publish.js';
+import type { JournalEntry } from '../../src/core/records/journal.js';
 /**
  * What the rollback and the cutoff of one host could not do on a difusor that was down, done later under the
  * difusor's lease, on the lab (two registries and two state directories on this machine stand for hosts a and b,
@@ -24,102 +15,42 @@ import { fixedClock } from '../../src/adapters/clock.js';
  */
 
 const T = 300_000;
-const SHAPE = { casillas: 60, counted: 20, imageBytes: 4_000, seed: 'unreached-hold' };
 const CUTS = ['20220605_2015_PREP', '20220605_2030_PREP', '20220605_2045_PREP'];
 const [, ROLLED_BACK_TO, NEWEST] = CUTS as [string, string, string];
-const HELPER = path.join(ROOT, 'templates', 'difusion-helper.sh');
-const run = promisify(execFile);
 
+let hosts: Hosts;
 let lab: Lab;
 let cuts: string;
-const registryOf: Record<string, string> = {};
-const stateOf: Record<string, string> = {};
 
 beforeAll(async () => {
-  lab = await startLab({ difusores: 3 });
-  cuts = await mkdtemp(path.join(os.tmpdir(), 'difusion-unreached-hold-'));
-  for (const host of ['a', 'b']) {
-    stateOf[host] = path.join(lab.dir, `state-${host}`);
-    registryOf[host] = await lab.writeRegistry({ publication: { state_dir: stateOf[host] } }, path.join(lab.dir, `difusores-${host}.yaml`));
-  }
-  let previous: string | undefined;
-  for (const [i, cut] of CUTS.entries()) {
-    await writeCut(path.join(cuts, cut), cut, { ...SHAPE, counted: 20 + 10 * i }, previous);
-    previous = path.join(cuts, cut);
-  }
+  hosts = await startHosts({ name: 'unreached-hold', hosts: ['a', 'b'], difusores: 3, cuts: CUTS, shape: { casillas: 60, counted: 20, imageBytes: 4_000, step: 10 } });
+  ({ lab, cuts } = hosts);
 }, T);
 
-afterAll(async () => {
-  await lab?.stop();
-  if (cuts) await rm(cuts, { recursive: true, force: true });
-}, T);
-
-/** A publish by host `host` in this process: its own registry and state directory, its own name on the difusores. */
-async function publishAs(host: string, what: { cut: string } | { latest: true }): Promise<PublishRunResult> {
-  const loaded = await loadRegistry(registryOf[host] as string);
-  if (!loaded.ok) throw new Error(`registry invalid: ${JSON.stringify(loaded.problems)}`);
-  const latest = 'latest' in what;
-  return runPublish(
-    { registry: loaded.registry, cutArg: latest ? cuts : path.join(cuts, what.cut), latest, only: [], dryRun: false, simulacro: false, host },
-    { clock: fixedClock(IN_WINDOW), connect: (reg, targets) => createConnector(reg, targets), openJournal, newRunId: () => newRunId() },
-  );
-}
-
-/** The CLI as host `host` runs it (its registry, DIFUSION_HOST), without a terminal. */
-async function cliAs(host: string, ...args: string[]): Promise<{ code: number | null; out: string }> {
-  const r = await runCli([...args, '--registry', registryOf[host] as string], { DIFUSION_HOST: host, DIFUSION_NOW: IN_WINDOW.toISOString() });
-  return { code: r.code, out: show(r) };
-}
-
-/** The helper on a difusor's directory, as its own account runs it (the lab's difusores are on this machine). */
-async function helperOn(root: string, ...args: string[]): Promise<string> {
-  return (await run('sh', [HELPER, root, ...args])).stdout;
-}
-
-async function journalOf(host: string): Promise<JournalEntry[]> {
-  const text = await readFile(path.join(stateOf[host] as string, 'journal.jsonl'), 'utf8');
-  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as JournalEntry);
-}
-
-async function statusIn(host: string, id: string): Promise<string | undefined> {
-  const parsed = parseRegistry(await readFile(registryOf[host] as string, 'utf8'), registryOf[host] as string);
-  return parsed.ok ? parsed.registry.difusores.find((d) => d.id === id)?.status : undefined;
-}
+afterAll(() => hosts?.stop(), T);
 
 async function holderOf(root: string): Promise<string> {
   return readFile(path.join(root, '.lease', 'holder'), 'utf8').catch(() => 'none');
 }
 
-async function expectOn(ids: string[], cut: string): Promise<void> {
-  for (const id of ids) {
-    const d = lab.difusor(id);
-    expect({ id, live: await liveCut(d.path) }).toEqual({ id, live: `releases/${cut}` });
-    expect(await checkLive(d.path)).toEqual({ ok: true, output: '' });
-    // No run left its lease behind.
-    expect({ id, holder: await holderOf(d.path) }).toEqual({ id, holder: 'none' });
-  }
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 describe('a difusor a\'s rollback could not reach', () => {
   test('a\'s cron moves it back and holds it there too; b\'s cron then leaves it alone', async () => {
-    for (const cut of CUTS) expect((await publishAs('a', { cut })).exitCode).toBe(0);
+    for (const cut of CUTS) expect((await hosts.publishAs('a', { cut })).exitCode).toBe(0);
     const all = lab.difusores.map((d) => d.id);
-    await expectOn(all, NEWEST);
+    await hosts.expectOn(all, NEWEST);
 
     const [d1, d2, d3] = lab.difusores as [Lab['difusores'][number], Lab['difusores'][number], Lab['difusores'][number]];
     await d2.stop();
-    const rollback = await cliAs('a', 'rollback', '--to', ROLLED_BACK_TO, '--yes');
+    const rollback = await hosts.cliAs('a', 'rollback', '--to', ROLLED_BACK_TO, '--yes');
     await d2.start();
     // The others went back and are held there; d2 is named, still on the newest, with no hold of its own.
     expect({ code: rollback.code, namesD2: rollback.out.includes(d2.id) }).toEqual({ code: 3, namesD2: true });
-    await expectOn([d1.id, d3.id], ROLLED_BACK_TO);
-    await expectOn([d2.id], NEWEST);
-    expect(await helperOn(d2.path, 'hold', 'show')).toMatch(/^now \d+\nnone\n$/);
+    await hosts.expectOn([d1.id, d3.id], ROLLED_BACK_TO);
+    await hosts.expectOn([d2.id], NEWEST);
+    expect(await hosts.helperOn(d2.path, 'hold', 'show')).toMatch(/^now \d+\nnone\n$/);
 
     // a's cron follows a's hold: d2 goes back, and the hold is set there under the lease, before the switch.
-    const aCron = await publishAs('a', { latest: true });
+    const aCron = await hosts.publishAs('a', { latest: true });
     const o2 = aCron.outcomes.find((o) => o.id === d2.id);
     expect({ code: aCron.exitCode, cut: aCron.cut, d2: o2?.result, previous: o2?.previous, error: o2?.error }).toEqual({
       code: 0,
@@ -128,16 +59,16 @@ describe('a difusor a\'s rollback could not reach', () => {
       previous: NEWEST,
       error: undefined,
     });
-    await expectOn(all, ROLLED_BACK_TO);
-    expect(await helperOn(d2.path, 'hold', 'show')).toMatch(new RegExp(`^now \\d+\\nhold ${ROLLED_BACK_TO} a ${aCron.run} \\d+\\n$`));
-    const journal = (await journalOf('a')).filter((e) => e.run === aCron.run);
+    await hosts.expectOn(all, ROLLED_BACK_TO);
+    expect(await hosts.helperOn(d2.path, 'hold', 'show')).toMatch(new RegExp(`^now \\d+\\nhold ${ROLLED_BACK_TO} a ${aCron.run} \\d+\\n$`));
+    const journal = (await hosts.journalOf('a')).filter((e) => e.run === aCron.run);
     const held = journal.find((e) => e.phase === 'rollback-hold' && e.difusor === d2.id);
     const switched = journal.findIndex((e) => e.difusor === d2.id && e.result === 'ok' && e.phase === 'switch');
     expect(held).toMatchObject({ result: 'info', detail: { held: ROLLED_BACK_TO, from: NEWEST, host: 'a' } });
     expect(switched === -1 || journal.indexOf(held as JournalEntry) < switched).toBe(true);
 
     // b's cron, with the newest cut in its directory: every difusor is held, d2 included.
-    const bCron = await publishAs('b', { latest: true });
+    const bCron = await hosts.publishAs('b', { latest: true });
     expect(bCron.exitCode).toBe(3);
     for (const o of bCron.outcomes) {
       expect({ id: o.id, result: o.result, leftAlone: o.leftAlone, error: o.error }).toEqual({
@@ -147,7 +78,7 @@ describe('a difusor a\'s rollback could not reach', () => {
         error: expect.stringMatching(new RegExp(`^held on ${ROLLED_BACK_TO} by a rollback of a since `)),
       });
     }
-    await expectOn(all, ROLLED_BACK_TO);
+    await hosts.expectOn(all, ROLLED_BACK_TO);
   }, T);
 });
 
@@ -156,15 +87,15 @@ describe('a notice a later publish puts back up, under the difusor\'s lease', ()
     const d = lab.difusores[0]!;
     const others = lab.difusores.slice(1).map((x) => x.id);
     await d.stop();
-    const cut = await cliAs('b', 'cutoff', d.id, '--reason', 'simulacro de corte', '--yes');
+    const cut = await hosts.cliAs('b', 'cutoff', d.id, '--reason', 'simulacro de corte', '--yes');
     await d.start();
-    expect({ code: cut.code, suspended: await statusIn('b', d.id) }).toEqual({ code: 1, suspended: 'suspended' });
+    expect({ code: cut.code, suspended: await hosts.statusIn('b', d.id) }).toEqual({ code: 1, suspended: 'suspended' });
     const servedBefore = await liveCut(d.path);
     expect(servedBefore).toMatch(/^releases\//);
 
     // a's run holds d's lease: b's publish puts the cut elsewhere and leaves d's notice for later, saying whose lease.
-    expect(await helperOn(d.path, 'lease', 'take', 'a', 'a-long-run', '3600')).toMatch(/\ntaken /);
-    const held = await cliAs('b', 'publish', path.join(cuts, NEWEST));
+    expect(await hosts.helperOn(d.path, 'lease', 'take', 'a', 'a-long-run', '3600')).toMatch(/\ntaken /);
+    const held = await hosts.cliAs('b', 'publish', path.join(cuts, NEWEST));
     expect({ code: held.code, names: held.out.includes('held by a (run a-long-run) since'), notInPlace: held.out.includes('its notice is NOT in place') }).toEqual({
       code: 3,
       names: true,
@@ -172,22 +103,22 @@ describe('a notice a later publish puts back up, under the difusor\'s lease', ()
     });
     expect(await liveCut(d.path)).toBe(servedBefore);
     expect(await holderOf(d.path)).toMatch(/^a a-long-run /);
-    await expectOn(others, NEWEST);
-    const leftAlone = (await journalOf('b')).filter((e) => e.phase === 'cutoff' && e.difusor === d.id).at(-1);
+    await hosts.expectOn(others, NEWEST);
+    const leftAlone = (await hosts.journalOf('b')).filter((e) => e.phase === 'cutoff' && e.difusor === d.id).at(-1);
     expect(leftAlone).toMatchObject({ result: 'failed', detail: { retry: true, leftAlone: 'held', host: 'b' } });
-    await helperOn(d.path, 'lease', 'release', 'a', 'a-long-run');
+    await hosts.helperOn(d.path, 'lease', 'release', 'a', 'a-long-run');
 
     // a's run died holding it: once expired (the difusor's clock), b's next publish takes it over and puts the notice up.
-    const short = await helperOn(d.path, 'lease', 'take', 'a', 'a-dead-run', '1');
+    const short = await hosts.helperOn(d.path, 'lease', 'take', 'a', 'a-dead-run', '1');
     const expiry = Number(/\ntaken \d+ (\d+)\n/.exec(short)?.[1]);
     while (Date.now() / 1000 <= expiry) await sleep(200);
-    const restored = await cliAs('b', 'publish', path.join(cuts, NEWEST));
+    const restored = await hosts.cliAs('b', 'publish', path.join(cuts, NEWEST));
     expect({ code: restored.code, out: restored.code === 0 ? '' : restored.out }).toEqual({ code: 0, out: '' });
     expect(restored.out).toMatch(/its missing notice is now in place \(notices\/\d{8}_\d{6}\)/);
     expect(await liveCut(d.path)).toMatch(/^notices\/\d{8}_\d{6}$/);
     expect(await holderOf(d.path)).toBe('none');
-    const takeover = (await journalOf('b')).filter((e) => e.phase === 'lease-takeover' && e.difusor === d.id).at(-1);
+    const takeover = (await hosts.journalOf('b')).filter((e) => e.phase === 'lease-takeover' && e.difusor === d.id).at(-1);
     expect(takeover?.detail).toMatchObject({ host: 'b', tookOverFrom: { host: 'a', run: 'a-dead-run' } });
-    expect((await journalOf('b')).filter((e) => e.phase === 'cutoff' && e.difusor === d.id).at(-1)).toMatchObject({ result: 'ok', detail: { retry: true } });
+    expect((await hosts.journalOf('b')).filter((e) => e.phase === 'cutoff' && e.difusor === d.id).at(-1)).toMatchObject({ result: 'ok', detail: { retry: true } });
   }, T);
 });
