@@ -130,6 +130,24 @@ describe('parseVerify', () => {
     expect(parseVerify('f 1 a\n').checkExit).toBe(-1);
     expect(parseVerify('check 0\n').checkExit).toBe(0);
   });
+
+  it('keeps the difusor\'s words escaped: sha256sum\'s complaints, non-files, paths with controls (which no cut holds)', () => {
+    const r = parseVerify(['check 1', 'x a\x1b[2J.html: FAILED', 'f 3 b\u009b2J.csv', 'f 4 datos/\u202ebien.csv', 'o \x1b]52;c;eA==\x07'].join('\n'));
+    expect(r.failures).toEqual(['a\\u001b[2J.html: FAILED']);
+    // A bidi mark may be in a cut's own file name: kept as is for the comparison; the terminal escapes it when shown.
+    expect([...r.files.keys()]).toEqual(['b\\u009b2J.csv', 'datos/\u202ebien.csv']);
+    expect(r.others).toEqual(['\\u001b]52;c;eA==\\u0007']);
+  });
+
+  it('a forged inventory, check or signature line fails the verification, naming the line', () => {
+    const r = parseVerify(['check 0', 'check 0\x1b[2J', 'f lots index.html', 'signature fine\u009b'].join('\n'));
+    expect(r.failures).toEqual([
+      'a check that is not an exit code: "check 0\\u001b[2J"',
+      'an inventory line that is not "f SIZE PATH": "f lots index.html"',
+      'a signature state that is not ok, bad, missing or unchecked: "signature fine\\u009b"',
+    ]);
+    expect(r.signature).toBeUndefined();
+  });
 });
 
 describe('planTransfer', () => {

@@ -88,6 +88,45 @@ test('the helper status lines', () => {
   });
 });
 
+// The status verb's answer is written by the difusor's admin: what preflight shows ("serving X"), what status and
+// cutoff compare with the registry, must be what the helper writes, or the difusor is refused naming the line.
+test.each([
+  ['a live that clears the screen', 'live 20220605_2030\x1b[2J', 'a live that is not a cut id'],
+  ['a live that writes the clipboard (OSC 52)', 'live \x1b]52;c;ZWNobyBwd25lZA==\x07', 'a live that is not a cut id'],
+  ['a live that is a path', 'live ../../etc', 'a live that is not a cut id'],
+  ['a notice with an 8-bit CSI', 'notice 20220605_211000\u009b2J', 'a notice that is not a stamp YYYYMMDD_HHMMSS'],
+  ['a notice that is a cut', 'notice 20220605_2110', 'a notice that is not a stamp YYYYMMDD_HHMMSS'],
+  ['a release with a bidi override', 'release 20220605_2015\u202e', 'a release that is not a cut id'],
+  ['a free that is not a number', 'free lots', 'a free that is not a number of KB'],
+  ['a protocol that is not a number', 'protocol 5\x1b[8m', 'a protocol that is not a number'],
+  ['an rsync version that hides text', 'rsync 3.1.2\x1b[8mhidden', 'an rsync version that is not one'],
+  ['a writable that is neither', 'writable maybe', 'a writable that is not yes or no'],
+])('status refuses %s, naming the difusor and the line, escaped', (_what, line, what) => {
+  let message = '';
+  try {
+    parseHelperStatus(`free 1\n${line}\n`, 'd1');
+  } catch (error) {
+    message = (error as Error).message;
+  }
+  expect(message).toMatch(new RegExp(`^d1: status answered ${what}: "`));
+  // eslint-disable-next-line no-control-regex
+  expect(message).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202e]/);
+});
+
+test('status: an empty free (df said nothing) and an empty rsync (none installed) are read, not refused', () => {
+  expect(parseHelperStatus('free \nrsync \nprotocol 5\n')).toMatchObject({ freeKb: 0, rsync: '', protocol: 5 });
+});
+
+test('status: a difusor whose status fails says so escaped, never raw', async () => {
+  const registry = { publication: { state_dir: '/nonexistent', timezone: TZ }, difusores: [] } as unknown as Registry;
+  const d = { id: 'd1', name: 'D1', status: 'active' } as Difusor;
+  const connector: DifusorConnector = {
+    open: async () => ({ helper: async () => ({ code: 1, stdout: '', stderr: 'no\x1b]52;c;ZWNobw==\x07 way\n' }), close: () => undefined }) as unknown as DifusorSession,
+  } as unknown as DifusorConnector;
+  const report = await gatherStatus({ registry, targets: [d], connector, readRecord: async (id) => ({ id, history: [] }), timeoutMs: 5000 });
+  expect(report.difusores[0]?.error).toBe('no\\u001b]52;c;ZWNobw==\\u0007 way');
+});
+
 test.each([
   ['3.1.2', true],
   ['3.0.9', false],
