@@ -52,7 +52,7 @@ test('a symlink planted in the live release, pointing outside, is never followed
   expect(image.isFile()).toBe(true);
   expect(existsSync(path.join(d.path, 'current', 'fuera'))).toBe(false);
   expect(await readFile(path.join(outside, 'precious.txt'), 'utf8')).toBe('do not touch\n');
-});
+}, T);
 
 test('junk in releases/ is left alone and never taken for a cut', async () => {
   const d = lab.difusores[1];
@@ -64,7 +64,7 @@ test('junk in releases/ is left alone and never taken for a cut', async () => {
   expect(await readFile(path.join(d.path, 'releases', 'not-a-cut', 'x'), 'utf8')).toBe('junk');
   expect(await readlink(path.join(d.path, 'releases', '20990101_0000'))).toBe(outside);
   expect(await readFile(path.join(outside, 'precious.txt'), 'utf8')).toBe('do not touch\n');
-});
+}, T);
 
 test('a `current` that is a real directory is refused, not replaced, and named in the error', async () => {
   const d = lab.difusores[1];
@@ -83,7 +83,7 @@ test('a `current` that is a real directory is refused, not replaced, and named i
   const again = await publish(registry, path.join(cuts, CUTS[2]), { only: [d.id] });
   expect(again.outcomes[0]).toMatchObject({ result: 'live' });
   expect(await liveCut(d.path)).toBe(`releases/${CUTS[2]}`);
-});
+}, T);
 
 test('a `current` pointing outside path is not trusted as a base and is replaced by the switch', async () => {
   const d = lab.difusores[0];
@@ -99,4 +99,4 @@ test('a `current` pointing outside path is not trusted as a base and is replaced
   expect(await liveCut(d.path)).toBe(`releases/${CUTS[3]}`);
   expect(await checkLive(d.path)).toEqual({ ok: true, output: '' });
   expect(await readFile(path.join(outside, 'precious.txt'), 'utf8')).toBe('do not touch\n');
-});
+}, T);

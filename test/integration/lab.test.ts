@@ -191,11 +191,11 @@ describe('host key pinning', () => {
     const d1 = lab.difusor('d1');
     const { stdout } = await run('ssh-keygen', ['-lf', d1.hostKeyFile + '.pub']);
     expect(stdout.split(' ')[1]).toBe(fingerprint(blob(d1.hostKey)));
-  });
+  }, T);
 
   test('an unusable pinned key is refused before connecting', async () => {
     await expect(connectSsh(target(lab.difusor('d1'), { hostKey: 'ssh-ed25519 not-base64!' }))).rejects.toThrow(/host_key is not usable/);
-  });
+  }, T);
 
   test('a pinned key of a type the server does not have is refused, saying so', async () => {
     const ecdsa = join(lab.dir, 'other_ecdsa');
