@@ -216,7 +216,8 @@ export default class Probe extends DifusionCommand {
     if (night.renderer === 'silent') {
       if (watch !== undefined) this.log(JSON.stringify(report));
     } else if (night.renderer === 'live') {
-      this.log(`${watch !== undefined ? '\x1b[2J\x1b[H' : ''}${probeTable(report, tz)}`);
+      if (watch !== undefined) this.redrawScreen(probeTable(report, tz));
+      else this.log(probeTable(report, tz));
     } else {
       for (const line of probeLines(report, tz)) this.log(line);
     }

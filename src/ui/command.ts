@@ -32,12 +32,7 @@ function terminalSafeError<T>(error: T): T {
  */
 export abstract class DifusionCommand extends Command {
   override log(message = '', ...args: unknown[]): void {
-    const text = format(message, ...args);
-    // Transitional: probe --watch still writes its own clear-and-home before the table; probe should call
-    // redrawScreen() instead, and this exception goes. Only that exact prefix, only for probe, whose every
-    // log line starts with text of its own (a stamp, the table's header, '{', 'note:').
-    if (this.id === 'probe' && text.startsWith(CLEAR_AND_HOME)) super.log(CLEAR_AND_HOME + terminalText(text.slice(CLEAR_AND_HOME.length)));
-    else super.log(terminalText(text));
+    super.log(terminalText(format(message, ...args)));
   }
 
   /** A screen redrawn in place (probe --watch): cleared, the cursor home, then the text, its controls escaped. */

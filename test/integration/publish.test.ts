@@ -174,7 +174,18 @@ describe('publish over real sshd and rsync', () => {
       const listeners = lab.difusores.map((d) => d.sshdPid);
       const there = listeners.flatMap((pid) => descendants(pid));
       const here = descendants(process.pid).filter((pid) => !listeners.includes(pid) && !there.includes(pid));
-      return [...here, ...there].map((pid) => `${pid} ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim()}`);
+      // A process may end between the listing and the read of its command line: it is gone, which is the point.
+      const cmdline = (pid: number): string | undefined => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+        } catch {
+          return undefined;
+        }
+      };
+      return [...here, ...there].flatMap((pid) => {
+        const line = cmdline(pid);
+        return line === undefined ? [] : [`${pid} ${line}`];
+      });
     };
     for (let i = 0; i < 50 && sessions().length > 0; i++) await new Promise((resolve) => setTimeout(resolve, 100));
     expect(sessions()).toEqual([]);

@@ -5,6 +5,7 @@ import { RunRefusal } from './publish-run.js';
 import type { Journal, JournalContext } from '../records/journal.js';
 import { parseHelperStatus } from './status.js';
 import type { DifusorConnector, DifusorSession, HelperOutput } from '../difusor-port.js';
+import { printable } from '../shared/printable.js';
 
 /**
  * What cutoff, reinstate and rollback share: they change what the public sees outside the normal
@@ -72,7 +73,8 @@ export async function underLock<T>(
 export async function helperStep(session: DifusorSession, verb: string, args: string[], stdin?: string, timeoutMs?: number): Promise<HelperOutput> {
   const out = await session.helper(verb, args, { stdin, timeoutMs });
   if (out.code !== 0) {
-    const said = (out.stderr || out.stdout).trim().split('\n').filter(Boolean).slice(-2).join(' | ');
+    // The difusor's words go into errors and the journal: escaped, and each line cut short.
+    const said = (out.stderr || out.stdout).trim().split('\n').filter(Boolean).slice(-2).map((l) => printable(l.slice(0, 200))).join(' | ');
     throw new Error(`${verb} failed (exit ${out.code}): ${said || 'no message'}`);
   }
   return out;

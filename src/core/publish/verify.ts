@@ -2,6 +2,7 @@ import type { Difusor } from '../registry/types.js';
 import { manifestText, parseManifest, sha256Hex } from '../shared/manifest.js';
 import { MANIFEST_NAME, SIGNATURE_NAME, parseVerify } from './plan.js';
 import type { DifusorConnector } from '../difusor-port.js';
+import { printable } from '../shared/printable.js';
 
 /**
  * Re-checks the live release of each difusor against the manifest this host published for that cut:
@@ -106,7 +107,7 @@ async function verifyOne(
       manifestText([{ path: MANIFEST_NAME, sha256: sha256Hex(text) }]) +
       (opts.full ? manifestText([...hashes].map(([path, sha256]) => ({ path, sha256 }))) : '');
     const out = await session.helper('audit', [live], { stdin: lines, timeoutMs: 30 * 60_000 });
-    if (out.code !== 0) throw new Error(out.stderr.trim() || `audit failed (exit ${out.code})`);
+    if (out.code !== 0) throw new Error(printable(out.stderr.trim().slice(0, 400)) || `audit failed (exit ${out.code})`);
     const report = parseVerify(out.stdout);
     row.checkedFiles = opts.full ? hashes.size : 0;
     row.differences = compareRelease(text, report, await opts.sizesOf?.(live));
