@@ -25,7 +25,7 @@ let cuts: string;
 let work: string;
 let stateDir: string;
 let registry: string;
-const saved = { env: process.env.DIFUSION_NOW, exitCode: process.exitCode, log: console.log, error: console.error };
+const saved = { env: process.env.DIFUSION_NOW, log: console.log, error: console.error };
 
 beforeAll(async () => {
   await preloadCommands();
@@ -38,6 +38,8 @@ beforeAll(async () => {
 afterAll(() => rmSync(cuts, { recursive: true, force: true }));
 
 beforeEach(() => {
+  // Whatever an earlier file of this worker left in process.exitCode is not this file's run's exit code.
+  process.exitCode = undefined;
   process.env.DIFUSION_NOW = NOW;
   console.log = (...args: unknown[]) => void process.stdout.write(`${format(...args)}\n`);
   console.error = (...args: unknown[]) => void process.stderr.write(`${format(...args)}\n`);
@@ -50,7 +52,7 @@ beforeEach(() => {
 afterEach(() => {
   if (saved.env === undefined) delete process.env.DIFUSION_NOW;
   else process.env.DIFUSION_NOW = saved.env;
-  process.exitCode = saved.exitCode;
+  process.exitCode = undefined;
   Object.assign(console, { log: saved.log, error: saved.error });
   rmSync(work, { recursive: true, force: true });
 });

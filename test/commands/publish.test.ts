@@ -44,6 +44,8 @@ afterAll(() => {
 beforeEach(() => {
   savedNow = process.env.DIFUSION_NOW;
   savedExitCode = process.exitCode;
+  // Whatever an earlier file of this worker left in process.exitCode is not this file's run's exit code.
+  process.exitCode = undefined;
   process.env.DIFUSION_NOW = NOW;
   // oclif writes through console.log/error, which jest decorates ("console.log" headers, indentation): send
   // them straight to the streams runCommand captures, so stdout is exactly what an operator or cron sees.

@@ -28,7 +28,7 @@ let registry: string;
 let answers: string[];
 let asked: string[];
 let interactive: boolean;
-const saved = { env: process.env.DIFUSION_NOW, exitCode: process.exitCode, log: console.log, error: console.error, terminal: { ...terminal } };
+const saved = { env: process.env.DIFUSION_NOW, log: console.log, error: console.error, terminal: { ...terminal } };
 
 beforeAll(async () => {
   await preloadCommands();
@@ -40,6 +40,8 @@ beforeAll(async () => {
 afterAll(() => rmSync(cuts, { recursive: true, force: true }));
 
 beforeEach(() => {
+  // Whatever an earlier file of this worker left in process.exitCode is not this file's run's exit code.
+  process.exitCode = undefined;
   process.env.DIFUSION_NOW = NOW;
   console.log = (...args: unknown[]) => void process.stdout.write(`${format(...args)}\n`);
   console.error = (...args: unknown[]) => void process.stderr.write(`${format(...args)}\n`);
@@ -59,7 +61,7 @@ beforeEach(() => {
 afterEach(() => {
   if (saved.env === undefined) delete process.env.DIFUSION_NOW;
   else process.env.DIFUSION_NOW = saved.env;
-  process.exitCode = saved.exitCode;
+  process.exitCode = undefined;
   Object.assign(console, { log: saved.log, error: saved.error });
   Object.assign(terminal, saved.terminal);
   rmSync(work, { recursive: true, force: true });
