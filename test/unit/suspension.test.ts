@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { cutoff, checkReason, restoreNotices, type CutoffPlan, type ReinstatePlan } from '../../src/core/enforcement/suspension.js';
@@ -319,6 +319,22 @@ describe('rollback hold', () => {
       outcomes: [{ id: 'ujed', result: 'live', error: expect.stringMatching(/^live, but the rollback's hold is not recorded on the difusor \(hold failed \(exit 2\): difusion-helper: refused: unknown verb hold\)/) }],
     });
     expect(s.journal).toContainEqual(expect.objectContaining({ phase: 'rollback-hold', result: 'failed', difusor: 'ujed' }));
+  });
+
+  test('a standby rolling back to a cut the other host published checks the release against its own copy of that cut', async () => {
+    // The standby published B from its cuts directory; A, the other host's, is there too but not in its state dir.
+    const cuts = path.join(stateDir, 'cortes');
+    mkdirSync(path.join(cuts, A), { recursive: true });
+    writeFileSync(path.join(cuts, A, 'index.html'), 'a');
+    await new StateStore(stateDir).saveSource(B, path.join(cuts, B));
+    const s = setup((verb, args) =>
+      verb === 'status' ? status : verb === 'lease' ? lease(args) : verb === 'audit' ? ok('check 1\nx MANIFEST.sha256: FAILED\n') : ok(`live releases/${A}\n`),
+    );
+    const result = await rollback({ registry: s.registry, only: [] }, s.ports);
+    // Audited at all only because the manifest was learned: without one the difusores are taken at their word.
+    expect(s.calls).toContain(`audit ${A}`);
+    expect(result).toMatchObject({ exitCode: 1, outcomes: [{ id: 'ujed', result: 'failed', error: expect.stringMatching(new RegExp(`^releases/${A} differs from what was published`)) }] });
+    expect(s.calls).not.toContain(`switch ${A}`);
   });
 
   test('a rollback whose every switch fails leaves no hold of its own behind', async () => {

@@ -7,6 +7,7 @@ import { clearHold, readHold, writeHold, type RollbackHold } from '../records/ho
 import { manifestText, sha256Hex } from '../shared/manifest.js';
 import { MANIFEST_NAME, parseVerify } from '../publish/plan.js';
 import { compareRelease } from '../publish/verify.js';
+import { manifestFromOwnCopy } from '../publish/cut-library.js';
 import { DEFAULT_LEASE_S, LeaseHeldError, isLeaseName, takeLease, takeoverDetail, thisHost } from '../publish/lease.js';
 import { exitCodeFor } from '../publish/publish.js';
 import { CANCELLED, askServing, errorText, helperStep, underLock, type Cancelled, type OperationPorts, type Serving } from '../publish/operation.js';
@@ -135,7 +136,8 @@ export async function rollback(opts: { registry: Registry; to?: string; only: st
       const host = thisHost();
       const claim = { host, run, seconds: registry.publication.lease_s ?? DEFAULT_LEASE_S, hostLocked: true, ...(deadRun && isLeaseName(deadRun) ? { replaces: deadRun } : {}) };
       const state = new StateStore(stateDir);
-      const published = await state.manifestText(to);
+      // Back to bytes this host published; on a standby, to bytes of its own copy of a cut the other host published.
+      const published = (await state.manifestText(to)) ?? (await manifestFromOwnCopy(stateDir, to));
       const sizes = await state.sizesOf(to);
       // The hold is written before any switch: a rollback killed between a switch and its hold would leave the
       // difusores back on the old cut with nothing to stop the next cron from putting the newer one back.

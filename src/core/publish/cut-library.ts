@@ -89,3 +89,12 @@ export async function lastCutsDir(stateDir: string): Promise<string | undefined>
   }
   return undefined;
 }
+
+/**
+ * The manifest of a cut as this host's own copy of it makes it, from the cuts directory it last published from:
+ * what a standby checks a release against when it rolls back to a cut the other host published.
+ */
+export async function manifestFromOwnCopy(stateDir: string, cut: string): Promise<string | undefined> {
+  const dir = await lastCutsDir(stateDir);
+  return dir ? (await cutLibrary(dir).manifestOf(cut))?.text : undefined;
+}
