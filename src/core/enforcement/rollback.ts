@@ -8,7 +8,10 @@ import { manifestText, sha256Hex } from '../shared/manifest.js';
 import { MANIFEST_NAME, parseVerify } from '../publish/plan.js';
 import { compareRelease } from '../publish/verify.js';
 import { manifestFromOwnCopy } from '../publish/cut-library.js';
-import { DEFAULT_LEASE_S, LeaseHeldError, isLeaseName, takeLease, takeoverDetail, thisHost } from '../publish/lease.js';
+import { DEFAULT_LEASE_S, LeaseHeldError, isLeaseName, takeLease, takeoverDetail, thisHost, type LeaseClaim } from '../publish/lease.js';
+import type { Journal } from '../records/journal.js';
+import type { DifusorConnector, DifusorSession } from '../difusor-port.js';
+import type { Clock } from '../clock-port.js';
 import { exitCodeFor } from '../publish/publish.js';
 import { CANCELLED, askServing, errorText, helperStep, underLock, type Cancelled, type OperationPorts, type Serving } from '../publish/operation.js';
 import { holdNotRecorded, holdThere } from '../publish/hold-marker.js';
@@ -133,8 +136,7 @@ export async function rollback(opts: { registry: Registry; to?: string; only: st
 
     const command = `rollback${opts.to ? ` --to ${opts.to}` : ''}${opts.only.map((id) => ` --only ${id}`).join('')}`;
     return await underLock(registry, command, ports, async (journal, run, deadRun) => {
-      const host = thisHost();
-      const claim = { host, run, seconds: registry.publication.lease_s ?? DEFAULT_LEASE_S, hostLocked: true, ...(deadRun && isLeaseName(deadRun) ? { replaces: deadRun } : {}) };
+      const claim = { host: thisHost(), run, seconds: registry.publication.lease_s ?? DEFAULT_LEASE_S, hostLocked: true, ...(deadRun && isLeaseName(deadRun) ? { replaces: deadRun } : {}) };
       const state = new StateStore(stateDir);
       // Back to bytes this host published; on a standby, to bytes of its own copy of a cut the other host published.
       const published = (await state.manifestText(to)) ?? (await manifestFromOwnCopy(stateDir, to));
@@ -152,64 +154,9 @@ export async function rollback(opts: { registry: Registry; to?: string; only: st
         ...(opts.only.length > 0 ? { difusores: ids } : {}),
       });
       if (reaching.length > 0) await writeHold(stateDir, holdFor(reaching));
-      const outcomes = await Promise.all(
-        rows.map(async ({ difusor: d, serving, action }): Promise<RollbackOutcome> => {
-          const previous = serving.live;
-          const fail = async (error: string): Promise<RollbackOutcome> => {
-            await journal.append({ phase: 'rollback', result: 'failed', difusor: d.id, cut: to, error, detail: { cut: to, from: previous ?? null } });
-            return { id: d.id, result: 'failed', from: previous, error };
-          };
-          if (action === 'unreachable') return fail(serving.error ?? 'unreachable');
-          if (action === 'lacking') return fail(`releases/${to} is not on the difusor (pruned, or never delivered)`);
-          // A difusor already on the cut is held too (under the lease): the other host's cron must not move it on.
-          let holdError: string | undefined;
-          try {
-            const session = await connector.open(d);
-            try {
-              // One run at a time on a difusor, whichever host: another host's publish is not switched over.
-              const lease = await takeLease(session, claim, { difusor: d.id });
-              try {
-                if (lease.takenOver) await journal.append({ phase: 'lease-takeover', result: 'info', difusor: d.id, cut: to, detail: takeoverDetail(host, lease.takenOver) });
-                // Back to bytes this host published, not just to a directory of that name.
-                if (action === 'switch' && published !== undefined) {
-                  const lines = manifestText([{ path: MANIFEST_NAME, sha256: sha256Hex(published) }]);
-                  const differences = compareRelease(published, parseVerify((await helperStep(session, 'audit', [to], lines)).stdout), sizes);
-                  if (differences.length > 0) throw new Error(`releases/${to} differs from what was published: ${differences.slice(0, 5).join('; ')}`);
-                }
-                await lease.confirm();
-                holdError = await holdThere(session, to, claim);
-                if (holdError) await journal.append({ phase: 'rollback-hold', result: 'failed', difusor: d.id, cut: to, error: holdError, detail: { cut: to } });
-                if (action === 'switch') {
-                  await lease.confirm();
-                  const out = await helperStep(session, 'switch', [to]);
-                  if (out.stdout.trim() !== `live releases/${to}`) throw new Error(`current points to ${out.stdout.trim().replace(/^live /, '') || 'nothing'} after the switch`);
-                }
-              } finally {
-                await lease.release();
-              }
-            } finally {
-              session.close();
-            }
-          } catch (error) {
-            // Already on the cut and merely not held there (unreachable now): it stays back, the outcome says so.
-            if (action === 'switch' || error instanceof LeaseHeldError) return fail(errorText(error));
-            holdError = errorText(error);
-          }
-          await state.recordResult(d.id, { at: ports.clock.now().toISOString(), cut: to, result: 'live', live: to });
-          await journal.append({ phase: 'rollback', result: 'ok', difusor: d.id, cut: to, detail: { cut: to, from: previous ?? null, switched: action === 'switch', ...(holdError ? { holdError } : {}) } });
-          return { id: d.id, result: 'live', from: previous, ...(holdError ? { error: holdNotRecorded(holdError) } : {}) };
-        }),
-      );
-      let hold: RollbackHold | undefined;
-      const live = outcomes.filter((o) => o.result === 'live').map((o) => o.id);
-      if (live.length > 0) {
-        hold = holdFor(live);
-        await writeHold(stateDir, hold);
-      } else if (reaching.length > 0) {
-        // Nothing moved back: the hold written ahead goes, and the one before (if any) is kept.
-        if (holdBefore) await writeHold(stateDir, holdBefore);
-        else await clearHold(stateDir);
-      }
+      const each: EachRollback = { to, journal, connector, claim, published, sizes, state, clock: ports.clock };
+      const outcomes = await Promise.all(rows.map((row) => rollBackOne(row, each)));
+      const hold = await settleHold(stateDir, outcomes, { reaching, holdBefore, holdFor });
       return {
         to,
         from,
@@ -224,4 +171,98 @@ export async function rollback(opts: { registry: Registry; to?: string; only: st
   } finally {
     await connector.dispose();
   }
+}
+
+/** What every difusor's rollback shares: the cut, the run's journal and lease claim, and the bytes it goes back to. */
+interface EachRollback {
+  to: string;
+  journal: Journal;
+  connector: DifusorConnector;
+  claim: LeaseClaim;
+  /** The manifest the release is checked against, when this host has one (published, or its own copy's). */
+  published?: string;
+  sizes?: Map<string, number>;
+  state: StateStore;
+  clock: Clock;
+}
+
+/** One difusor back to the cut (or held there, already on it), journaled; never throws. */
+async function rollBackOne(row: { difusor: Difusor; serving: Serving; action: RollbackAction }, each: EachRollback): Promise<RollbackOutcome> {
+  const { difusor: d, serving, action } = row;
+  const { to, journal } = each;
+  const previous = serving.live;
+  const fail = async (error: string): Promise<RollbackOutcome> => {
+    await journal.append({ phase: 'rollback', result: 'failed', difusor: d.id, cut: to, error, detail: { cut: to, from: previous ?? null } });
+    return { id: d.id, result: 'failed', from: previous, error };
+  };
+  if (action === 'unreachable') return fail(serving.error ?? 'unreachable');
+  if (action === 'lacking') return fail(`releases/${to} is not on the difusor (pruned, or never delivered)`);
+  let holdError: string | undefined;
+  try {
+    holdError = await switchUnderLease(d, action, each);
+  } catch (error) {
+    // Already on the cut and merely not held there (unreachable now): it stays back, the outcome says so.
+    if (action === 'switch' || error instanceof LeaseHeldError) return fail(errorText(error));
+    holdError = errorText(error);
+  }
+  await each.state.recordResult(d.id, { at: each.clock.now().toISOString(), cut: to, result: 'live', live: to });
+  await journal.append({ phase: 'rollback', result: 'ok', difusor: d.id, cut: to, detail: { cut: to, from: previous ?? null, switched: action === 'switch', ...(holdError ? { holdError } : {}) } });
+  return { id: d.id, result: 'live', from: previous, ...(holdError ? { error: holdNotRecorded(holdError) } : {}) };
+}
+
+/**
+ * Under the difusor's lease (one run at a time there, whichever host): the release checked against the bytes this
+ * host knows, the hold set on the difusor, then the switch. A difusor already on the cut is held too: the other
+ * host's cron must not move it on. Returns why the hold could not be recorded there, if it could not.
+ */
+async function switchUnderLease(d: Difusor, action: RollbackAction, each: EachRollback): Promise<string | undefined> {
+  const { to, journal, claim } = each;
+  const session = await each.connector.open(d);
+  try {
+    const lease = await takeLease(session, claim, { difusor: d.id });
+    try {
+      if (lease.takenOver) await journal.append({ phase: 'lease-takeover', result: 'info', difusor: d.id, cut: to, detail: takeoverDetail(claim.host, lease.takenOver) });
+      if (action === 'switch' && each.published !== undefined) await refuseDifferentRelease(session, to, each.published, each.sizes);
+      await lease.confirm();
+      const holdError = await holdThere(session, to, claim);
+      if (holdError) await journal.append({ phase: 'rollback-hold', result: 'failed', difusor: d.id, cut: to, error: holdError, detail: { cut: to } });
+      if (action === 'switch') {
+        await lease.confirm();
+        const out = await helperStep(session, 'switch', [to]);
+        if (out.stdout.trim() !== `live releases/${to}`) throw new Error(`current points to ${out.stdout.trim().replace(/^live /, '') || 'nothing'} after the switch`);
+      }
+      return holdError;
+    } finally {
+      await lease.release();
+    }
+  } finally {
+    session.close();
+  }
+}
+
+/** Back to bytes this host published (or its own copy of the cut), not just to a directory of that name. */
+async function refuseDifferentRelease(session: DifusorSession, to: string, published: string, sizes: Map<string, number> | undefined): Promise<void> {
+  const lines = manifestText([{ path: MANIFEST_NAME, sha256: sha256Hex(published) }]);
+  const differences = compareRelease(published, parseVerify((await helperStep(session, 'audit', [to], lines)).stdout), sizes);
+  if (differences.length > 0) throw new Error(`releases/${to} differs from what was published: ${differences.slice(0, 5).join('; ')}`);
+}
+
+/** The state dir's hold once the difusores answered: on those now back; none written ahead left when none moved. */
+async function settleHold(
+  stateDir: string,
+  outcomes: RollbackOutcome[],
+  ahead: { reaching: string[]; holdBefore?: RollbackHold; holdFor(ids: string[]): RollbackHold },
+): Promise<RollbackHold | undefined> {
+  const live = outcomes.filter((o) => o.result === 'live').map((o) => o.id);
+  if (live.length > 0) {
+    const hold = ahead.holdFor(live);
+    await writeHold(stateDir, hold);
+    return hold;
+  }
+  if (ahead.reaching.length > 0) {
+    // Nothing moved back: the hold written ahead goes, and the one before (if any) is kept.
+    if (ahead.holdBefore) await writeHold(stateDir, ahead.holdBefore);
+    else await clearHold(stateDir);
+  }
+  return undefined;
 }
