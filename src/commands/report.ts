@@ -2,8 +2,10 @@ import { Flags } from '@oclif/core';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { readJournal } from '../core/records/journal.js';
-import { headCaveat } from '../core/records/merged-journal.js';
+import { headCaveat, type MergedJournal } from '../core/records/merged-journal.js';
 import { displayPath } from '../core/registry/registry.js';
+import type { Difusor, Registry } from '../core/registry/types.js';
+import type { Clock } from '../core/clock-port.js';
 import { buildReport, type MemoriaReport } from '../core/memoria/report.js';
 import { dayNumber, type Period } from '../core/memoria/traffic.js';
 import { formatLocal } from '../core/registry/window.js';
@@ -51,7 +53,31 @@ export default class Report extends DifusionCommand {
     const registry = await this.requireRegistry(flags.registry);
     const period = this.period(flags.from, flags.to, '--from', '--to');
     const baseline = flags['baseline-from'] ? this.period(flags['baseline-from'], flags['baseline-to'] as string, '--baseline-from', '--baseline-to') : undefined;
-    const only = flags.only ?? [];
+    const targets = this.reported(registry, flags.only ?? []);
+    const { publication } = registry;
+    // Before any log is pulled: a memoria is never built on an altered journal.
+    const merged = await this.mergedJournal(publication.state_dir, flags.journal ?? []);
+    const clock = systemClock(process.env, { timezone: publication.timezone });
+    if (clock.fromEnv && !this.jsonEnabled()) this.logToStderr(`clock set by ${clock.setting}`);
+
+    let report = await this.build(registry, targets, { period, baseline, merged, clock });
+    if (merged) report = { ...report, journals: merged.journals };
+    const caveats = (report.journals ?? []).flatMap((j) => {
+      const caveat = headCaveat(j);
+      return caveat ? [`${displayPath(j.file)} (${j.host}): ${caveat}.`] : [];
+    });
+    const out = path.resolve(flags.out);
+    await writeReportFiles(out, report, publication.timezone);
+
+    // Under --json report.json and the document carry it (journals[].head); the operator reads it on stderr.
+    if (this.jsonEnabled()) for (const caveat of caveats) this.say(caveat);
+    else this.show(report, caveats, out);
+    this.finish(report.exitCode);
+    return report;
+  }
+
+  /** The difusores --only names (every one by default); an unknown id is refused naming the known ones. */
+  private reported(registry: Registry, only: string[]): Difusor[] {
     const unknown = only.filter((id) => !registry.difusores.some((d) => d.id === id));
     if (unknown.length > 0) {
       this.error(`unknown difusor ${unknown.map((id) => `"${id}"`).join(', ')} in --only`, {
@@ -59,23 +85,25 @@ export default class Report extends DifusionCommand {
         suggestions: [`known ids: ${registry.difusores.map((d) => d.id).join(', ')}`],
       });
     }
-    const targets = registry.difusores.filter((d) => only.length === 0 || only.includes(d.id));
-    const { publication } = registry;
-    // Before any log is pulled: a memoria is never built on an altered journal.
-    const merged = await this.mergedJournal(publication.state_dir, flags.journal ?? []);
-    const clock = systemClock(process.env, { timezone: publication.timezone });
-    if (clock.fromEnv && !this.jsonEnabled()) this.logToStderr(`clock set by ${clock.setting}`);
+    return registry.difusores.filter((d) => only.length === 0 || only.includes(d.id));
+  }
 
+  /** Each difusor's logs pulled and counted, the journal's facts beside them. */
+  private async build(
+    registry: Registry,
+    targets: Difusor[],
+    how: { period: Period; baseline?: Period; merged?: MergedJournal; clock: Clock },
+  ): Promise<MemoriaReport> {
+    const { publication } = registry;
     const connector = await createConnector(registry, targets.filter((d) => d.access_log), { rsyncAlongside: false });
     const progress = reportProgress(process.stderr, { enabled: Boolean(process.stderr.isTTY) && !this.jsonEnabled() && !process.env.NO_COLOR });
-    let report: MemoriaReport;
     try {
-      report = await buildReport(
-        { targets, timeZone: publication.timezone, period, baseline, concurrency: publication.concurrency },
+      return await buildReport(
+        { targets, timeZone: publication.timezone, period: how.period, baseline: how.baseline, concurrency: publication.concurrency },
         {
           logs: reportLogs(publication.state_dir, connector),
-          journal: async () => merged?.entries ?? (await readJournal(publication.state_dir)),
-          now: () => clock.now(),
+          journal: async () => how.merged?.entries ?? (await readJournal(publication.state_dir)),
+          now: () => how.clock.now(),
           onProgress: progress.update,
         },
       );
@@ -83,59 +111,38 @@ export default class Report extends DifusionCommand {
       progress.done();
       await connector.dispose();
     }
-    if (merged) report = { ...report, journals: merged.journals };
-    const caveats = (report.journals ?? []).flatMap((j) => {
-      const caveat = headCaveat(j);
-      return caveat ? [`${displayPath(j.file)} (${j.host}): ${caveat}.`] : [];
-    });
-
-    const out = path.resolve(flags.out);
-    await mkdir(out, { recursive: true });
-    const write = async (name: string, data: string): Promise<void> => {
-      const tmp = path.join(out, `.${name}.${process.pid}.tmp`);
-      await writeFile(tmp, data);
-      await rename(tmp, path.join(out, name));
-    };
-    await write('report.json', JSON.stringify(report, null, 2) + '\n');
-    for (const d of report.difusores.filter((r) => r.result === 'ok')) await write(`${d.id}.csv`, renderDifusorCsv(d));
-    await write('index.html', renderReportHtml(report, { generatedLocal: formatLocal(new Date(report.generatedAt), publication.timezone) }));
-
-    // Under --json report.json and the document carry it (journals[].head); the operator reads it on stderr.
-    if (this.jsonEnabled()) for (const caveat of caveats) this.say(caveat);
-    if (!this.jsonEnabled()) {
-      this.log(
-        renderTable(
-          ['difusor', 'result', 'visits', 'visitors', 'pages', 'hits', 'bytes', 'robots', 'malformed', 'vs baseline', 'error'],
-          report.difusores.map((d) => [
-            d.id,
-            d.result,
-            String(d.visits),
-            String(d.visitors),
-            String(d.pages),
-            String(d.hits),
-            formatBytes(d.bytes),
-            String(d.robots.hits),
-            String(d.malformed),
-            d.ratio?.visits === undefined ? '-' : d.ratio.visits === null ? 'n/a' : `${d.ratio.visits}x visits`,
-            d.error ?? '',
-          ]),
-        ),
-      );
-      if (report.journals) {
-        const from = report.journals.map((j) => `${j.own ? "this host's" : displayPath(j.file)} (${j.host}, ${j.entries} entries)`).join(' and ');
-        this.log(`journals verified and merged in time order: ${from}`);
-      }
-      for (const caveat of caveats) this.log(caveat);
-      this.log(`${report.incidents.length} incident(s) in the period; ${report.cuts.length} cut(s) went live.`);
-      this.log(`written: ${displayPath(path.join(out, 'index.html'))}, report.json, ${report.difusores.filter((r) => r.result === 'ok').length} CSV file(s)`);
-      for (const d of report.difusores.filter((r) => r.result === 'failed')) {
-        this.logToStderr(`${d.id}: not reported: ${d.error}. Its logs pulled so far stay in the state directory; run the report again to resume.`);
-      }
-    }
-    this.finish(report.exitCode);
-    return report;
   }
 
+  private show(report: MemoriaReport, caveats: string[], out: string): void {
+    this.log(
+      renderTable(
+        ['difusor', 'result', 'visits', 'visitors', 'pages', 'hits', 'bytes', 'robots', 'malformed', 'vs baseline', 'error'],
+        report.difusores.map((d) => [
+          d.id,
+          d.result,
+          String(d.visits),
+          String(d.visitors),
+          String(d.pages),
+          String(d.hits),
+          formatBytes(d.bytes),
+          String(d.robots.hits),
+          String(d.malformed),
+          d.ratio?.visits === undefined ? '-' : d.ratio.visits === null ? 'n/a' : `${d.ratio.visits}x visits`,
+          d.error ?? '',
+        ]),
+      ),
+    );
+    if (report.journals) {
+      const from = report.journals.map((j) => `${j.own ? "this host's" : displayPath(j.file)} (${j.host}, ${j.entries} entries)`).join(' and ');
+      this.log(`journals verified and merged in time order: ${from}`);
+    }
+    for (const caveat of caveats) this.log(caveat);
+    this.log(`${report.incidents.length} incident(s) in the period; ${report.cuts.length} cut(s) went live.`);
+    this.log(`written: ${displayPath(path.join(out, 'index.html'))}, report.json, ${report.difusores.filter((r) => r.result === 'ok').length} CSV file(s)`);
+    for (const d of report.difusores.filter((r) => r.result === 'failed')) {
+      this.logToStderr(`${d.id}: not reported: ${d.error}. Its logs pulled so far stay in the state directory; run the report again to resume.`);
+    }
+  }
 
   private period(from: string, to: string, fromFlag: string, toFlag: string): Period {
     for (const [value, flag] of [
@@ -151,4 +158,17 @@ export default class Report extends DifusionCommand {
     if (dayNumber(to) < dayNumber(from)) this.error(`${toFlag} ${to} is before ${fromFlag} ${from}`, { exit: 2 });
     return { from, to };
   }
+}
+
+/** report.json, one CSV per difusor reported and the printable page, each renamed into place whole. */
+async function writeReportFiles(out: string, report: MemoriaReport, timeZone: string): Promise<void> {
+  await mkdir(out, { recursive: true });
+  const write = async (name: string, data: string): Promise<void> => {
+    const tmp = path.join(out, `.${name}.${process.pid}.tmp`);
+    await writeFile(tmp, data);
+    await rename(tmp, path.join(out, name));
+  };
+  await write('report.json', JSON.stringify(report, null, 2) + '\n');
+  for (const d of report.difusores.filter((r) => r.result === 'ok')) await write(`${d.id}.csv`, renderDifusorCsv(d));
+  await write('index.html', renderReportHtml(report, { generatedLocal: formatLocal(new Date(report.generatedAt), timeZone) }));
 }
