@@ -139,71 +139,95 @@ export async function cutoff(
     const plan: CutoffPlan = { action: 'cutoff', difusor, reason, serving: before, local: formatLocal(since ?? ports.clock.now(), tz), registryFile: registry.file };
     if (!(await ports.confirm(plan))) return CANCELLED;
 
-    return await underLock(registry, `cutoff ${difusor.id}`, ports, async (journal, run, deadRun) => {
-      // The notice carries the moment of the change, not the moment the plan was shown.
-      const at = since ?? ports.clock.now();
-      const notice = renderNotice({
-        difusor,
-        reason,
-        at,
-        timezone: tz,
-        officialUrl: registry.publication.official_url,
-        template: ports.noticeTemplate,
-        avoidStamps: before.notice ? [before.notice] : [],
-      });
-      const detail = {
-        reason,
-        notice: notice.stamp,
-        from: before.live ?? before.notice ?? null,
-        ...(since ? { suspendedSince: difusor.suspended_at } : {}),
-      };
-      const state = new StateStore(registry.publication.state_dir);
-      const claim = leaseClaim(registry, run, deadRun);
-      // The difusor's lease before anything is written there: another run there (this host's or the other's) leaves
-      // the difusor alone. The registry is the institute's own file: it says suspended whatever the difusor answers
-      // (a lease its admin forged must not keep it active), as for one that cannot be reached; the notice then
-      // waits, and every later publish puts it up once it holds the lease.
-      const reached = await reachUnderLease(connector, difusor, claim);
-      try {
-        try {
-          await changeDifusorStatus(ports.registry, difusor.id, { status: 'suspended', suspended_at: isoWithOffset(at, tz), suspension_reason: reason });
-        } catch (error) {
-          await journal.append({ phase: 'cutoff', result: 'failed', difusor: difusor.id, error: `registry: ${errorText(error)}`, detail });
-          throw error;
-        }
-        if ('held' in reached) {
-          const error = reached.held.message;
-          await state.recordResult(difusor.id, { at: at.toISOString(), cut: notice.stamp, result: NOTICE_FAILED, error });
-          await journal.append({ phase: 'cutoff', result: 'failed', difusor: difusor.id, error, detail: { ...detail, leftAlone: 'held', host: claim.host } });
-          return { difusor: difusor.id, notice: notice.stamp, from: detail.from ?? undefined, exitCode: 3 as const, error, leftAlone: 'held' as const, clock: clockNote(ports) };
-        }
-        try {
-          if ('error' in reached) throw reached.error;
-          if (reached.lease.takenOver) {
-            await journal.append({ phase: 'lease-takeover', result: 'info', difusor: difusor.id, detail: takeoverDetail(claim.host, reached.lease.takenOver) });
-          }
-          await reached.lease.confirm();
-          await deliverNotice(reached.session, notice, connector, difusor);
-        } catch (error) {
-          const message = errorText(error);
-        // Remembered, so every later publish says the notice is missing until a cutoff puts it there.
-        await state.recordResult(difusor.id, { at: at.toISOString(), cut: notice.stamp, result: NOTICE_FAILED, error: message });
-        await journal.append({ phase: 'cutoff', result: 'failed', difusor: difusor.id, error: message, detail });
-          return { difusor: difusor.id, notice: notice.stamp, from: detail.from ?? undefined, exitCode: 1 as const, error: message, clock: clockNote(ports) };
-        }
-      } finally {
-        if ('lease' in reached) {
-          await reached.lease.release();
-          reached.session.close();
-        }
-      }
-      await state.recordResult(difusor.id, { at: at.toISOString(), cut: notice.stamp, result: 'notice' });
-      await journal.append({ phase: 'cutoff', result: 'ok', difusor: difusor.id, detail });
-      return { difusor: difusor.id, notice: notice.stamp, from: detail.from ?? undefined, exitCode: 0 as const, clock: clockNote(ports) };
-    });
+    return await underLock(registry, `cutoff ${difusor.id}`, ports, (journal, run, deadRun) =>
+      suspendAndNotify({ registry, difusor, reason, since, before, journal, claim: leaseClaim(registry, run, deadRun), connector, ports }),
+    );
   } finally {
     await connector.dispose();
   }
+}
+
+/** A cutoff under the lock, once confirmed: the registry first, then the notice under the difusor's lease. */
+async function suspendAndNotify(c: {
+  registry: Registry;
+  difusor: Difusor;
+  reason: string;
+  since?: Date;
+  before: Serving;
+  journal: Journal;
+  claim: LeaseClaim;
+  connector: DifusorConnector;
+  ports: CutoffPorts;
+}): Promise<CutoffResult> {
+  const { registry, difusor, reason, since, before, journal, claim, connector, ports } = c;
+  const tz = registry.publication.timezone;
+  // The notice carries the moment of the change, not the moment the plan was shown.
+  const at = since ?? ports.clock.now();
+  const notice = renderNotice({
+    difusor,
+    reason,
+    at,
+    timezone: tz,
+    officialUrl: registry.publication.official_url,
+    template: ports.noticeTemplate,
+    avoidStamps: before.notice ? [before.notice] : [],
+  });
+  const detail = {
+    reason,
+    notice: notice.stamp,
+    from: before.live ?? before.notice ?? null,
+    ...(since ? { suspendedSince: difusor.suspended_at } : {}),
+  };
+  const state = new StateStore(registry.publication.state_dir);
+  const result = (exitCode: 0 | 1 | 3, more: { error?: string; leftAlone?: 'held' } = {}): CutoffResult => ({
+    difusor: difusor.id,
+    notice: notice.stamp,
+    from: detail.from ?? undefined,
+    exitCode,
+    ...more,
+    clock: clockNote(ports),
+  });
+  // Remembered, so every later publish says the notice is missing (and puts it up) until one is in place.
+  const noticeMissing = async (error: string, leftAlone?: 'held'): Promise<void> => {
+    await state.recordResult(difusor.id, { at: at.toISOString(), cut: notice.stamp, result: NOTICE_FAILED, error });
+    await journal.append({ phase: 'cutoff', result: 'failed', difusor: difusor.id, error, detail: leftAlone ? { ...detail, leftAlone, host: claim.host } : detail });
+  };
+  // The difusor's lease before anything is written there: another run there (this host's or the other's) leaves
+  // the difusor alone. The registry is the institute's own file: it says suspended whatever the difusor answers
+  // (a lease its admin forged must not keep it active), as for one that cannot be reached; the notice then
+  // waits, and every later publish puts it up once it holds the lease.
+  const reached = await reachUnderLease(connector, difusor, claim);
+  try {
+    try {
+      await changeDifusorStatus(ports.registry, difusor.id, { status: 'suspended', suspended_at: isoWithOffset(at, tz), suspension_reason: reason });
+    } catch (error) {
+      await journal.append({ phase: 'cutoff', result: 'failed', difusor: difusor.id, error: `registry: ${errorText(error)}`, detail });
+      throw error;
+    }
+    if ('held' in reached) {
+      await noticeMissing(reached.held.message, 'held');
+      return result(3, { error: reached.held.message, leftAlone: 'held' });
+    }
+    try {
+      if ('error' in reached) throw reached.error;
+      if (reached.lease.takenOver) {
+        await journal.append({ phase: 'lease-takeover', result: 'info', difusor: difusor.id, detail: takeoverDetail(claim.host, reached.lease.takenOver) });
+      }
+      await reached.lease.confirm();
+      await deliverNotice(reached.session, notice, connector, difusor);
+    } catch (error) {
+      await noticeMissing(errorText(error));
+      return result(1, { error: errorText(error) });
+    }
+  } finally {
+    if ('lease' in reached) {
+      await reached.lease.release();
+      reached.session.close();
+    }
+  }
+  await state.recordResult(difusor.id, { at: at.toISOString(), cut: notice.stamp, result: 'notice' });
+  await journal.append({ phase: 'cutoff', result: 'ok', difusor: difusor.id, detail });
+  return result(0);
 }
 
 /** This run's claim on a difusor's lease, as publish and rollback make it (one run at a time per host: --host-lock). */
