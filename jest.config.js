@@ -7,6 +7,7 @@ const common = {
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   // The build's dist/package.json (scripts/build-dist.mjs) would otherwise be a second "difusion" to jest.
   modulePathIgnorePatterns: ['<rootDir>/dist/'],
+  setupFilesAfterEnv: ['<rootDir>/test/support/exit-code.ts'],
 };
 
 export default {

@@ -217,6 +217,9 @@ describe('whatever a command prints passes through one rule', () => {
   it('an error of the core the command ends with: its message and its stack', async () => {
     const error = new Error(HOSTILE);
     await expect(new Talk([], config).fail(error)).rejects.toBe(error);
+    // oclif's catch set the process's exit code, as it does for a command that ends in an error.
+    expect(process.exitCode).toBe(1);
+    process.exitCode = undefined;
     expectSafe(error.message);
     expectSafe(error.stack ?? '');
   });
